@@ -1,0 +1,124 @@
+//! [`Pool`]: a fixed number of nodes per level, allocated up front.
+
+use alloc::vec::Vec;
+use core::mem::size_of;
+
+use super::slab::{Entry, Slab};
+use super::{Backend, Store, sealed};
+
+/// A fixed node capacity per level, allocated when the table is built; no
+/// allocation after that.
+///
+/// For code that must not allocate (an EPT-violation handler, an interrupt
+/// path) or must bound its memory. Each level below the root can hold
+/// `capacity` tables and each large-page level `capacity` large entries' worth
+/// of tables; the root is always there. When an operation needs more nodes
+/// than are free it fails with
+/// [`ErrorKind::OutOfNodes`](crate::ErrorKind::OutOfNodes), hands the value
+/// back and leaves the table exactly as it was. Removing entries returns their
+/// nodes to the pool.
+///
+/// The pool still needs `alloc` (its blocks come from the global allocator,
+/// once, when the table is built; `iter_mut` also allocates a small index);
+/// a table without any global allocator is not supported.
+///
+/// ```
+/// use mem_table::{ErrorKind, MemTable, backend::Pool, geometry::X86_4Level};
+/// // Room for one path below the root: one table per level.
+/// let mut t: MemTable<u64, X86_4Level, Pool> = MemTable::with_backend(Pool::new(1));
+/// t.insert(0x1000, 1).unwrap();
+/// t.insert(0x2000, 2).unwrap(); // same bottom table
+/// let err = t.insert(0x4000_0000_0000, 3).unwrap_err(); // needs a second path
+/// assert_eq!(err.kind(), ErrorKind::OutOfNodes);
+/// assert_eq!(err.into_value(), 3);
+/// assert_eq!(t.len(), 2);
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Pool {
+    capacity: usize,
+}
+
+impl Pool {
+    /// A pool with room for `capacity` nodes at every level below the root.
+    pub const fn new(capacity: usize) -> Pool {
+        Pool { capacity }
+    }
+
+    /// The per-level capacity.
+    pub const fn capacity(&self) -> usize {
+        self.capacity
+    }
+}
+
+impl sealed::Sealed for Pool {}
+
+impl Backend for Pool {
+    type Store<T: Default> = PoolStore<T>;
+    const NAME: &'static str = "pool";
+
+    fn new_store<T: Default>(&self) -> PoolStore<T> {
+        PoolStore { slab: Slab::with_capacity(self.capacity), capacity: self.capacity }
+    }
+}
+
+/// The [`Pool`] store: a slab that never grows past its capacity.
+#[doc(hidden)]
+pub struct PoolStore<T> {
+    slab: Slab<T>,
+    capacity: usize,
+}
+
+impl<T: Default> Store<T> for PoolStore<T> {
+    #[inline(always)]
+    fn get(&self, id: u32) -> &T {
+        self.slab.get(id)
+    }
+
+    #[inline(always)]
+    fn get_mut(&mut self, id: u32) -> &mut T {
+        self.slab.get_mut(id)
+    }
+
+    fn try_reserve(&mut self, n: usize) -> Result<usize, ()> {
+        if n <= self.available() { Ok(0) } else { Err(()) }
+    }
+
+    fn unreserve(&mut self, _added: usize) {}
+
+    fn insert(&mut self, t: T) -> u32 {
+        assert!(self.available() > 0, "mem-table: pool insert without a reservation");
+        self.slab.insert(t)
+    }
+
+    fn remove(&mut self, id: u32) -> T {
+        self.slab.remove(id)
+    }
+
+    fn len(&self) -> usize {
+        self.slab.len()
+    }
+
+    fn available(&self) -> usize {
+        self.capacity - self.slab.len()
+    }
+
+    fn capacity(&self) -> Option<usize> {
+        Some(self.capacity)
+    }
+
+    fn bytes(&self) -> usize {
+        self.slab.entries.capacity() * size_of::<Entry<T>>()
+    }
+
+    fn clear(&mut self) {
+        self.slab.clear();
+    }
+
+    fn refs_mut(&mut self) -> Vec<Option<&mut T>> {
+        self.slab.refs_mut().collect()
+    }
+
+    fn clone_with(&self, f: impl FnMut(&T) -> T) -> Self {
+        PoolStore { slab: self.slab.clone_with(self.capacity, f), capacity: self.capacity }
+    }
+}

@@ -1,0 +1,188 @@
+//! The [`Entry`] API: insert-or-update one page with a single call.
+
+use crate::backend::Backend;
+use crate::error::Error;
+#[allow(unused_imports)] // named in docs
+use crate::error::ErrorKind;
+use crate::raw::chain::Probe;
+use crate::geometry::Geometry;
+use crate::page::{Level, Page};
+use crate::table::MemTable;
+
+/// One place in a table, occupied or vacant: from [`MemTable::entry`] and
+/// [`MemTable::entry_at`].
+///
+/// ```
+/// use mem_table::MemTable;
+/// let mut t: MemTable<u32> = MemTable::new();
+/// for addr in [0x1000, 0x2000, 0x1000] {
+///     *t.entry(addr).unwrap().or_insert(0) += 1;
+/// }
+/// assert_eq!(t[0x1000], 2);
+/// assert_eq!(t[0x2000], 1);
+/// ```
+pub enum Entry<'a, V, G: Geometry, B: Backend> {
+    /// An entry of that level at that address exists.
+    Occupied(OccupiedEntry<'a, V, G, B>),
+    /// Nothing covers the place.
+    Vacant(VacantEntry<'a, V, G, B>),
+}
+
+/// An existing entry.
+pub struct OccupiedEntry<'a, V, G: Geometry, B: Backend> {
+    table: &'a mut MemTable<V, G, B>,
+    page: Page,
+}
+
+/// A place with no entry, where one may be inserted.
+pub struct VacantEntry<'a, V, G: Geometry, B: Backend> {
+    table: &'a mut MemTable<V, G, B>,
+    addr: u64,
+    level: Level,
+}
+
+impl<V, G: Geometry, B: Backend> MemTable<V, G, B> {
+    /// The entry for the base page at `addr`.
+    ///
+    /// # Errors
+    /// [`Misaligned`](ErrorKind::Misaligned),
+    /// [`OutOfReach`](ErrorKind::OutOfReach),
+    /// [`ConflictLarger`](ErrorKind::ConflictLarger) if a large entry covers
+    /// `addr` (the entry API never hands out a large entry for a base page).
+    pub fn entry(&mut self, addr: u64) -> Result<Entry<'_, V, G, B>, Error> {
+        self.entry_at(addr, Level::BASE)
+    }
+
+    /// The entry of `level` at `addr`.
+    ///
+    /// # Errors
+    /// As [`insert_at`](Self::insert_at), except that running out of nodes is
+    /// only reported when a vacant entry is filled.
+    ///
+    /// ```
+    /// use mem_table::{Level, MemTable};
+    /// let mut t: MemTable<u8> = MemTable::new();
+    /// t.entry_at(0x20_0000, Level::new(1)).unwrap().or_insert(1);
+    /// assert_eq!(t.get_key_value(0x20_1000).unwrap().0.level(), Level::new(1));
+    /// ```
+    pub fn entry_at(&mut self, addr: u64, level: Level) -> Result<Entry<'_, V, G, B>, Error> {
+        let (probe, _) = self.plan_insert(addr, level)?;
+        let shift = G::page_shift(level).expect("checked level");
+        Ok(match probe {
+            Probe::Occupied => {
+                Entry::Occupied(OccupiedEntry { table: self, page: Page::new(addr, level.index() as u8, shift) })
+            }
+            _ => Entry::Vacant(VacantEntry { table: self, addr, level }),
+        })
+    }
+}
+
+impl<'a, V, G: Geometry, B: Backend> Entry<'a, V, G, B> {
+    /// The value, inserting `default` if vacant.
+    ///
+    /// # Panics
+    /// If the table runs out of nodes (use [`VacantEntry::try_insert`]).
+    pub fn or_insert(self, default: V) -> &'a mut V {
+        self.or_insert_with(|| default)
+    }
+
+    /// The value, inserting `f()` if vacant.
+    ///
+    /// # Panics
+    /// If the table runs out of nodes.
+    pub fn or_insert_with<F: FnOnce() -> V>(self, f: F) -> &'a mut V {
+        match self {
+            Entry::Occupied(o) => o.into_mut(),
+            Entry::Vacant(v) => v.insert(f()),
+        }
+    }
+
+    /// The value, inserting `V::default()` if vacant.
+    ///
+    /// # Panics
+    /// If the table runs out of nodes.
+    pub fn or_default(self) -> &'a mut V
+    where
+        V: Default,
+    {
+        self.or_insert_with(V::default)
+    }
+
+    /// Calls `f` on the value if occupied.
+    pub fn and_modify<F: FnOnce(&mut V)>(mut self, f: F) -> Self {
+        if let Entry::Occupied(o) = &mut self {
+            f(o.get_mut());
+        }
+        self
+    }
+
+    /// The entry's page.
+    pub fn page(&self) -> Page {
+        match self {
+            Entry::Occupied(o) => o.page,
+            Entry::Vacant(v) => v.page(),
+        }
+    }
+}
+
+impl<'a, V, G: Geometry, B: Backend> OccupiedEntry<'a, V, G, B> {
+    /// The entry's page.
+    pub fn page(&self) -> Page {
+        self.page
+    }
+
+    /// The value.
+    pub fn get(&self) -> &V {
+        self.table.get(self.page.addr()).expect("occupied entry")
+    }
+
+    /// The value, mutably (marks it changed).
+    pub fn get_mut(&mut self) -> &mut V {
+        self.table.get_mut(self.page.addr()).expect("occupied entry")
+    }
+
+    /// The value, mutably, for the table's borrow.
+    pub fn into_mut(self) -> &'a mut V {
+        self.table.get_mut(self.page.addr()).expect("occupied entry")
+    }
+
+    /// Replaces the value, returning the old one.
+    pub fn insert(&mut self, v: V) -> V {
+        core::mem::replace(self.get_mut(), v)
+    }
+
+    /// Removes the entry, returning its value.
+    pub fn remove(self) -> V {
+        let (_, v) = self.table.remove(self.page.addr()).expect("valid address").expect("occupied entry");
+        v
+    }
+}
+
+impl<'a, V, G: Geometry, B: Backend> VacantEntry<'a, V, G, B> {
+    /// The page the entry would cover.
+    pub fn page(&self) -> Page {
+        let shift = G::page_shift(self.level).expect("checked level");
+        Page::new(self.addr, self.level.index() as u8, shift)
+    }
+
+    /// Inserts `v`, or hands it back if the table runs out of nodes.
+    ///
+    /// # Errors
+    /// [`OutOfNodes`](ErrorKind::OutOfNodes), table unchanged.
+    pub fn try_insert(self, v: V) -> Result<&'a mut V, Error<V>> {
+        let table = self.table;
+        table.insert_at(self.addr, self.level, v)?;
+        Ok(table.get_mut(self.addr).expect("just inserted"))
+    }
+
+    /// Inserts `v` and returns it, mutably.
+    ///
+    /// # Panics
+    /// If the table runs out of nodes (use [`try_insert`](Self::try_insert)).
+    pub fn insert(self, v: V) -> &'a mut V {
+        match self.try_insert(v) {
+            Ok(v) => v,
+            Err(e) => panic!("mem-table: {e}"),
+        }
+    }
+}

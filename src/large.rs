@@ -1,0 +1,300 @@
+//! Large pages: split, merge, range set, range remove and compact.
+
+use core::ops::RangeBounds;
+
+use crate::backend::Backend;
+use crate::error::{Error, ErrorKind};
+use crate::geometry::{Geometry, MAX_LEVELS};
+use crate::ops::{CloneOps, PageOps, SplitByClone};
+use crate::page::Level;
+use crate::raw::ranges::{Ranges, Refusal, plan_remove_root, plan_set_root};
+use crate::table::{MemTable, Top};
+
+impl<V, G: Geometry, B: Backend> MemTable<V, G, B> {
+    /// Maps a refusal from the raw layer to an error at `(addr, level)`.
+    fn refusal(r: Refusal, addr: u64, level: Level, nothing: ErrorKind) -> Error {
+        match r {
+            Refusal::Nothing => Error::new(nothing, addr, level, ()),
+            Refusal::Declined => Error::new(ErrorKind::NotMergeable, addr, level, ()),
+            Refusal::Larger(p) => Error::new(ErrorKind::ConflictLarger, p.addr(), p.level(), ()),
+            Refusal::NoEntriesBelow(l) => Error::new(ErrorKind::NoEntriesAtLevel, addr, Level::new(l), ()),
+        }
+    }
+
+    /// Checks a range for the range operations: non-empty, within reach,
+    /// both ends on base-page boundaries. Returns its inclusive bounds.
+    fn check_range(range: &impl RangeBounds<u64>) -> Result<(u64, u64), Error> {
+        use core::ops::Bound;
+        let empty = |addr| Error::new(ErrorKind::EmptyRange, addr, Level::BASE, ());
+        let lo = match range.start_bound() {
+            Bound::Included(&a) => a,
+            Bound::Excluded(&a) => a.checked_add(1).ok_or(empty(a))?,
+            Bound::Unbounded => 0,
+        };
+        let last = match range.end_bound() {
+            Bound::Included(&a) => a,
+            Bound::Excluded(&a) => a.checked_sub(1).ok_or(empty(lo))?,
+            Bound::Unbounded => u64::MAX >> (64 - G::ADDRESS_BITS),
+        };
+        if lo > last {
+            return Err(empty(lo));
+        }
+        if !G::in_reach(last) {
+            return Err(Error::new(ErrorKind::OutOfReach, last, Level::BASE, ()));
+        }
+        let mask = (1u64 << G::PAGE_SHIFT) - 1;
+        if lo & mask != 0 {
+            return Err(Error::new(ErrorKind::Misaligned, lo, Level::BASE, ()));
+        }
+        if last & mask != mask {
+            return Err(Error::new(ErrorKind::Misaligned, last.wrapping_add(1), Level::BASE, ()));
+        }
+        Ok((lo, last))
+    }
+
+    /// Splits the large entry at `(addr, level)` into a full table of
+    /// entries one level down, each a clone of it.
+    ///
+    /// # Errors
+    /// The table unchanged: [`NothingToSplit`](ErrorKind::NothingToSplit)
+    /// if there is no entry of `level` at `addr`;
+    /// [`ConflictLarger`](ErrorKind::ConflictLarger) if an even larger entry
+    /// covers it; [`NoEntriesAtLevel`](ErrorKind::NoEntriesAtLevel) if
+    /// `level` or the level below cannot hold entries;
+    /// [`Misaligned`](ErrorKind::Misaligned),
+    /// [`OutOfReach`](ErrorKind::OutOfReach),
+    /// [`OutOfNodes`](ErrorKind::OutOfNodes).
+    ///
+    /// ```text
+    ///  level 1 slot               level 1 slot -> new level 0 table
+    /// +-----------+              +-----------+    +---+---+-----+---+
+    /// | 2 MiB: v  |   split  =>  |  table  --+--> | v | v | ... | v |  512 x 4 KiB
+    /// +-----------+              +-----------+    +---+---+-----+---+
+    /// ```
+    ///
+    /// O(fan-out); creates one table.
+    ///
+    /// ```
+    /// use mem_table::{Level, MemTable};
+    /// let mut t: MemTable<u8> = MemTable::new();
+    /// t.insert_at(0x20_0000, Level::new(1), 5).unwrap();
+    /// t.split(0x20_0000, Level::new(1)).unwrap();
+    /// assert_eq!(t.len(), 512);
+    /// t.insert(0x20_3000, 6).unwrap(); // now allowed: no large entry covers it
+    /// ```
+    pub fn split(&mut self, addr: u64, level: Level) -> Result<(), Error>
+    where
+        V: Clone,
+    {
+        self.split_with(addr, level, &mut SplitByClone)
+    }
+
+    /// Splits the large entry at `(addr, level)`, asking `ops` for every
+    /// sub-page's value. As [`split`](Self::split); if `ops` panics, the
+    /// table is unchanged.
+    pub fn split_with<O: PageOps<V>>(&mut self, addr: u64, level: Level, ops: &mut O) -> Result<(), Error> {
+        Self::check_place(addr, level)?;
+        let below = match level.below() {
+            Some(b) => b,
+            None => return Err(Error::new(ErrorKind::NothingToSplit, addr, level, ())),
+        };
+        Top::<G>::probe_split(&self.root, &self.stores, addr, level.index() as u8)
+            .map_err(|r| Self::refusal(r, addr, level, ErrorKind::NothingToSplit))?;
+        let mut need = [0; MAX_LEVELS];
+        need[below.index()] = 1;
+        self.reserve_need(&need, addr)?;
+        Top::<G>::split(&mut self.root, &mut self.stores, addr, level.index() as u8, ops);
+        self.len += Self::fanout(below) - 1;
+        Ok(())
+    }
+
+    /// Slots in a table of `level`.
+    fn fanout(level: Level) -> usize {
+        let l = level.index();
+        let shift = G::page_shift(level).expect("level in range");
+        let up = if l + 1 < G::LEVELS { G::page_shift(level.above()).expect("in range") } else { G::ADDRESS_BITS };
+        1 << (up - shift)
+    }
+
+    /// Merges the full table of entries under `(addr, level)` into one
+    /// entry of `level`, when every child is equal (the merged value is a
+    /// clone of the first).
+    ///
+    /// # Errors
+    /// The table unchanged: [`NotMergeable`](ErrorKind::NotMergeable) if
+    /// there is no table there, a child is missing or differs, or a child is
+    /// itself a table; [`ConflictLarger`](ErrorKind::ConflictLarger),
+    /// [`NoEntriesAtLevel`](ErrorKind::NoEntriesAtLevel),
+    /// [`Misaligned`](ErrorKind::Misaligned),
+    /// [`OutOfReach`](ErrorKind::OutOfReach).
+    ///
+    /// ```text
+    ///  level 1 slot -> level 0 table           level 1 slot
+    /// +-----------+    +---+---+-----+---+    +-----------+
+    /// |  table  --+--> | v | v | ... | v | => | 2 MiB: v  |   (table freed)
+    /// +-----------+    +---+---+-----+---+    +-----------+
+    /// ```
+    ///
+    /// O(fan-out); never allocates.
+    ///
+    /// ```
+    /// use mem_table::{ErrorKind, Level, MemTable};
+    /// let mut t: MemTable<u8> = MemTable::new();
+    /// t.insert_range(0x20_0000..0x40_0000, 1).unwrap(); // one 2 MiB entry
+    /// t.split(0x20_0000, Level::new(1)).unwrap();
+    /// t.insert(0x20_0000, 2).unwrap();
+    /// assert_eq!(t.merge(0x20_0000, Level::new(1)).unwrap_err().kind(), ErrorKind::NotMergeable);
+    /// t.insert(0x20_0000, 1).unwrap();
+    /// t.merge(0x20_0000, Level::new(1)).unwrap();
+    /// assert_eq!(t.len(), 1);
+    /// ```
+    pub fn merge(&mut self, addr: u64, level: Level) -> Result<(), Error>
+    where
+        V: Clone + PartialEq,
+    {
+        self.merge_with(addr, level, &mut CloneOps)
+    }
+
+    /// Merges the full table under `(addr, level)` as `ops` decides. As
+    /// [`merge`](Self::merge); if `ops` declines or panics, the table is
+    /// unchanged.
+    pub fn merge_with<O: PageOps<V>>(&mut self, addr: u64, level: Level, ops: &mut O) -> Result<(), Error> {
+        Self::check_place(addr, level)?;
+        let below = match level.below() {
+            Some(b) => b,
+            None => return Err(Error::new(ErrorKind::NotMergeable, addr, level, ())),
+        };
+        Top::<G>::merge(&mut self.root, &mut self.stores, addr, level.index() as u8, ops)
+            .map_err(|r| Self::refusal(r, addr, level, ErrorKind::NotMergeable))?;
+        self.len -= Self::fanout(below) - 1;
+        Ok(())
+    }
+
+    /// Sets every base page in `range` to `v`, using the largest aligned
+    /// pages that fit (on x86: 1 GiB in the middle, 2 MiB and 4 KiB at the
+    /// ragged edges). Entries inside the range are replaced; a large entry
+    /// that straddles an edge is split (by cloning) so that only its part
+    /// inside the range changes.
+    ///
+    /// # Errors
+    /// With `v` handed back and the table unchanged:
+    /// [`EmptyRange`](ErrorKind::EmptyRange),
+    /// [`Misaligned`](ErrorKind::Misaligned) if an end is not on a base-page
+    /// boundary, [`OutOfReach`](ErrorKind::OutOfReach),
+    /// [`NoEntriesAtLevel`](ErrorKind::NoEntriesAtLevel) if an edge entry
+    /// cannot be split, [`OutOfNodes`](ErrorKind::OutOfNodes).
+    ///
+    /// ```
+    /// use mem_table::{Level, MemTable};
+    /// let mut t: MemTable<char> = MemTable::new();
+    /// // 4 KiB below 2 MiB, then 2 MiB pages up to 1 GiB, then one 1 GiB page.
+    /// t.insert_range(0x1f_f000..0x8000_0000, 'x').unwrap();
+    /// let levels: Vec<_> = t.keys().map(|p| p.level().index()).collect();
+    /// assert_eq!(levels.iter().filter(|&&l| l == 0).count(), 1);
+    /// assert_eq!(levels.iter().filter(|&&l| l == 1).count(), 511);
+    /// assert_eq!(levels.iter().filter(|&&l| l == 2).count(), 1);
+    /// ```
+    pub fn insert_range<R: RangeBounds<u64>>(&mut self, range: R, v: V) -> Result<(), Error<V>>
+    where
+        V: Clone,
+    {
+        self.insert_range_with(range, v, &mut SplitByClone)
+    }
+
+    /// As [`insert_range`](Self::insert_range), splitting edge entries with
+    /// `ops`.
+    pub fn insert_range_with<R: RangeBounds<u64>, O: PageOps<V>>(
+        &mut self,
+        range: R,
+        v: V,
+        ops: &mut O,
+    ) -> Result<(), Error<V>>
+    where
+        V: Clone,
+    {
+        let plan = Self::check_range(&range).and_then(|(lo, last)| {
+            let mut need = [0; MAX_LEVELS];
+            plan_set_root::<Top<G>, V, B>(&self.root, &self.stores, lo, last, &mut need)
+                .map_err(|r| Self::refusal(r, lo, Level::BASE, ErrorKind::NothingToSplit))?;
+            self.reserve_need(&need, lo)?;
+            Ok((lo, last))
+        });
+        let (lo, last) = match plan {
+            Ok(b) => b,
+            Err(e) => return Err(e.with_value(v)),
+        };
+        let delta = Top::<G>::set_range(&mut self.root, &mut self.stores, 0, lo, last, &v, ops);
+        self.len = self.len.checked_add_signed(delta).expect("entry count");
+        Ok(())
+    }
+
+    /// Removes every base page in `range`. Entries inside are removed whole;
+    /// a large entry that straddles an edge is split (by cloning) and only
+    /// its part inside the range is removed. Tables left empty are freed.
+    ///
+    /// # Errors
+    /// The table unchanged: [`EmptyRange`](ErrorKind::EmptyRange),
+    /// [`Misaligned`](ErrorKind::Misaligned),
+    /// [`OutOfReach`](ErrorKind::OutOfReach),
+    /// [`NoEntriesAtLevel`](ErrorKind::NoEntriesAtLevel) if an edge entry
+    /// cannot be split, [`OutOfNodes`](ErrorKind::OutOfNodes) (a split
+    /// needs tables).
+    ///
+    /// ```
+    /// use mem_table::{Level, MemTable};
+    /// let mut t: MemTable<u8> = MemTable::new();
+    /// t.insert_at(0, Level::new(1), 1).unwrap();
+    /// t.remove_range(0x1000..0x20_0000).unwrap();
+    /// assert_eq!(t.len(), 1);
+    /// assert_eq!(t.get(0), Some(&1));
+    /// assert_eq!(t.get(0x1000), None);
+    /// ```
+    pub fn remove_range<R: RangeBounds<u64>>(&mut self, range: R) -> Result<(), Error>
+    where
+        V: Clone,
+    {
+        self.remove_range_with(range, &mut SplitByClone)
+    }
+
+    /// As [`remove_range`](Self::remove_range), splitting edge entries with
+    /// `ops`.
+    pub fn remove_range_with<R: RangeBounds<u64>, O: PageOps<V>>(&mut self, range: R, ops: &mut O) -> Result<(), Error> {
+        let (lo, last) = Self::check_range(&range)?;
+        let mut need = [0; MAX_LEVELS];
+        plan_remove_root::<Top<G>, V, B>(&self.root, &self.stores, lo, last, &mut need)
+            .map_err(|r| Self::refusal(r, lo, Level::BASE, ErrorKind::NothingToSplit))?;
+        self.reserve_need(&need, lo)?;
+        let delta = Top::<G>::remove_range(&mut self.root, &mut self.stores, 0, lo, last, ops);
+        self.len = self.len.checked_add_signed(delta).expect("entry count");
+        Ok(())
+    }
+
+    /// Merges, bottom up, every full table of equal entries into one larger
+    /// entry, wherever the level above holds entries. Returns the number of
+    /// merges. Never allocates.
+    ///
+    /// O(tables).
+    ///
+    /// ```
+    /// use mem_table::MemTable;
+    /// let mut t: MemTable<u8> = MemTable::new();
+    /// for i in 0..512u64 {
+    ///     t.insert(i << 12, 7).unwrap();
+    /// }
+    /// assert_eq!(t.compact(), 1);
+    /// assert_eq!(t.len(), 1);
+    /// ```
+    pub fn compact(&mut self) -> usize
+    where
+        V: Clone + PartialEq,
+    {
+        self.compact_with(&mut CloneOps)
+    }
+
+    /// As [`compact`](Self::compact), merging as `ops` decides.
+    pub fn compact_with<O: PageOps<V>>(&mut self, ops: &mut O) -> usize {
+        let (merges, delta) = Top::<G>::compact(&mut self.root, &mut self.stores, 0, ops);
+        self.len = self.len.checked_add_signed(delta).expect("entry count");
+        merges
+    }
+}

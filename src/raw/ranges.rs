@@ -1,0 +1,505 @@
+//! Large-page work: split, merge, range set, range remove and compact.
+//!
+//! Each operation that can create tables has a `plan_*` twin that only
+//! counts the tables it would create, so the table can reserve them first and
+//! fail without changing anything.
+
+use super::bitmap;
+use super::chain::{Chain, Need, page_of, slot_page};
+use super::inner::Slot;
+use super::walk::{LeafNode, Walk};
+use crate::backend::{Backend, Store};
+use crate::geometry::{Bottom, LevelSpec, Shape, Upper, Width};
+use crate::ops::PageOps;
+use crate::page::Page;
+
+/// Why a split or merge cannot happen.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Refusal {
+    /// No large entry (split) or no full table (merge) at that place.
+    Nothing,
+    /// A larger entry covers the place.
+    Larger(Page),
+    /// The level below cannot hold entries, so the entry cannot be split.
+    NoEntriesBelow(u8),
+    /// The consumer's merge declined.
+    Declined,
+}
+
+/// What a plan knows about a slot it descends into.
+#[derive(Clone, Copy)]
+pub enum View<'a, N> {
+    /// A real table.
+    Node(&'a N),
+    /// A table that will be created empty.
+    Empty,
+    /// A table that will be created by splitting a large entry (every slot
+    /// a large entry).
+    Split,
+}
+
+/// The first and last address of slot `i` of a node of level `L` at `base`.
+#[inline]
+fn slot_bounds<L: Shape>(base: u64, i: usize) -> (u64, u64) {
+    let a = base + ((i as u64) << L::SHIFT);
+    (a, a + ((1u64 << L::SHIFT) - 1))
+}
+
+/// The slots of a node of level `L` at `base` overlapping `lo..=last`.
+fn span<L: Shape>(base: u64, lo: u64, last: u64) -> core::ops::RangeInclusive<usize> {
+    let top = base + (((L::FANOUT as u64) << L::SHIFT) - 1);
+    if last < base || lo > top {
+        #[allow(clippy::reversed_empty_ranges)]
+        return 1..=0;
+    }
+    let start = if lo <= base { 0 } else { ((lo - base) >> L::SHIFT) as usize };
+    let end = (((last.min(top)) - base) >> L::SHIFT) as usize;
+    start..=end
+}
+
+pub trait Ranges: Walk {
+    /// A node of this level, based at `base`, holding the split of `value`
+    /// (the entry `page` one level up) in every slot, every slot marked.
+    fn split_node<V, O: PageOps<V>>(page: Page, value: &V, base: u64, ops: &mut O) -> Self::Node<V>;
+    /// The merge of a node full of entries, as the entry `page` one level up.
+    fn merge_node<V, O: PageOps<V>>(n: &Self::Node<V>, page: Page, ops: &mut O) -> Result<V, Refusal>;
+
+    fn probe_split<V, B: Backend>(n: &Self::Node<V>, s: &Self::Stores<V, B>, addr: u64, level: u8) -> Result<(), Refusal>;
+    /// Splits the large entry at `(addr, level)`, after a successful probe
+    /// and a reservation of one table at `level - 1`.
+    fn split<V, B: Backend, O: PageOps<V>>(
+        n: &mut Self::Node<V>,
+        s: &mut Self::Stores<V, B>,
+        addr: u64,
+        level: u8,
+        ops: &mut O,
+    );
+    /// Merges the table under `(addr, level)` into one entry.
+    fn merge<V, B: Backend, O: PageOps<V>>(
+        n: &mut Self::Node<V>,
+        s: &mut Self::Stores<V, B>,
+        addr: u64,
+        level: u8,
+        ops: &mut O,
+    ) -> Result<(), Refusal>;
+
+    fn plan_set<V, B: Backend>(
+        n: View<'_, Self::Node<V>>,
+        s: &Self::Stores<V, B>,
+        base: u64,
+        lo: u64,
+        last: u64,
+        need: &mut Need,
+    ) -> Result<(), Refusal>;
+    fn set_range<V: Clone, B: Backend, O: PageOps<V>>(
+        n: &mut Self::Node<V>,
+        s: &mut Self::Stores<V, B>,
+        base: u64,
+        lo: u64,
+        last: u64,
+        v: &V,
+        ops: &mut O,
+    ) -> isize;
+    fn plan_remove<V, B: Backend>(
+        n: View<'_, Self::Node<V>>,
+        s: &Self::Stores<V, B>,
+        base: u64,
+        lo: u64,
+        last: u64,
+        need: &mut Need,
+    ) -> Result<(), Refusal>;
+    fn remove_range<V, B: Backend, O: PageOps<V>>(
+        n: &mut Self::Node<V>,
+        s: &mut Self::Stores<V, B>,
+        base: u64,
+        lo: u64,
+        last: u64,
+        ops: &mut O,
+    ) -> isize;
+    /// Merges, bottom up, every table the ops agree to merge. Returns the
+    /// number of merges and the change in the number of entries.
+    fn compact<V, B: Backend, O: PageOps<V>>(
+        n: &mut Self::Node<V>,
+        s: &mut Self::Stores<V, B>,
+        base: u64,
+        ops: &mut O,
+    ) -> (usize, isize);
+}
+
+/// Plans at the root.
+pub fn plan_set_root<T: Ranges, V, B: Backend>(
+    n: &T::Node<V>,
+    s: &T::Stores<V, B>,
+    lo: u64,
+    last: u64,
+    need: &mut Need,
+) -> Result<(), Refusal> {
+    T::plan_set(View::Node(n), s, 0, lo, last, need)
+}
+
+/// Plans at the root.
+pub fn plan_remove_root<T: Ranges, V, B: Backend>(
+    n: &T::Node<V>,
+    s: &T::Stores<V, B>,
+    lo: u64,
+    last: u64,
+    need: &mut Need,
+) -> Result<(), Refusal> {
+    T::plan_remove(View::Node(n), s, 0, lo, last, need)
+}
+
+impl<W: Width, PS: typenum::Unsigned + 'static> Ranges for Bottom<W, PS> {
+    fn split_node<V, O: PageOps<V>>(page: Page, value: &V, base: u64, ops: &mut O) -> Self::Node<V> {
+        let mut node = Self::Node::default();
+        for i in 0..Self::FANOUT {
+            node.insert(i, ops.split(page, value, slot_page::<Self>(base, i)));
+        }
+        Self::mark_all(&mut node);
+        node
+    }
+
+    fn merge_node<V, O: PageOps<V>>(n: &Self::Node<V>, page: Page, ops: &mut O) -> Result<V, Refusal> {
+        if n.len() != Self::FANOUT {
+            return Err(Refusal::Nothing);
+        }
+        ops.merge(page, &mut (0..Self::FANOUT).map(|i| n.value(i))).ok_or(Refusal::Declined)
+    }
+
+    fn probe_split<V, B: Backend>(_: &Self::Node<V>, _: &(), _: u64, _: u8) -> Result<(), Refusal> {
+        Err(Refusal::Nothing)
+    }
+    fn split<V, B: Backend, O: PageOps<V>>(_: &mut Self::Node<V>, _: &mut (), _: u64, _: u8, _: &mut O) {
+        unreachable!("split below the bottom")
+    }
+    fn merge<V, B: Backend, O: PageOps<V>>(_: &mut Self::Node<V>, _: &mut (), _: u64, _: u8, _: &mut O) -> Result<(), Refusal> {
+        Err(Refusal::Nothing)
+    }
+
+    fn plan_set<V, B: Backend>(_: View<'_, Self::Node<V>>, _: &(), _: u64, _: u64, _: u64, _: &mut Need) -> Result<(), Refusal> {
+        Ok(())
+    }
+
+    fn set_range<V: Clone, B: Backend, O: PageOps<V>>(
+        n: &mut Self::Node<V>,
+        _: &mut (),
+        base: u64,
+        lo: u64,
+        last: u64,
+        v: &V,
+        _: &mut O,
+    ) -> isize {
+        let mut added = 0;
+        for i in span::<Self>(base, lo, last) {
+            bitmap::set(&mut n.dirty, i);
+            match n.insert(i, v.clone()) {
+                Some(old) => drop(old),
+                None => added += 1,
+            }
+        }
+        added
+    }
+
+    fn plan_remove<V, B: Backend>(_: View<'_, Self::Node<V>>, _: &(), _: u64, _: u64, _: u64, _: &mut Need) -> Result<(), Refusal> {
+        Ok(())
+    }
+
+    fn remove_range<V, B: Backend, O: PageOps<V>>(
+        n: &mut Self::Node<V>,
+        _: &mut (),
+        base: u64,
+        lo: u64,
+        last: u64,
+        _: &mut O,
+    ) -> isize {
+        let mut removed = 0;
+        for i in span::<Self>(base, lo, last) {
+            if let Some(v) = n.take(i) {
+                bitmap::set(&mut n.dirty, i);
+                drop(v);
+                removed += 1;
+            }
+        }
+        -removed
+    }
+
+    fn compact<V, B: Backend, O: PageOps<V>>(_: &mut Self::Node<V>, _: &mut (), _: u64, _: &mut O) -> (usize, isize) {
+        (0, 0)
+    }
+}
+
+impl<S: LevelSpec, D: Ranges> Ranges for Upper<S, D> {
+    fn split_node<V, O: PageOps<V>>(page: Page, value: &V, base: u64, ops: &mut O) -> Self::Node<V> {
+        let mut node = Self::Node::default();
+        for i in 0..Self::FANOUT {
+            node.set(i, Slot::Large(ops.split(page, value, slot_page::<Self>(base, i))));
+        }
+        node
+    }
+
+    fn merge_node<V, O: PageOps<V>>(n: &Self::Node<V>, page: Page, ops: &mut O) -> Result<V, Refusal> {
+        if !n.slots.iter().all(|s| matches!(s, Slot::Large(_))) {
+            return Err(Refusal::Nothing);
+        }
+        let mut children = n.slots.iter().map(|s| match s {
+            Slot::Large(v) => v,
+            _ => unreachable!(),
+        });
+        ops.merge(page, &mut children).ok_or(Refusal::Declined)
+    }
+
+    fn probe_split<V, B: Backend>(
+        n: &Self::Node<V>,
+        s: &Self::Stores<V, B>,
+        addr: u64,
+        level: u8,
+    ) -> Result<(), Refusal> {
+        let i = super::chain::index::<Self>(addr);
+        match (&n.slots[i], level == Self::LEVEL) {
+            (Slot::Large(_), true) if D::LARGE => Ok(()),
+            (Slot::Large(_), true) => Err(Refusal::NoEntriesBelow(D::LEVEL)),
+            (Slot::Large(_), false) => Err(Refusal::Larger(page_of::<Self>(addr))),
+            (Slot::Table(id), false) => D::probe_split(s.children.get(*id), &s.below, addr, level),
+            _ => Err(Refusal::Nothing),
+        }
+    }
+
+    fn split<V, B: Backend, O: PageOps<V>>(
+        n: &mut Self::Node<V>,
+        s: &mut Self::Stores<V, B>,
+        addr: u64,
+        level: u8,
+        ops: &mut O,
+    ) {
+        let i = super::chain::index::<Self>(addr);
+        match &n.slots[i] {
+            Slot::Large(v) if level == Self::LEVEL => {
+                let page = page_of::<Self>(addr);
+                // Built aside: if `ops` panics, nothing has changed.
+                let child = D::split_node(page, v, page.addr(), ops);
+                let id = s.children.insert(child);
+                drop(n.set(i, Slot::Table(id)));
+            }
+            &Slot::Table(id) => {
+                bitmap::set(&mut n.dirty, i);
+                D::split(s.children.get_mut(id), &mut s.below, addr, level, ops);
+            }
+            _ => unreachable!("split without a probe"),
+        }
+    }
+
+    fn merge<V, B: Backend, O: PageOps<V>>(
+        n: &mut Self::Node<V>,
+        s: &mut Self::Stores<V, B>,
+        addr: u64,
+        level: u8,
+        ops: &mut O,
+    ) -> Result<(), Refusal> {
+        let i = super::chain::index::<Self>(addr);
+        match (&n.slots[i], level == Self::LEVEL) {
+            (&Slot::Table(id), true) => {
+                let v = D::merge_node(s.children.get(id), page_of::<Self>(addr), ops)?;
+                let child = s.children.remove(id);
+                n.set(i, Slot::Large(v));
+                drop(child);
+                Ok(())
+            }
+            (&Slot::Table(id), false) => {
+                D::merge(s.children.get_mut(id), &mut s.below, addr, level, ops)?;
+                bitmap::set(&mut n.dirty, i);
+                Ok(())
+            }
+            (Slot::Large(_), false) => Err(Refusal::Larger(page_of::<Self>(addr))),
+            _ => Err(Refusal::Nothing),
+        }
+    }
+
+    fn plan_set<V, B: Backend>(
+        n: View<'_, Self::Node<V>>,
+        s: &Self::Stores<V, B>,
+        base: u64,
+        lo: u64,
+        last: u64,
+        need: &mut Need,
+    ) -> Result<(), Refusal> {
+        for i in span::<Self>(base, lo, last) {
+            let (a, b) = slot_bounds::<Self>(base, i);
+            if lo <= a && b <= last && Self::LARGE {
+                continue;
+            }
+            let below = match n {
+                View::Node(node) => match &node.slots[i] {
+                    Slot::Table(id) => View::Node(s.children.get(*id)),
+                    Slot::Large(_) => View::Split,
+                    Slot::Empty => View::Empty,
+                },
+                View::Split => View::Split,
+                View::Empty => View::Empty,
+            };
+            if let View::Split = below {
+                if !D::LARGE {
+                    return Err(Refusal::NoEntriesBelow(D::LEVEL));
+                }
+            }
+            if !matches!(below, View::Node(_)) {
+                need[D::LEVEL as usize] += 1;
+            }
+            D::plan_set(below, &s.below, a, lo, last, need)?;
+        }
+        Ok(())
+    }
+
+    fn set_range<V: Clone, B: Backend, O: PageOps<V>>(
+        n: &mut Self::Node<V>,
+        s: &mut Self::Stores<V, B>,
+        base: u64,
+        lo: u64,
+        last: u64,
+        v: &V,
+        ops: &mut O,
+    ) -> isize {
+        let mut delta = 0;
+        for i in span::<Self>(base, lo, last) {
+            let (a, b) = slot_bounds::<Self>(base, i);
+            if lo <= a && b <= last && Self::LARGE {
+                delta += match n.set(i, Slot::Large(v.clone())) {
+                    Slot::Table(id) => {
+                        let child = s.children.remove(id);
+                        1 - D::free_children(child, &mut s.below) as isize
+                    }
+                    Slot::Large(_) => 0,
+                    Slot::Empty => 1,
+                };
+                continue;
+            }
+            let id = match &n.slots[i] {
+                &Slot::Table(id) => id,
+                Slot::Empty => {
+                    let mut child = D::Node::default();
+                    if bitmap::get(&n.dirty, i) {
+                        D::mark_all(&mut child);
+                    }
+                    let id = s.children.insert(child);
+                    n.set(i, Slot::Table(id));
+                    id
+                }
+                Slot::Large(w) => {
+                    let child = D::split_node(slot_page::<Self>(base, i), w, a, ops);
+                    let id = s.children.insert(child);
+                    drop(n.set(i, Slot::Table(id)));
+                    delta += D::FANOUT as isize - 1;
+                    id
+                }
+            };
+            bitmap::set(&mut n.dirty, i);
+            delta += D::set_range(s.children.get_mut(id), &mut s.below, a, lo, last, v, ops);
+        }
+        delta
+    }
+
+    fn plan_remove<V, B: Backend>(
+        n: View<'_, Self::Node<V>>,
+        s: &Self::Stores<V, B>,
+        base: u64,
+        lo: u64,
+        last: u64,
+        need: &mut Need,
+    ) -> Result<(), Refusal> {
+        for i in span::<Self>(base, lo, last) {
+            let (a, b) = slot_bounds::<Self>(base, i);
+            if lo <= a && b <= last {
+                continue;
+            }
+            let below = match n {
+                View::Node(node) => match &node.slots[i] {
+                    Slot::Table(id) => View::Node(s.children.get(*id)),
+                    Slot::Large(_) => View::Split,
+                    Slot::Empty => continue,
+                },
+                View::Split => View::Split,
+                View::Empty => continue,
+            };
+            if let View::Split = below {
+                if !D::LARGE {
+                    return Err(Refusal::NoEntriesBelow(D::LEVEL));
+                }
+                need[D::LEVEL as usize] += 1;
+            }
+            D::plan_remove(below, &s.below, a, lo, last, need)?;
+        }
+        Ok(())
+    }
+
+    fn remove_range<V, B: Backend, O: PageOps<V>>(
+        n: &mut Self::Node<V>,
+        s: &mut Self::Stores<V, B>,
+        base: u64,
+        lo: u64,
+        last: u64,
+        ops: &mut O,
+    ) -> isize {
+        let mut delta = 0;
+        for i in span::<Self>(base, lo, last) {
+            if matches!(n.slots[i], Slot::Empty) {
+                continue;
+            }
+            let (a, b) = slot_bounds::<Self>(base, i);
+            if lo <= a && b <= last {
+                delta -= match n.set(i, Slot::Empty) {
+                    Slot::Table(id) => {
+                        let child = s.children.remove(id);
+                        D::free_children(child, &mut s.below) as isize
+                    }
+                    _ => 1,
+                };
+                continue;
+            }
+            let id = match &n.slots[i] {
+                &Slot::Table(id) => id,
+                Slot::Large(w) => {
+                    let child = D::split_node(slot_page::<Self>(base, i), w, a, ops);
+                    let id = s.children.insert(child);
+                    drop(n.set(i, Slot::Table(id)));
+                    delta += D::FANOUT as isize - 1;
+                    id
+                }
+                Slot::Empty => unreachable!(),
+            };
+            bitmap::set(&mut n.dirty, i);
+            delta += D::remove_range(s.children.get_mut(id), &mut s.below, a, lo, last, ops);
+            if D::node_len(s.children.get(id)) == 0 {
+                drop(s.children.remove(id));
+                n.set(i, Slot::Empty);
+            }
+        }
+        delta
+    }
+
+    fn compact<V, B: Backend, O: PageOps<V>>(
+        n: &mut Self::Node<V>,
+        s: &mut Self::Stores<V, B>,
+        base: u64,
+        ops: &mut O,
+    ) -> (usize, isize) {
+        let (mut merges, mut delta) = (0, 0);
+        for i in 0..Self::FANOUT {
+            let Slot::Table(id) = n.slots[i] else { continue };
+            let child_base = slot_page::<Self>(base, i).addr();
+            let (m, d) = D::compact(s.children.get_mut(id), &mut s.below, child_base, ops);
+            if m > 0 {
+                bitmap::set(&mut n.dirty, i);
+                merges += m;
+                delta += d;
+            }
+            if Self::LARGE {
+                if let Ok(v) = D::merge_node(s.children.get(id), slot_page::<Self>(base, i), ops) {
+                    let child = s.children.remove(id);
+                    n.set(i, Slot::Large(v));
+                    drop(child);
+                    merges += 1;
+                    delta -= D::FANOUT as isize - 1;
+                }
+            }
+        }
+        (merges, delta)
+    }
+}

@@ -1,0 +1,352 @@
+//! Walks over many entries: ordered seeks for iteration, mutable iteration,
+//! change reports, `retain`, and the structural check used by the tests.
+
+use alloc::format;
+use alloc::string::String;
+use alloc::vec::Vec;
+use core::iter::Enumerate;
+use core::slice;
+
+use super::bitmap;
+use super::bottom::{BottomNode, ValuesMut};
+use super::chain::{Chain, UpperStores, slot_page};
+use super::inner::Slot;
+use crate::backend::{Backend, Store};
+use crate::geometry::{Bottom, LevelSpec, MAX_LEVELS, Shape, Upper, Width};
+use crate::page::Page;
+
+/// What an ordered seek found first.
+pub enum Found<'a, V, L> {
+    /// A large entry.
+    Entry(Page, &'a V),
+    /// A bottom table with an entry in slots `from..=to`; `base` is the
+    /// table's first address.
+    Leaf { node: &'a L, base: u64, from: usize, to: usize },
+}
+
+/// The bottom node type, seen by the iterators.
+pub trait LeafNode<V> {
+    fn next_occupied(&self, from: usize) -> Option<usize>;
+    fn value(&self, i: usize) -> &V;
+}
+
+impl<V, W: Width> LeafNode<V> for BottomNode<V, W> {
+    #[inline(always)]
+    fn next_occupied(&self, from: usize) -> Option<usize> {
+        BottomNode::next_occupied(self, from)
+    }
+    #[inline(always)]
+    fn value(&self, i: usize) -> &V {
+        self.get(i).expect("slot reported occupied")
+    }
+}
+
+/// Slots of a node of `fanout` slots based at `base` with entry shift
+/// `shift` that overlap `from..=last`, or `None`.
+#[inline(always)]
+fn slot_span(base: u64, shift: u32, fanout: usize, from: u64, last: u64) -> Option<(usize, usize)> {
+    if last < base {
+        return None;
+    }
+    let start = if from <= base { 0 } else { ((from - base) >> shift) as usize };
+    if start >= fanout {
+        return None;
+    }
+    let end = (((last - base) >> shift) as usize).min(fanout - 1);
+    Some((start, end))
+}
+
+/// Ordered and bulk walks over one level of the chain.
+pub trait Walk: Chain {
+    /// The bottom node type.
+    type Leaf<V>: LeafNode<V>;
+    /// The state of a mutable iteration at this level and below.
+    type MutState<'a, V: 'a, B: Backend + 'a>;
+
+    /// The first entry or bottom table, in address order, that overlaps
+    /// `from..=last`, in the node based at `base`.
+    fn seek<'a, V, B: Backend>(
+        n: &'a Self::Node<V>,
+        s: &'a Self::Stores<V, B>,
+        base: u64,
+        from: u64,
+        last: u64,
+    ) -> Option<Found<'a, V, Self::Leaf<V>>>;
+
+    fn mut_state<'a, V: 'a, B: Backend + 'a>(s: &'a mut Self::Stores<V, B>) -> Self::MutState<'a, V, B>;
+    /// Starts the mutable iteration of `n`, based at `base`.
+    fn enter<'a, V: 'a, B: Backend + 'a>(st: &mut Self::MutState<'a, V, B>, n: &'a mut Self::Node<V>, base: u64);
+    /// The next entry of the node entered, marking it changed.
+    fn next_mut<'a, V: 'a, B: Backend + 'a>(st: &mut Self::MutState<'a, V, B>) -> Option<(Page, &'a mut V)>;
+
+    /// Appends the pages of every marked slot (descending into marked
+    /// tables) and clears the marks.
+    fn take_changes<V, B: Backend>(n: &mut Self::Node<V>, s: &mut Self::Stores<V, B>, base: u64, out: &mut Vec<Page>);
+
+    /// Keeps the entries for which `f` is true; frees tables left empty.
+    /// Returns the number of entries removed.
+    fn retain<V, B: Backend, F: FnMut(Page, &mut V) -> bool>(
+        n: &mut Self::Node<V>,
+        s: &mut Self::Stores<V, B>,
+        base: u64,
+        f: &mut F,
+    ) -> usize;
+
+    /// Checks the node's invariants; counts nodes per level in `nodes`;
+    /// returns the number of entries below.
+    fn check<V, B: Backend>(
+        n: &Self::Node<V>,
+        s: &Self::Stores<V, B>,
+        nodes: &mut [usize; MAX_LEVELS],
+    ) -> Result<usize, String>;
+}
+
+impl<W: Width, PS: typenum::Unsigned + 'static> Walk for Bottom<W, PS> {
+    type Leaf<V> = BottomNode<V, W>;
+    type MutState<'a, V: 'a, B: Backend + 'a> = Option<(u64, ValuesMut<'a, V>, &'a mut [u64])>;
+
+    #[inline]
+    fn seek<'a, V, B: Backend>(
+        n: &'a Self::Node<V>,
+        _: &'a (),
+        base: u64,
+        from: u64,
+        last: u64,
+    ) -> Option<Found<'a, V, Self::Leaf<V>>> {
+        let (start, end) = slot_span(base, Self::SHIFT, Self::FANOUT, from, last)?;
+        let i = n.next_occupied(start).filter(|&i| i <= end)?;
+        Some(Found::Leaf { node: n, base, from: i, to: end })
+    }
+
+    fn mut_state<'a, V: 'a, B: Backend + 'a>(_: &'a mut ()) -> Self::MutState<'a, V, B> {
+        None
+    }
+
+    fn enter<'a, V: 'a, B: Backend + 'a>(st: &mut Self::MutState<'a, V, B>, n: &'a mut Self::Node<V>, base: u64) {
+        let (values, dirty) = n.split_mut();
+        *st = Some((base, values, dirty));
+    }
+
+    #[inline]
+    fn next_mut<'a, V: 'a, B: Backend + 'a>(st: &mut Self::MutState<'a, V, B>) -> Option<(Page, &'a mut V)> {
+        let (base, values, dirty) = st.as_mut()?;
+        match values.next() {
+            Some((i, v)) => {
+                bitmap::set(dirty, i);
+                Some((slot_page::<Self>(*base, i), v))
+            }
+            None => {
+                *st = None;
+                None
+            }
+        }
+    }
+
+    fn take_changes<V, B: Backend>(n: &mut Self::Node<V>, _: &mut (), base: u64, out: &mut Vec<Page>) {
+        let mut from = 0;
+        while let Some(i) = bitmap::next_set(&n.dirty, from) {
+            bitmap::clear(&mut n.dirty, i);
+            out.push(slot_page::<Self>(base, i));
+            from = i + 1;
+        }
+    }
+
+    fn retain<V, B: Backend, F: FnMut(Page, &mut V) -> bool>(
+        n: &mut Self::Node<V>,
+        _: &mut (),
+        base: u64,
+        f: &mut F,
+    ) -> usize {
+        let mut removed = 0;
+        let mut from = 0;
+        while let Some(i) = n.next_occupied(from) {
+            let keep = f(slot_page::<Self>(base, i), n.get_mut(i).expect("occupied"));
+            if !keep {
+                bitmap::set(&mut n.dirty, i);
+                drop(n.take(i));
+                removed += 1;
+            }
+            from = i + 1;
+        }
+        removed
+    }
+
+    fn check<V, B: Backend>(n: &Self::Node<V>, _: &(), nodes: &mut [usize; MAX_LEVELS]) -> Result<usize, String> {
+        nodes[0] += 1;
+        let bits: usize = n.present().iter().map(|w| w.count_ones() as usize).sum();
+        if bits != n.len() {
+            return Err(format!("bottom node: len {} but {} bits set", n.len(), bits));
+        }
+        if n.next_occupied(Self::FANOUT).is_some() || bitmap::next_set(&n.dirty, Self::FANOUT).is_some() {
+            return Err("bottom node: bits set past the fan-out".into());
+        }
+        Ok(n.len())
+    }
+}
+
+/// The mutable-iteration state of an upper level.
+pub struct UpperMut<'a, V, B: Backend, D: Walk> {
+    /// The tables one level down, by id; each is taken when it is entered.
+    children: Vec<Option<&'a mut D::Node<V>>>,
+    /// The node being walked: its base, its slots, its change marks.
+    cur: Option<(u64, Enumerate<slice::IterMut<'a, Slot<V>>>, &'a mut [u64])>,
+    /// The state of the level below.
+    child: D::MutState<'a, V, B>,
+}
+
+impl<S: LevelSpec, D: Walk> Walk for Upper<S, D> {
+    type Leaf<V> = D::Leaf<V>;
+    type MutState<'a, V: 'a, B: Backend + 'a> = UpperMut<'a, V, B, D>;
+
+    #[inline]
+    fn seek<'a, V, B: Backend>(
+        n: &'a Self::Node<V>,
+        s: &'a Self::Stores<V, B>,
+        base: u64,
+        from: u64,
+        last: u64,
+    ) -> Option<Found<'a, V, Self::Leaf<V>>> {
+        let (mut i, end) = slot_span(base, Self::SHIFT, Self::FANOUT, from, last)?;
+        while i <= end {
+            i = n.next_occupied(i).filter(|&i| i <= end)?;
+            match &n.slots[i] {
+                Slot::Large(v) => return Some(Found::Entry(slot_page::<Self>(base, i), v)),
+                Slot::Table(id) => {
+                    let child_base = slot_page::<Self>(base, i).addr();
+                    if let Some(found) = D::seek(s.children.get(*id), &s.below, child_base, from, last) {
+                        return Some(found);
+                    }
+                }
+                Slot::Empty => unreachable!("next_occupied returned an empty slot"),
+            }
+            i += 1;
+        }
+        None
+    }
+
+    fn mut_state<'a, V: 'a, B: Backend + 'a>(s: &'a mut Self::Stores<V, B>) -> Self::MutState<'a, V, B> {
+        let UpperStores { children, below } = s;
+        UpperMut { children: children.refs_mut(), cur: None, child: D::mut_state(below) }
+    }
+
+    fn enter<'a, V: 'a, B: Backend + 'a>(st: &mut Self::MutState<'a, V, B>, n: &'a mut Self::Node<V>, base: u64) {
+        st.cur = Some((base, n.slots.iter_mut().enumerate(), &mut n.dirty[..]));
+    }
+
+    fn next_mut<'a, V: 'a, B: Backend + 'a>(st: &mut Self::MutState<'a, V, B>) -> Option<(Page, &'a mut V)> {
+        loop {
+            if let Some(found) = D::next_mut(&mut st.child) {
+                return Some(found);
+            }
+            let (base, slots, dirty) = st.cur.as_mut()?;
+            let Some((i, slot)) = slots.next() else {
+                st.cur = None;
+                return None;
+            };
+            match slot {
+                Slot::Empty => {}
+                Slot::Large(v) => {
+                    bitmap::set(dirty, i);
+                    return Some((slot_page::<Self>(*base, i), v));
+                }
+                Slot::Table(id) => {
+                    bitmap::set(dirty, i);
+                    let child = st.children[*id as usize].take().expect("each table is entered once");
+                    D::enter(&mut st.child, child, slot_page::<Self>(*base, i).addr());
+                }
+            }
+        }
+    }
+
+    fn take_changes<V, B: Backend>(
+        n: &mut Self::Node<V>,
+        s: &mut Self::Stores<V, B>,
+        base: u64,
+        out: &mut Vec<Page>,
+    ) {
+        let mut from = 0;
+        while let Some(i) = bitmap::next_set(&n.dirty, from) {
+            bitmap::clear(&mut n.dirty, i);
+            match n.slots[i] {
+                Slot::Table(id) => {
+                    let child_base = slot_page::<Self>(base, i).addr();
+                    D::take_changes(s.children.get_mut(id), &mut s.below, child_base, out);
+                }
+                _ => out.push(slot_page::<Self>(base, i)),
+            }
+            from = i + 1;
+        }
+    }
+
+    fn retain<V, B: Backend, F: FnMut(Page, &mut V) -> bool>(
+        n: &mut Self::Node<V>,
+        s: &mut Self::Stores<V, B>,
+        base: u64,
+        f: &mut F,
+    ) -> usize {
+        let mut removed = 0;
+        let mut from = 0;
+        while let Some(i) = n.next_occupied(from) {
+            from = i + 1;
+            match &mut n.slots[i] {
+                Slot::Large(v) => {
+                    if !f(slot_page::<Self>(base, i), v) {
+                        drop(n.set(i, Slot::Empty));
+                        removed += 1;
+                    }
+                }
+                &mut Slot::Table(id) => {
+                    let child_base = slot_page::<Self>(base, i).addr();
+                    let r = D::retain(s.children.get_mut(id), &mut s.below, child_base, f);
+                    if r > 0 {
+                        removed += r;
+                        bitmap::set(&mut n.dirty, i);
+                        if D::node_len(s.children.get(id)) == 0 {
+                            drop(s.children.remove(id));
+                            n.set(i, Slot::Empty);
+                        }
+                    }
+                }
+                Slot::Empty => unreachable!(),
+            }
+        }
+        removed
+    }
+
+    fn check<V, B: Backend>(
+        n: &Self::Node<V>,
+        s: &Self::Stores<V, B>,
+        nodes: &mut [usize; MAX_LEVELS],
+    ) -> Result<usize, String> {
+        nodes[Self::LEVEL as usize] += 1;
+        let mut entries = 0;
+        let mut occupied = 0;
+        for slot in n.slots.iter() {
+            match slot {
+                Slot::Empty => {}
+                Slot::Large(_) => {
+                    if !Self::LARGE {
+                        return Err(format!("large entry at level {}, which holds none", Self::LEVEL));
+                    }
+                    occupied += 1;
+                    entries += 1;
+                }
+                Slot::Table(id) => {
+                    occupied += 1;
+                    let child = s.children.get(*id);
+                    if D::node_len(child) == 0 {
+                        return Err(format!("empty table kept at level {}", D::LEVEL));
+                    }
+                    entries += D::check(child, &s.below, nodes)?;
+                }
+            }
+        }
+        if occupied != n.len as usize {
+            return Err(format!("level {} node: len {} but {} slots used", Self::LEVEL, n.len, occupied));
+        }
+        if bitmap::next_set(&n.dirty, Self::FANOUT).is_some() {
+            return Err("upper node: change bits set past the fan-out".into());
+        }
+        Ok(entries)
+    }
+}
