@@ -4,9 +4,9 @@ use crate::backend::Backend;
 use crate::error::Error;
 #[allow(unused_imports)] // named in docs
 use crate::error::ErrorKind;
-use crate::raw::chain::Probe;
 use crate::geometry::Geometry;
 use crate::page::{Level, Page};
+use crate::raw::chain::Probe;
 use crate::table::MemTable;
 
 /// One place in a table, occupied or vacant: from [`MemTable::entry`] and
@@ -69,9 +69,10 @@ impl<V, G: Geometry, B: Backend> MemTable<V, G, B> {
         let (probe, _) = self.plan_insert(addr, level)?;
         let shift = G::page_shift(level).expect("checked level");
         Ok(match probe {
-            Probe::Occupied => {
-                Entry::Occupied(OccupiedEntry { table: self, page: Page::new(addr, level.index() as u8, shift) })
-            }
+            Probe::Occupied => Entry::Occupied(OccupiedEntry {
+                table: self,
+                page: Page::new(addr, level.index() as u8, shift),
+            }),
             _ => Entry::Vacant(VacantEntry { table: self, addr, level }),
         })
     }

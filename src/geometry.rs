@@ -35,8 +35,8 @@ use core::marker::PhantomData;
 use core::ops::{Add, Div, Shl};
 
 use generic_array::ArrayLength;
-use typenum::{Bit, U1, U63, U64, UInt, Unsigned};
 use typenum::operator_aliases::{Quot, Shleft, Sum};
+use typenum::{Bit, U1, U63, U64, UInt, Unsigned};
 
 use crate::Level;
 use crate::raw::Tree;
@@ -297,11 +297,10 @@ impl<PS: Unsigned + 'static, L: Levels<PS>> Geometry for Custom<PS, L> {
 
 /// x86-64 4-level paging: 4 KiB pages, four 9-bit levels, 48-bit addresses,
 /// large entries at 2 MiB (level 1) and 1 GiB (level 2). The default.
-pub type X86_4Level = Custom<typenum::U12, (typenum::U9, Large<typenum::U9>, Large<typenum::U9>, typenum::U9)>;
+pub type X86_4Level =
+    Custom<typenum::U12, (typenum::U9, Large<typenum::U9>, Large<typenum::U9>, typenum::U9)>;
 
 /// x86-64 5-level paging: as [`X86_4Level`] with a fifth 9-bit level, 57-bit
 /// addresses.
-pub type X86_5Level = Custom<
-    typenum::U12,
-    (typenum::U9, Large<typenum::U9>, Large<typenum::U9>, typenum::U9, typenum::U9),
->;
+pub type X86_5Level =
+    Custom<typenum::U12, (typenum::U9, Large<typenum::U9>, Large<typenum::U9>, typenum::U9, typenum::U9)>;

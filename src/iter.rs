@@ -61,7 +61,13 @@ impl<'a, V, G: Geometry, B: Backend> Iter<'a, V, G, B> {
 
 impl<V, G: Geometry, B: Backend> Clone for Iter<'_, V, G, B> {
     fn clone(&self) -> Self {
-        Iter { table: self.table, leaf: self.leaf, next: self.next, last: self.last, remaining: self.remaining }
+        Iter {
+            table: self.table,
+            leaf: self.leaf,
+            next: self.next,
+            last: self.last,
+            remaining: self.remaining,
+        }
     }
 }
 

@@ -112,7 +112,8 @@ impl<V, G: Geometry, B: Backend> MemTable<V, G, B> {
     fn fanout(level: Level) -> usize {
         let l = level.index();
         let shift = G::page_shift(level).expect("level in range");
-        let up = if l + 1 < G::LEVELS { G::page_shift(level.above()).expect("in range") } else { G::ADDRESS_BITS };
+        let up =
+            if l + 1 < G::LEVELS { G::page_shift(level.above()).expect("in range") } else { G::ADDRESS_BITS };
         1 << (up - shift)
     }
 
@@ -258,7 +259,11 @@ impl<V, G: Geometry, B: Backend> MemTable<V, G, B> {
 
     /// As [`remove_range`](Self::remove_range), splitting edge entries with
     /// `ops`.
-    pub fn remove_range_with<R: RangeBounds<u64>, O: PageOps<V>>(&mut self, range: R, ops: &mut O) -> Result<(), Error> {
+    pub fn remove_range_with<R: RangeBounds<u64>, O: PageOps<V>>(
+        &mut self,
+        range: R,
+        ops: &mut O,
+    ) -> Result<(), Error> {
         let (lo, last) = Self::check_range(&range)?;
         let mut need = [0; MAX_LEVELS];
         plan_remove_root::<Top<G>, V, B>(&self.root, &self.stores, lo, last, &mut need)

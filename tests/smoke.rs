@@ -9,7 +9,7 @@ fn smoke() {
     t.check_invariants().unwrap();
     assert_eq!(t.len(), 2000);
     assert_eq!(t.iter().count(), 2000);
-    assert!(t.iter().map(|(p, v)| p.addr() >> 12 == *v).all(|x| x));
+    assert!(t.iter().all(|(p, v)| p.addr() >> 12 == *v));
     for (_, v) in t.iter_mut() {
         *v += 1;
     }

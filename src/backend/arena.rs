@@ -4,7 +4,7 @@ use alloc::vec::Vec;
 use core::mem::size_of;
 
 use super::slab::Entry;
-use super::{Backend, Store, sealed};
+use super::{Backend, NoRoom, Store, sealed};
 
 /// Nodes packed into slabs of at least 2 MiB, addressed by compact indices.
 ///
@@ -109,18 +109,18 @@ impl<T: Default> Store<T> for ArenaStore<T> {
         }
     }
 
-    fn try_reserve(&mut self, n: usize) -> Result<usize, ()> {
+    fn try_reserve(&mut self, n: usize) -> Result<usize, NoRoom> {
         let have = self.available();
         if n <= have {
             return Ok(0);
         }
         let slabs = (n - have).div_ceil(Self::PER_SLAB);
-        self.slabs.try_reserve(slabs).map_err(|_| ())?;
+        self.slabs.try_reserve(slabs).map_err(|_| NoRoom)?;
         for added in 0..slabs {
             let mut s = Vec::new();
             if s.try_reserve_exact(Self::PER_SLAB).is_err() {
                 self.unreserve(added);
-                return Err(());
+                return Err(NoRoom);
             }
             self.slabs.push(s);
         }

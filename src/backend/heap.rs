@@ -5,7 +5,7 @@ use alloc::vec::Vec;
 use core::mem::size_of;
 
 use super::slab::{Entry, Slab};
-use super::{Backend, Store, sealed};
+use super::{Backend, NoRoom, Store, sealed};
 
 /// Every node is its own allocation from the global allocator. The default.
 ///
@@ -65,17 +65,17 @@ impl<T: Default> Store<T> for HeapStore<T> {
         &mut self.slab.get_mut(id)[0]
     }
 
-    fn try_reserve(&mut self, n: usize) -> Result<usize, ()> {
+    fn try_reserve(&mut self, n: usize) -> Result<usize, NoRoom> {
         let ids_needed = n.saturating_sub(self.slab.vacant());
-        self.slab.entries.try_reserve(ids_needed).map_err(|_| ())?;
-        self.spare.try_reserve(n).map_err(|_| ())?;
+        self.slab.entries.try_reserve(ids_needed).map_err(|_| NoRoom)?;
+        self.spare.try_reserve(n).map_err(|_| NoRoom)?;
         let before = self.spare.len();
         while self.spare.len() < n {
             match try_box() {
                 Some(b) => self.spare.push(b),
                 None => {
                     self.spare.truncate(before);
-                    return Err(());
+                    return Err(NoRoom);
                 }
             }
         }

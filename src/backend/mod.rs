@@ -44,6 +44,11 @@ pub trait Backend: sealed::Sealed + Clone + 'static {
     fn new_store<T: Default>(&self) -> Self::Store<T>;
 }
 
+/// A store could not make room: the pool is full or the allocator refused.
+#[doc(hidden)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct NoRoom;
+
 /// A store of `T`s addressed by `u32` ids. Not part of the public API.
 ///
 /// The contract that makes fallible operations all-or-nothing: after
@@ -60,7 +65,7 @@ pub trait Store<T>: Sized {
     fn get_mut(&mut self, id: u32) -> &mut T;
     /// Makes room so that `n` more inserts need no allocation. Returns a
     /// token of what it set aside, for [`Store::unreserve`].
-    fn try_reserve(&mut self, n: usize) -> Result<usize, ()>;
+    fn try_reserve(&mut self, n: usize) -> Result<usize, NoRoom>;
     /// Gives back what a `try_reserve` that returned `added` set aside.
     fn unreserve(&mut self, added: usize);
     /// Stores `t`, returning its id.
@@ -70,6 +75,10 @@ pub trait Store<T>: Sized {
     fn remove(&mut self, id: u32) -> T;
     /// Items stored.
     fn len(&self) -> usize;
+    /// Whether no item is stored.
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
     /// Items that can be stored without allocating.
     fn available(&self) -> usize;
     /// The most items the store can ever hold, if it is bounded.

@@ -4,7 +4,7 @@ use alloc::vec::Vec;
 use core::mem::size_of;
 
 use super::slab::{Entry, Slab};
-use super::{Backend, Store, sealed};
+use super::{Backend, NoRoom, Store, sealed};
 
 /// A fixed node capacity per level, allocated when the table is built; no
 /// allocation after that.
@@ -79,8 +79,8 @@ impl<T: Default> Store<T> for PoolStore<T> {
         self.slab.get_mut(id)
     }
 
-    fn try_reserve(&mut self, n: usize) -> Result<usize, ()> {
-        if n <= self.available() { Ok(0) } else { Err(()) }
+    fn try_reserve(&mut self, n: usize) -> Result<usize, NoRoom> {
+        if n <= self.available() { Ok(0) } else { Err(NoRoom) }
     }
 
     fn unreserve(&mut self, _added: usize) {}

@@ -267,7 +267,7 @@ impl<S: LevelSpec, D: Chain> Chain for Upper<S, D> {
         D::stats(&s.below, out);
     }
     fn reserve<V, B: Backend>(s: &mut Self::Stores<V, B>, need: &Need) -> Result<(), u8> {
-        let added = s.children.try_reserve(need[D::LEVEL as usize]).map_err(|()| D::LEVEL)?;
+        let added = s.children.try_reserve(need[D::LEVEL as usize]).map_err(|_| D::LEVEL)?;
         D::reserve(&mut s.below, need).inspect_err(|_| s.children.unreserve(added))
     }
 

@@ -7,21 +7,16 @@ use super::bitmap;
 use crate::geometry::Width;
 
 /// One slot of an upper table.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Default)]
 pub enum Slot<V> {
     /// Nothing is mapped in the slot's region.
+    #[default]
     Empty,
     /// The region is described by a child table, by its id in the store of
     /// the level below.
     Table(u32),
     /// The whole region is one large-page entry.
     Large(V),
-}
-
-impl<V> Default for Slot<V> {
-    fn default() -> Self {
-        Slot::Empty
-    }
 }
 
 /// A table above the bottom level.
@@ -42,11 +37,7 @@ pub struct InnerNode<V, W: Width> {
 
 impl<V, W: Width> Default for InnerNode<V, W> {
     fn default() -> Self {
-        InnerNode {
-            slots: GenericArray::default(),
-            dirty: GenericArray::default(),
-            len: 0,
-        }
+        InnerNode { slots: GenericArray::default(), dirty: GenericArray::default(), len: 0 }
     }
 }
 

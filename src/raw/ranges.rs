@@ -64,7 +64,12 @@ pub trait Ranges: Walk {
     /// The merge of a node full of entries, as the entry `page` one level up.
     fn merge_node<V, O: PageOps<V>>(n: &Self::Node<V>, page: Page, ops: &mut O) -> Result<V, Refusal>;
 
-    fn probe_split<V, B: Backend>(n: &Self::Node<V>, s: &Self::Stores<V, B>, addr: u64, level: u8) -> Result<(), Refusal>;
+    fn probe_split<V, B: Backend>(
+        n: &Self::Node<V>,
+        s: &Self::Stores<V, B>,
+        addr: u64,
+        level: u8,
+    ) -> Result<(), Refusal>;
     /// Splits the large entry at `(addr, level)`, after a successful probe
     /// and a reservation of one table at `level - 1`.
     fn split<V, B: Backend, O: PageOps<V>>(
@@ -171,11 +176,24 @@ impl<W: Width, PS: typenum::Unsigned + 'static> Ranges for Bottom<W, PS> {
     fn split<V, B: Backend, O: PageOps<V>>(_: &mut Self::Node<V>, _: &mut (), _: u64, _: u8, _: &mut O) {
         unreachable!("split below the bottom")
     }
-    fn merge<V, B: Backend, O: PageOps<V>>(_: &mut Self::Node<V>, _: &mut (), _: u64, _: u8, _: &mut O) -> Result<(), Refusal> {
+    fn merge<V, B: Backend, O: PageOps<V>>(
+        _: &mut Self::Node<V>,
+        _: &mut (),
+        _: u64,
+        _: u8,
+        _: &mut O,
+    ) -> Result<(), Refusal> {
         Err(Refusal::Nothing)
     }
 
-    fn plan_set<V, B: Backend>(_: View<'_, Self::Node<V>>, _: &(), _: u64, _: u64, _: u64, _: &mut Need) -> Result<(), Refusal> {
+    fn plan_set<V, B: Backend>(
+        _: View<'_, Self::Node<V>>,
+        _: &(),
+        _: u64,
+        _: u64,
+        _: u64,
+        _: &mut Need,
+    ) -> Result<(), Refusal> {
         Ok(())
     }
 
@@ -199,7 +217,14 @@ impl<W: Width, PS: typenum::Unsigned + 'static> Ranges for Bottom<W, PS> {
         added
     }
 
-    fn plan_remove<V, B: Backend>(_: View<'_, Self::Node<V>>, _: &(), _: u64, _: u64, _: u64, _: &mut Need) -> Result<(), Refusal> {
+    fn plan_remove<V, B: Backend>(
+        _: View<'_, Self::Node<V>>,
+        _: &(),
+        _: u64,
+        _: u64,
+        _: u64,
+        _: &mut Need,
+    ) -> Result<(), Refusal> {
         Ok(())
     }
 
@@ -222,7 +247,12 @@ impl<W: Width, PS: typenum::Unsigned + 'static> Ranges for Bottom<W, PS> {
         -removed
     }
 
-    fn compact<V, B: Backend, O: PageOps<V>>(_: &mut Self::Node<V>, _: &mut (), _: u64, _: &mut O) -> (usize, isize) {
+    fn compact<V, B: Backend, O: PageOps<V>>(
+        _: &mut Self::Node<V>,
+        _: &mut (),
+        _: u64,
+        _: &mut O,
+    ) -> (usize, isize) {
         (0, 0)
     }
 }

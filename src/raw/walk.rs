@@ -75,13 +75,22 @@ pub trait Walk: Chain {
 
     fn mut_state<'a, V: 'a, B: Backend + 'a>(s: &'a mut Self::Stores<V, B>) -> Self::MutState<'a, V, B>;
     /// Starts the mutable iteration of `n`, based at `base`.
-    fn enter<'a, V: 'a, B: Backend + 'a>(st: &mut Self::MutState<'a, V, B>, n: &'a mut Self::Node<V>, base: u64);
+    fn enter<'a, V: 'a, B: Backend + 'a>(
+        st: &mut Self::MutState<'a, V, B>,
+        n: &'a mut Self::Node<V>,
+        base: u64,
+    );
     /// The next entry of the node entered, marking it changed.
     fn next_mut<'a, V: 'a, B: Backend + 'a>(st: &mut Self::MutState<'a, V, B>) -> Option<(Page, &'a mut V)>;
 
     /// Appends the pages of every marked slot (descending into marked
     /// tables) and clears the marks.
-    fn take_changes<V, B: Backend>(n: &mut Self::Node<V>, s: &mut Self::Stores<V, B>, base: u64, out: &mut Vec<Page>);
+    fn take_changes<V, B: Backend>(
+        n: &mut Self::Node<V>,
+        s: &mut Self::Stores<V, B>,
+        base: u64,
+        out: &mut Vec<Page>,
+    );
 
     /// Keeps the entries for which `f` is true; frees tables left empty.
     /// Returns the number of entries removed.
@@ -122,7 +131,11 @@ impl<W: Width, PS: typenum::Unsigned + 'static> Walk for Bottom<W, PS> {
         None
     }
 
-    fn enter<'a, V: 'a, B: Backend + 'a>(st: &mut Self::MutState<'a, V, B>, n: &'a mut Self::Node<V>, base: u64) {
+    fn enter<'a, V: 'a, B: Backend + 'a>(
+        st: &mut Self::MutState<'a, V, B>,
+        n: &'a mut Self::Node<V>,
+        base: u64,
+    ) {
         let (values, dirty) = n.split_mut();
         *st = Some((base, values, dirty));
     }
@@ -171,7 +184,11 @@ impl<W: Width, PS: typenum::Unsigned + 'static> Walk for Bottom<W, PS> {
         removed
     }
 
-    fn check<V, B: Backend>(n: &Self::Node<V>, _: &(), nodes: &mut [usize; MAX_LEVELS]) -> Result<usize, String> {
+    fn check<V, B: Backend>(
+        n: &Self::Node<V>,
+        _: &(),
+        nodes: &mut [usize; MAX_LEVELS],
+    ) -> Result<usize, String> {
         nodes[0] += 1;
         let bits: usize = n.present().iter().map(|w| w.count_ones() as usize).sum();
         if bits != n.len() {
@@ -184,12 +201,15 @@ impl<W: Width, PS: typenum::Unsigned + 'static> Walk for Bottom<W, PS> {
     }
 }
 
+/// An upper node being walked mutably: its base, its slots, its change marks.
+type UpperCursor<'a, V> = (u64, Enumerate<slice::IterMut<'a, Slot<V>>>, &'a mut [u64]);
+
 /// The mutable-iteration state of an upper level.
 pub struct UpperMut<'a, V, B: Backend, D: Walk> {
     /// The tables one level down, by id; each is taken when it is entered.
     children: Vec<Option<&'a mut D::Node<V>>>,
     /// The node being walked: its base, its slots, its change marks.
-    cur: Option<(u64, Enumerate<slice::IterMut<'a, Slot<V>>>, &'a mut [u64])>,
+    cur: Option<UpperCursor<'a, V>>,
     /// The state of the level below.
     child: D::MutState<'a, V, B>,
 }
@@ -229,7 +249,11 @@ impl<S: LevelSpec, D: Walk> Walk for Upper<S, D> {
         UpperMut { children: children.refs_mut(), cur: None, child: D::mut_state(below) }
     }
 
-    fn enter<'a, V: 'a, B: Backend + 'a>(st: &mut Self::MutState<'a, V, B>, n: &'a mut Self::Node<V>, base: u64) {
+    fn enter<'a, V: 'a, B: Backend + 'a>(
+        st: &mut Self::MutState<'a, V, B>,
+        n: &'a mut Self::Node<V>,
+        base: u64,
+    ) {
         st.cur = Some((base, n.slots.iter_mut().enumerate(), &mut n.dirty[..]));
     }
 
