@@ -15,6 +15,7 @@ pub mod backend;
 mod changes;
 mod entry;
 mod error;
+pub mod geometries;
 pub mod geometry;
 mod iter;
 mod large;
