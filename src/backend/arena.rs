@@ -110,6 +110,9 @@ impl<T: Default> Store<T> for ArenaStore<T> {
     }
 
     fn try_reserve(&mut self, n: usize) -> Result<usize, NoRoom> {
+        if n == 0 {
+            return Ok(0);
+        }
         let have = self.available();
         if n <= have {
             return Ok(0);

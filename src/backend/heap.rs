@@ -66,6 +66,9 @@ impl<T: Default> Store<T> for HeapStore<T> {
     }
 
     fn try_reserve(&mut self, n: usize) -> Result<usize, NoRoom> {
+        if n <= self.spare.len() {
+            return Ok(0);
+        }
         let ids_needed = n.saturating_sub(self.slab.vacant());
         self.slab.entries.try_reserve(ids_needed).map_err(|_| NoRoom)?;
         self.spare.try_reserve(n).map_err(|_| NoRoom)?;
@@ -121,6 +124,7 @@ impl<T: Default> Store<T> for HeapStore<T> {
     }
 
     fn clear(&mut self) {
+        self.spare = Vec::new();
         self.slab.clear();
         self.slab.entries.shrink_to_fit();
     }
