@@ -7,7 +7,7 @@ use core::ops::{Bound, RangeBounds};
 use crate::backend::Backend;
 use crate::geometry::Geometry;
 use crate::page::Page;
-use crate::raw::walk::{Found, LeafNode, Walk};
+use crate::raw::walk::{Found, LeafCursor, Walk};
 use crate::table::{MemTable, Top};
 
 /// The bottom node type of a `MemTable<V, G, _>`.
@@ -38,9 +38,8 @@ pub(crate) fn bounds<G: Geometry>(range: &impl RangeBounds<u64>) -> Option<(u64,
 /// table or large entry is one walk from the root.
 pub struct Iter<'a, V, G: Geometry, B: Backend> {
     table: &'a MemTable<V, G, B>,
-    /// The bottom table being walked: the node, its base, the next slot and
-    /// the last slot in range.
-    leaf: Option<(&'a Leaf<V, G>, u64, usize, usize)>,
+    /// The bottom table being walked.
+    leaf: Option<LeafCursor<'a, Leaf<V, G>>>,
     /// The next address to seek from, or `None` when the range is done.
     next: Option<u64>,
     /// The last address of the range.
@@ -63,7 +62,7 @@ impl<V, G: Geometry, B: Backend> Clone for Iter<'_, V, G, B> {
     fn clone(&self) -> Self {
         Iter {
             table: self.table,
-            leaf: self.leaf,
+            leaf: self.leaf.clone(),
             next: self.next,
             last: self.last,
             remaining: self.remaining,
@@ -77,14 +76,12 @@ impl<'a, V, G: Geometry, B: Backend> Iterator for Iter<'a, V, G, B> {
     #[inline]
     fn next(&mut self) -> Option<(Page, &'a V)> {
         loop {
-            if let Some((node, base, from, to)) = &mut self.leaf {
-                if let Some(i) = node.next_occupied(*from).filter(|i| i <= to) {
-                    *from = i + 1;
+            if let Some(leaf) = &mut self.leaf {
+                if let Some((addr, v)) = leaf.next(G::PAGE_SHIFT) {
                     if let Some(r) = &mut self.remaining {
                         *r -= 1;
                     }
-                    let shift = G::PAGE_SHIFT;
-                    return Some((Page::new(*base + ((i as u64) << shift), 0, shift), node.value(i)));
+                    return Some((Page::new(addr, 0, G::PAGE_SHIFT), v));
                 }
                 self.leaf = None;
             }
@@ -105,7 +102,7 @@ impl<'a, V, G: Geometry, B: Backend> Iterator for Iter<'a, V, G, B> {
                 Some(Found::Leaf { node, base, from, to }) => {
                     let end = base + (((to as u64) + 1) << G::PAGE_SHIFT) - 1;
                     self.next = end.checked_add(1).filter(|&n| n <= self.last);
-                    self.leaf = Some((node, base, from, to));
+                    self.leaf = Some(LeafCursor::new(node, base, from, to));
                 }
             }
         }

@@ -298,6 +298,18 @@ impl<V, G: Geometry, B: Backend> MemTable<V, G, B> {
     /// assert_eq!(t.get(0x21_0000), Some(&2));
     /// ```
     pub fn insert_at(&mut self, addr: u64, level: Level, v: V) -> Result<Option<V>, Error<V>> {
+        if let Err(e) = Self::check_place(addr, level) {
+            return Err(e.with_value(v));
+        }
+        // Fast path: the tables on the way exist and nothing conflicts.
+        let v =
+            match Top::<G>::insert_existing(&mut self.root, &mut self.stores, addr, level.index() as u8, v) {
+                Ok(old) => {
+                    self.len += old.is_none() as usize;
+                    return Ok(old);
+                }
+                Err(v) => v,
+            };
         let (probe, need) = match self.plan_insert(addr, level) {
             Ok(plan) => plan,
             Err(e) => return Err(e.with_value(v)),

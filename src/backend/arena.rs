@@ -1,21 +1,22 @@
-//! [`Arena`]: nodes packed in large slabs.
+//! [`Arena`]: the nodes of each level packed in one growing block.
 
 use alloc::vec::Vec;
-use core::mem::size_of;
 
-use super::slab::Entry;
+use super::block::Block;
 use super::{Backend, NoRoom, Store, sealed};
 
-/// Nodes packed into slabs of at least 2 MiB, addressed by compact indices.
+/// The nodes of each level packed in one contiguous block that doubles as it
+/// fills, addressed by compact indices. The fastest backend.
 ///
-/// Neighbouring nodes share pages (and, where the operating system backs the
-/// slab with transparent huge pages, TLB entries); a freed node goes on a free
-/// list threaded through the slab and is reused by the next table created at
-/// that level. `clear` and drop release whole slabs. Slabs are never given
-/// back while the table lives, except by `clear`.
-///
-/// No `madvise` is issued (that would need `unsafe` and `libc`): on Linux,
-/// slabs get huge pages when transparent huge pages are set to `always`.
+/// A lookup indexes the block directly (no per-node allocation to chase);
+/// neighbouring nodes share pages, and once a block passes 2 MiB the
+/// allocator maps it on its own, where the operating system can back it with
+/// transparent huge pages (no `madvise` is issued: that would need `unsafe`
+/// and `libc`). A freed node's id goes on a free list and is reused by the
+/// next table created at that level; its memory is kept until `clear` or
+/// drop, which release whole blocks in time proportional to the blocks (for
+/// values without drop glue). Growing a block moves its nodes (amortized
+/// O(1) per node; the allocator can often remap instead of copying).
 ///
 /// ```
 /// use mem_table::{MemTable, backend::Arena, geometry::X86_4Level};
@@ -33,195 +34,52 @@ impl Backend for Arena {
     const NAME: &'static str = "arena";
 
     fn new_store<T: Default>(&self) -> ArenaStore<T> {
-        ArenaStore { slabs: Vec::new(), fill: 0, free: NONE, len: 0 }
+        ArenaStore(Block::new(None))
     }
 }
-
-/// No next free entry.
-const NONE: u32 = u32::MAX;
-
-/// The smallest slab, in bytes.
-const SLAB_BYTES: usize = 2 << 20;
 
 /// The [`Arena`] store.
-///
-/// # Invariants
-/// - Every slab has capacity `PER_SLAB` and never reallocates.
-/// - Slabs before `fill` are full; slabs after it are empty.
-/// - `free` heads a list of every vacant entry.
 #[doc(hidden)]
-pub struct ArenaStore<T> {
-    slabs: Vec<Vec<Entry<T>>>,
-    /// The slab new entries are pushed to.
-    fill: usize,
-    free: u32,
-    len: u32,
-}
-
-impl<T> ArenaStore<T> {
-    /// log2 of the entries per slab: the smallest power of two whose slab is
-    /// at least [`SLAB_BYTES`].
-    const SHIFT: u32 = {
-        let per = SLAB_BYTES.div_ceil(size_of::<Entry<T>>());
-        per.next_power_of_two().trailing_zeros()
-    };
-    const PER_SLAB: usize = 1 << Self::SHIFT;
-    const MASK: u32 = (1 << Self::SHIFT) - 1;
-
-    #[inline(always)]
-    fn entry(&self, id: u32) -> &Entry<T> {
-        &self.slabs[(id >> Self::SHIFT) as usize][(id & Self::MASK) as usize]
-    }
-
-    #[inline(always)]
-    fn entry_mut(&mut self, id: u32) -> &mut Entry<T> {
-        &mut self.slabs[(id >> Self::SHIFT) as usize][(id & Self::MASK) as usize]
-    }
-
-    /// Entries that can be pushed into slabs already allocated.
-    fn room(&self) -> usize {
-        let mut room = (self.slabs.len() - self.fill) * Self::PER_SLAB;
-        if let Some(s) = self.slabs.get(self.fill) {
-            room -= s.len();
-        }
-        room
-    }
-
-    fn vacant(&self) -> usize {
-        self.slabs.iter().map(Vec::len).sum::<usize>() - self.len as usize
-    }
-}
+pub struct ArenaStore<T>(Block<T>);
 
 impl<T: Default> Store<T> for ArenaStore<T> {
     #[inline(always)]
     fn get(&self, id: u32) -> &T {
-        match self.entry(id) {
-            Entry::Occupied(t) => t,
-            Entry::Vacant(_) => panic!("mem-table: vacant node id {id}"),
-        }
+        self.0.get(id)
     }
-
     #[inline(always)]
     fn get_mut(&mut self, id: u32) -> &mut T {
-        match self.entry_mut(id) {
-            Entry::Occupied(t) => t,
-            Entry::Vacant(_) => panic!("mem-table: vacant node id {id}"),
-        }
+        self.0.get_mut(id)
     }
-
     fn try_reserve(&mut self, n: usize) -> Result<usize, NoRoom> {
-        if n == 0 {
-            return Ok(0);
-        }
-        let have = self.available();
-        if n <= have {
-            return Ok(0);
-        }
-        let slabs = (n - have).div_ceil(Self::PER_SLAB);
-        self.slabs.try_reserve(slabs).map_err(|_| NoRoom)?;
-        for added in 0..slabs {
-            let mut s = Vec::new();
-            if s.try_reserve_exact(Self::PER_SLAB).is_err() {
-                self.unreserve(added);
-                return Err(NoRoom);
-            }
-            self.slabs.push(s);
-        }
-        Ok(slabs)
+        self.0.try_reserve(n)
     }
-
-    fn unreserve(&mut self, added: usize) {
-        for _ in 0..added {
-            let s = self.slabs.pop().expect("unreserve more than reserved");
-            debug_assert!(s.is_empty());
-        }
-    }
-
+    fn unreserve(&mut self, _added: usize) {}
     fn insert(&mut self, t: T) -> u32 {
-        self.len += 1;
-        if self.free != NONE {
-            let id = self.free;
-            match core::mem::replace(self.entry_mut(id), Entry::Occupied(t)) {
-                Entry::Vacant(next) => self.free = next,
-                Entry::Occupied(_) => unreachable!("free list points at an occupied entry"),
-            }
-            return id;
-        }
-        if self.slabs.get(self.fill).is_some_and(|s| s.len() == Self::PER_SLAB) {
-            self.fill += 1;
-        }
-        if self.fill == self.slabs.len() {
-            self.slabs.push(Vec::with_capacity(Self::PER_SLAB));
-        }
-        let slab = &mut self.slabs[self.fill];
-        let id = (self.fill << Self::SHIFT) | slab.len();
-        assert!(id < NONE as usize, "mem-table: more than 2^32 - 1 nodes");
-        slab.push(Entry::Occupied(t));
-        id as u32
+        self.0.insert(t)
     }
-
     fn remove(&mut self, id: u32) -> T {
-        let free = self.free;
-        match core::mem::replace(self.entry_mut(id), Entry::Vacant(free)) {
-            Entry::Occupied(t) => {
-                self.free = id;
-                self.len -= 1;
-                t
-            }
-            Entry::Vacant(_) => panic!("mem-table: removing vacant node id {id}"),
-        }
+        self.0.remove(id)
     }
-
     fn len(&self) -> usize {
-        self.len as usize
+        self.0.len()
     }
-
     fn available(&self) -> usize {
-        self.vacant() + self.room()
+        self.0.available()
     }
-
     fn capacity(&self) -> Option<usize> {
         None
     }
-
     fn bytes(&self) -> usize {
-        self.slabs.capacity() * size_of::<Vec<Entry<T>>>()
-            + self.slabs.iter().map(|s| s.capacity() * size_of::<Entry<T>>()).sum::<usize>()
+        self.0.bytes()
     }
-
     fn clear(&mut self) {
-        // Reset first: if a node's drop unwinds, the store is already empty.
-        let slabs = core::mem::take(&mut self.slabs);
-        self.fill = 0;
-        self.free = NONE;
-        self.len = 0;
-        drop(slabs);
+        self.0.clear();
     }
-
     fn refs_mut(&mut self) -> Vec<Option<&mut T>> {
-        self.slabs
-            .iter_mut()
-            .flat_map(|s| s.iter_mut())
-            .map(|e| match e {
-                Entry::Occupied(t) => Some(t),
-                Entry::Vacant(_) => None,
-            })
-            .collect()
+        self.0.refs_mut()
     }
-
-    fn clone_with(&self, mut f: impl FnMut(&T) -> T) -> Self {
-        let slabs = self
-            .slabs
-            .iter()
-            .map(|s| {
-                let mut c = Vec::with_capacity(Self::PER_SLAB);
-                c.extend(s.iter().map(|e| match e {
-                    Entry::Occupied(t) => Entry::Occupied(f(t)),
-                    Entry::Vacant(n) => Entry::Vacant(*n),
-                }));
-                c
-            })
-            .collect();
-        ArenaStore { slabs, fill: self.fill, free: self.free, len: self.len }
+    fn clone_with(&self, f: impl FnMut(&T) -> T) -> Self {
+        ArenaStore(self.0.clone_with(f))
     }
 }

@@ -8,7 +8,7 @@
 //! | backend | node memory | grows | fallible without panicking |
 //! |---|---|---|---|
 //! | [`Heap`] (default) | one global-allocator allocation per node | yes | yes (allocation failure is an error) |
-//! | [`Arena`] | nodes packed in 2 MiB-or-larger slabs | yes, a slab at a time | yes |
+//! | [`Arena`] | one contiguous block per level | yes, doubling | yes |
 //! | [`Pool`] | one block per level, allocated when the table is built | never | yes (running out is an error) |
 //!
 //! All three run the same table code and give identical results; they differ
@@ -16,6 +16,7 @@
 //! `unsafe` code.
 
 mod arena;
+mod block;
 mod heap;
 mod pool;
 mod slab;

@@ -1,9 +1,8 @@
 //! [`Pool`]: a fixed number of nodes per level, allocated up front.
 
 use alloc::vec::Vec;
-use core::mem::size_of;
 
-use super::slab::{Entry, Slab};
+use super::block::Block;
 use super::{Backend, NoRoom, Store, sealed};
 
 /// A fixed node capacity per level, allocated when the table is built; no
@@ -57,68 +56,52 @@ impl Backend for Pool {
     const NAME: &'static str = "pool";
 
     fn new_store<T: Default>(&self) -> PoolStore<T> {
-        PoolStore { slab: Slab::with_capacity(self.capacity), capacity: self.capacity }
+        PoolStore(Block::new(Some(self.capacity)))
     }
 }
 
-/// The [`Pool`] store: a slab that never grows past its capacity.
+/// The [`Pool`] store: a block that never grows past its capacity.
 #[doc(hidden)]
-pub struct PoolStore<T> {
-    slab: Slab<T>,
-    capacity: usize,
-}
+pub struct PoolStore<T>(Block<T>);
 
 impl<T: Default> Store<T> for PoolStore<T> {
     #[inline(always)]
     fn get(&self, id: u32) -> &T {
-        self.slab.get(id)
+        self.0.get(id)
     }
-
     #[inline(always)]
     fn get_mut(&mut self, id: u32) -> &mut T {
-        self.slab.get_mut(id)
+        self.0.get_mut(id)
     }
-
     fn try_reserve(&mut self, n: usize) -> Result<usize, NoRoom> {
-        if n <= self.available() { Ok(0) } else { Err(NoRoom) }
+        self.0.try_reserve(n)
     }
-
     fn unreserve(&mut self, _added: usize) {}
-
     fn insert(&mut self, t: T) -> u32 {
-        assert!(self.available() > 0, "mem-table: pool insert without a reservation");
-        self.slab.insert(t)
+        self.0.insert(t)
     }
-
     fn remove(&mut self, id: u32) -> T {
-        self.slab.remove(id)
+        self.0.remove(id)
     }
-
     fn len(&self) -> usize {
-        self.slab.len()
+        self.0.len()
     }
-
     fn available(&self) -> usize {
-        self.capacity - self.slab.len()
+        self.0.available()
     }
-
     fn capacity(&self) -> Option<usize> {
-        Some(self.capacity)
+        self.0.capacity()
     }
-
     fn bytes(&self) -> usize {
-        self.slab.entries.capacity() * size_of::<Entry<T>>()
+        self.0.bytes()
     }
-
     fn clear(&mut self) {
-        self.slab.clear();
+        self.0.clear();
     }
-
     fn refs_mut(&mut self) -> Vec<Option<&mut T>> {
-        self.slab.refs_mut().collect()
+        self.0.refs_mut()
     }
-
     fn clone_with(&self, f: impl FnMut(&T) -> T) -> Self {
-        PoolStore { slab: self.slab.clone_with(self.capacity, f), capacity: self.capacity }
+        PoolStore(self.0.clone_with(f))
     }
 }

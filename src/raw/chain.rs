@@ -133,6 +133,17 @@ pub trait Chain: Shape {
     /// are dropped with it). Returns the number of entries dropped.
     fn free_children<V, B: Backend>(n: Self::Node<V>, s: &mut Self::Stores<V, B>) -> usize;
 
+    /// Inserts at `(addr, level)` if every table on the way already exists
+    /// and nothing conflicts; otherwise hands `v` back untouched. The fast
+    /// path of an insert: one walk, no planning.
+    fn insert_existing<V, B: Backend>(
+        n: &mut Self::Node<V>,
+        s: &mut Self::Stores<V, B>,
+        addr: u64,
+        level: u8,
+        v: V,
+    ) -> Result<Option<V>, V>;
+
     /// Removes the entry covering `addr`, freeing tables left empty; marks
     /// the path.
     fn remove<V, B: Backend>(
@@ -202,6 +213,19 @@ impl<W: Width, PS: typenum::Unsigned + 'static> Chain for Bottom<W, PS> {
         let i = index::<Self>(addr);
         bitmap::set(&mut n.dirty, i);
         n.insert(i, v)
+    }
+
+    #[inline]
+    fn insert_existing<V, B: Backend>(
+        n: &mut Self::Node<V>,
+        _: &mut (),
+        addr: u64,
+        _: u8,
+        v: V,
+    ) -> Result<Option<V>, V> {
+        let i = index::<Self>(addr);
+        bitmap::set(&mut n.dirty, i);
+        Ok(n.insert(i, v))
     }
 
     fn free_children<V, B: Backend>(n: Self::Node<V>, _: &mut ()) -> usize {
@@ -356,6 +380,34 @@ impl<S: LevelSpec, D: Chain> Chain for Upper<S, D> {
         };
         bitmap::set(&mut n.dirty, i);
         D::insert(s.children.get_mut(id), &mut s.below, addr, level, v)
+    }
+
+    #[inline]
+    fn insert_existing<V, B: Backend>(
+        n: &mut Self::Node<V>,
+        s: &mut Self::Stores<V, B>,
+        addr: u64,
+        level: u8,
+        v: V,
+    ) -> Result<Option<V>, V> {
+        let i = index::<Self>(addr);
+        match &mut n.slots[i] {
+            Slot::Table(id) if level < Self::LEVEL => {
+                let id = *id;
+                let out = D::insert_existing(s.children.get_mut(id), &mut s.below, addr, level, v)?;
+                bitmap::set(&mut n.dirty, i);
+                Ok(out)
+            }
+            Slot::Large(old) if level == Self::LEVEL => {
+                bitmap::set(&mut n.dirty, i);
+                Ok(Some(core::mem::replace(old, v)))
+            }
+            Slot::Empty if level == Self::LEVEL => {
+                n.set(i, Slot::Large(v));
+                Ok(None)
+            }
+            _ => Err(v),
+        }
     }
 
     fn free_children<V, B: Backend>(n: Self::Node<V>, s: &mut Self::Stores<V, B>) -> usize {

@@ -26,18 +26,79 @@ pub enum Found<'a, V, L> {
 
 /// The bottom node type, seen by the iterators.
 pub trait LeafNode<V> {
-    fn next_occupied(&self, from: usize) -> Option<usize>;
+    /// The presence bitmap.
+    fn words(&self) -> &[u64];
+    /// The value in an occupied slot.
     fn value(&self, i: usize) -> &V;
 }
 
 impl<V, W: Width> LeafNode<V> for BottomNode<V, W> {
     #[inline(always)]
-    fn next_occupied(&self, from: usize) -> Option<usize> {
-        BottomNode::next_occupied(self, from)
+    fn words(&self) -> &[u64] {
+        self.present()
     }
     #[inline(always)]
     fn value(&self, i: usize) -> &V {
         self.get(i).expect("slot reported occupied")
+    }
+}
+
+/// Walks the occupied slots `from..=to` of one bottom node, a bitmap word at
+/// a time: the inner loop of iteration.
+pub struct LeafCursor<'a, L> {
+    node: &'a L,
+    /// First address of the node.
+    base: u64,
+    /// Index of the word in `bits`.
+    word: usize,
+    /// Occupied slots of `word` not yet yielded.
+    bits: u64,
+    /// Index of the last word in range, and the mask of its slots in range.
+    last_word: usize,
+    last_mask: u64,
+}
+
+impl<'a, L> LeafCursor<'a, L> {
+    pub fn new<V>(node: &'a L, base: u64, from: usize, to: usize) -> Self
+    where
+        L: LeafNode<V>,
+    {
+        let last_word = to / 64;
+        let last_mask = u64::MAX >> (63 - to % 64);
+        let word = from / 64;
+        let mut bits = node.words()[word] & (u64::MAX << (from % 64));
+        if word == last_word {
+            bits &= last_mask;
+        }
+        LeafCursor { node, base, word, bits, last_word, last_mask }
+    }
+
+    /// The next occupied slot, its address (with entry shift `shift`) and
+    /// value.
+    #[inline(always)]
+    pub fn next<V>(&mut self, shift: u32) -> Option<(u64, &'a V)>
+    where
+        L: LeafNode<V>,
+    {
+        while self.bits == 0 {
+            if self.word >= self.last_word {
+                return None;
+            }
+            self.word += 1;
+            self.bits = self.node.words()[self.word];
+            if self.word == self.last_word {
+                self.bits &= self.last_mask;
+            }
+        }
+        let i = self.word * 64 + self.bits.trailing_zeros() as usize;
+        self.bits &= self.bits - 1;
+        Some((self.base + ((i as u64) << shift), self.node.value(i)))
+    }
+}
+
+impl<L> Clone for LeafCursor<'_, L> {
+    fn clone(&self) -> Self {
+        LeafCursor { ..*self }
     }
 }
 
