@@ -93,19 +93,44 @@ impl<V, G: Geometry, B: Backend> MemTable<V, G, B> {
     /// sub-page's value. As [`split`](Self::split); if `ops` panics, the
     /// table is unchanged.
     pub fn split_with<O: PageOps<V>>(&mut self, addr: u64, level: Level, ops: &mut O) -> Result<(), Error> {
+        let need = self.plan_split(addr, level)?;
+        self.reserve_need(&need, addr)?;
+        Top::<G>::split(&mut self.root, &mut self.stores, addr, level.index() as u8, ops);
+        self.len += Self::fanout(level.below().expect("planned")) - 1;
+        Ok(())
+    }
+
+    /// Reserves the table a [`split_with`](Self::split_with) of the entry at
+    /// `(addr, level)` needs, so that the split itself cannot run out of
+    /// nodes: the kernel's `xas_split_alloc` before `xas_split`. Call it
+    /// before entering a context that must not allocate.
+    ///
+    /// # Errors
+    /// As [`split`](Self::split) would.
+    ///
+    /// ```
+    /// use mem_table::{Level, MemTable, backend::Pool, geometry::X86_4Level};
+    /// let mut t: MemTable<u8, X86_4Level, Pool> = MemTable::with_backend(Pool::new(2));
+    /// t.insert_at(0x20_0000, Level::new(1), 1).unwrap();
+    /// t.reserve_split(0x20_0000, Level::new(1)).unwrap();
+    /// t.split(0x20_0000, Level::new(1)).unwrap(); // cannot fail for lack of nodes now
+    /// ```
+    pub fn reserve_split(&mut self, addr: u64, level: Level) -> Result<(), Error> {
+        let need = self.plan_split(addr, level)?;
+        self.reserve_need(&need, addr)
+    }
+
+    /// Checks a split of `(addr, level)` and counts the table it needs.
+    fn plan_split(&self, addr: u64, level: Level) -> Result<[usize; MAX_LEVELS], Error> {
         Self::check_place(addr, level)?;
-        let below = match level.below() {
-            Some(b) => b,
-            None => return Err(Error::new(ErrorKind::NothingToSplit, addr, level, ())),
+        let Some(below) = level.below() else {
+            return Err(Error::new(ErrorKind::NothingToSplit, addr, level, ()));
         };
         Top::<G>::probe_split(&self.root, &self.stores, addr, level.index() as u8)
             .map_err(|r| Self::refusal(r, addr, level, ErrorKind::NothingToSplit))?;
         let mut need = [0; MAX_LEVELS];
         need[below.index()] = 1;
-        self.reserve_need(&need, addr)?;
-        Top::<G>::split(&mut self.root, &mut self.stores, addr, level.index() as u8, ops);
-        self.len += Self::fanout(below) - 1;
-        Ok(())
+        Ok(need)
     }
 
     /// Slots in a table of `level`.

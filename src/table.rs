@@ -557,3 +557,18 @@ impl<V, G: Geometry, B: Backend + Default> FromIterator<(Page, V)> for MemTable<
         t
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::backend::{Arena, Pool};
+
+    fn send_sync<T: Send + Sync>() {}
+
+    #[test]
+    fn tables_are_send_and_sync_when_values_are() {
+        send_sync::<MemTable<u64>>();
+        send_sync::<MemTable<alloc::string::String, crate::X86_5Level, Arena>>();
+        send_sync::<MemTable<u8, X86_4Level, Pool>>();
+    }
+}

@@ -63,6 +63,18 @@ impl<V, W: Width> BottomNode<V, W> {
         }
     }
 
+    /// The value in slot `i`, which the caller knows is occupied.
+    ///
+    /// # Safety
+    /// Bit `i` of [`present`](Self::present) must be set.
+    #[inline(always)]
+    pub unsafe fn get_unchecked(&self, i: usize) -> &V {
+        debug_assert!(bitmap::get(&self.present, i));
+        // SAFETY: the caller promises the presence bit is set, so the slot is
+        // initialized (type invariant).
+        unsafe { self.values[i].assume_init_ref() }
+    }
+
     /// The value in slot `i`, mutably.
     #[inline(always)]
     pub fn get_mut(&mut self, i: usize) -> Option<&mut V> {

@@ -7,7 +7,7 @@
 use super::bitmap;
 use super::chain::{Chain, Need, page_of, slot_page};
 use super::inner::Slot;
-use super::walk::{LeafNode, Walk};
+use super::walk::Walk;
 use crate::backend::{Backend, Store};
 use crate::geometry::{Bottom, LevelSpec, Shape, Upper, Width};
 use crate::ops::PageOps;
@@ -167,7 +167,7 @@ impl<W: Width, PS: typenum::Unsigned + 'static> Ranges for Bottom<W, PS> {
         if n.len() != Self::FANOUT {
             return Err(Refusal::Nothing);
         }
-        ops.merge(page, &mut (0..Self::FANOUT).map(|i| n.value(i))).ok_or(Refusal::Declined)
+        ops.merge(page, &mut (0..Self::FANOUT).map(|i| n.get(i).expect("full node"))).ok_or(Refusal::Declined)
     }
 
     fn probe_split<V, B: Backend>(_: &Self::Node<V>, _: &(), _: u64, _: u8) -> Result<(), Refusal> {

@@ -29,7 +29,10 @@ pub trait LeafNode<V> {
     /// The presence bitmap.
     fn words(&self) -> &[u64];
     /// The value in an occupied slot.
-    fn value(&self, i: usize) -> &V;
+    ///
+    /// # Safety
+    /// Bit `i` of [`words`](Self::words) must be set.
+    unsafe fn value(&self, i: usize) -> &V;
 }
 
 impl<V, W: Width> LeafNode<V> for BottomNode<V, W> {
@@ -38,8 +41,9 @@ impl<V, W: Width> LeafNode<V> for BottomNode<V, W> {
         self.present()
     }
     #[inline(always)]
-    fn value(&self, i: usize) -> &V {
-        self.get(i).expect("slot reported occupied")
+    unsafe fn value(&self, i: usize) -> &V {
+        // SAFETY: the caller promises bit `i` of the presence bitmap is set.
+        unsafe { self.get_unchecked(i) }
     }
 }
 
@@ -92,7 +96,10 @@ impl<'a, L> LeafCursor<'a, L> {
         }
         let i = self.word * 64 + self.bits.trailing_zeros() as usize;
         self.bits &= self.bits - 1;
-        Some((self.base + ((i as u64) << shift), self.node.value(i)))
+        // SAFETY: `bits` only ever holds bits read from the node's presence
+        // bitmap, and the node is borrowed shared for 'a, so it cannot have
+        // changed since: bit `i` is set.
+        Some((self.base + ((i as u64) << shift), unsafe { self.node.value(i) }))
     }
 }
 
