@@ -58,6 +58,32 @@ impl<'a, V, G: Geometry, B: Backend> Iter<'a, V, G, B> {
     }
 }
 
+impl<'a, V, G: Geometry, B: Backend> Iter<'a, V, G, B> {
+    /// Seeks from `self.next`: returns a large entry, or sets `self.leaf` to
+    /// the next bottom table with an entry in range and returns `None` (as it
+    /// does, with `self.leaf` unset, at the end).
+    fn seek_next(&mut self) -> Option<(Page, &'a V)> {
+        let from = self.next?;
+        let t = self.table;
+        match Top::<G>::seek(&*t.root, &t.stores, 0, from, self.last) {
+            None => {
+                self.next = None;
+                None
+            }
+            Some(Found::Entry(page, v)) => {
+                self.next = page.last().checked_add(1).filter(|&n| n <= self.last);
+                Some((page, v))
+            }
+            Some(Found::Leaf { node, base, from, to }) => {
+                let end = base + (((to as u64) + 1) << G::PAGE_SHIFT) - 1;
+                self.next = end.checked_add(1).filter(|&n| n <= self.last);
+                self.leaf = Some(LeafCursor::new(node, base, from, to));
+                None
+            }
+        }
+    }
+}
+
 impl<V, G: Geometry, B: Backend> Clone for Iter<'_, V, G, B> {
     fn clone(&self) -> Self {
         Iter {
@@ -85,29 +111,34 @@ impl<'a, V, G: Geometry, B: Backend> Iterator for Iter<'a, V, G, B> {
                 }
                 self.leaf = None;
             }
-            let from = self.next?;
-            let t = self.table;
-            match Top::<G>::seek(&*t.root, &t.stores, 0, from, self.last) {
-                None => {
-                    self.next = None;
-                    return None;
+            if let Some(entry) = self.seek_next() {
+                if let Some(r) = &mut self.remaining {
+                    *r -= 1;
                 }
-                Some(Found::Entry(page, v)) => {
-                    self.next = page.last().checked_add(1).filter(|&n| n <= self.last);
-                    if let Some(r) = &mut self.remaining {
-                        *r -= 1;
-                    }
-                    return Some((page, v));
-                }
-                Some(Found::Leaf { node, base, from, to }) => {
-                    let end = base + (((to as u64) + 1) << G::PAGE_SHIFT) - 1;
-                    self.next = end.checked_add(1).filter(|&n| n <= self.last);
-                    self.leaf = Some(LeafCursor::new(node, base, from, to));
-                }
+                return Some(entry);
             }
+            self.leaf.as_ref()?;
         }
     }
 
+    /// Internal iteration: whole bitmap words of a bottom table at a time.
+    fn fold<Acc, F>(mut self, init: Acc, mut f: F) -> Acc
+    where
+        F: FnMut(Acc, (Page, &'a V)) -> Acc,
+    {
+        let mut acc = init;
+        let shift = G::PAGE_SHIFT;
+        loop {
+            if let Some(leaf) = self.leaf.take() {
+                acc = leaf.fold(shift, acc, |acc, addr, v| f(acc, (Page::new(addr, 0, shift), v)));
+            }
+            match self.seek_next() {
+                Some(entry) => acc = f(acc, entry),
+                None if self.leaf.is_some() => {}
+                None => return acc,
+            }
+        }
+    }
     fn size_hint(&self) -> (usize, Option<usize>) {
         match self.remaining {
             Some(r) => (r, Some(r)),

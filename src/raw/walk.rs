@@ -103,6 +103,47 @@ impl<'a, L> LeafCursor<'a, L> {
     }
 }
 
+impl<'a, L> LeafCursor<'a, L> {
+    /// Calls `f` on every remaining occupied slot; full words run without
+    /// bit tricks.
+    #[inline]
+    pub fn fold<V: 'a, Acc>(
+        mut self,
+        shift: u32,
+        mut acc: Acc,
+        mut f: impl FnMut(Acc, u64, &'a V) -> Acc,
+    ) -> Acc
+    where
+        L: LeafNode<V>,
+    {
+        loop {
+            let first = self.word * 64;
+            if self.bits == u64::MAX {
+                for i in first..first + 64 {
+                    // SAFETY: every bit of this word is set in the presence
+                    // bitmap (which cannot change while borrowed for 'a).
+                    acc = f(acc, self.base + ((i as u64) << shift), unsafe { self.node.value(i) });
+                }
+            } else {
+                while self.bits != 0 {
+                    let i = first + self.bits.trailing_zeros() as usize;
+                    self.bits &= self.bits - 1;
+                    // SAFETY: as in `next`: bit `i` is set in the presence bitmap.
+                    acc = f(acc, self.base + ((i as u64) << shift), unsafe { self.node.value(i) });
+                }
+            }
+            if self.word >= self.last_word {
+                return acc;
+            }
+            self.word += 1;
+            self.bits = self.node.words()[self.word];
+            if self.word == self.last_word {
+                self.bits &= self.last_mask;
+            }
+        }
+    }
+}
+
 impl<L> Clone for LeafCursor<'_, L> {
     fn clone(&self) -> Self {
         LeafCursor { ..*self }
