@@ -100,6 +100,54 @@ impl<V, G: Geometry, B: Backend> MemTable<V, G, B> {
         Ok(())
     }
 
+    /// Splits the large entry covering `addr`, and the entries that split
+    /// makes, until the entry covering `addr` is no larger than `level`:
+    /// one call to carve a `level` page out of a larger one. Returns the
+    /// number of splits (0 if no entry covers `addr` or it is small enough).
+    ///
+    /// Every table the splits need is reserved first, so on error nothing
+    /// has been split.
+    ///
+    /// # Errors
+    /// The table unchanged: [`Misaligned`](ErrorKind::Misaligned) (to
+    /// `level`), [`OutOfReach`](ErrorKind::OutOfReach),
+    /// [`NoEntriesAtLevel`](ErrorKind::NoEntriesAtLevel) if `level` or a
+    /// level in between cannot hold entries, [`OutOfNodes`](ErrorKind::OutOfNodes).
+    ///
+    /// ```
+    /// use mem_table::{Level, MemTable, ops::SplitByClone};
+    /// let mut t: MemTable<u8> = MemTable::new();
+    /// t.insert_at(0x4000_0000, Level::new(2), 1).unwrap(); // 1 GiB
+    /// assert_eq!(t.split_to(0x4020_3000, Level::BASE, &mut SplitByClone).unwrap(), 2);
+    /// assert_eq!(t.get_key_value(0x4020_3000).unwrap().0.level(), Level::BASE);
+    /// assert_eq!(t.get_key_value(0x4060_0000).unwrap().0.level(), Level::new(1));
+    /// assert_eq!(t.len(), 511 + 512);
+    /// ```
+    pub fn split_to<O: PageOps<V>>(&mut self, addr: u64, level: Level, ops: &mut O) -> Result<usize, Error> {
+        Self::check_place(addr, level)?;
+        let Some((page, _)) = self.get_key_value(addr) else { return Ok(0) };
+        if page.level() <= level {
+            return Ok(0);
+        }
+        let mut need = [0; MAX_LEVELS];
+        for l in level.index()..page.level().index() {
+            if !G::holds_entries(Level::new(l as u8)) {
+                return Err(Error::new(ErrorKind::NoEntriesAtLevel, addr, Level::new(l as u8), ()));
+            }
+            need[l] = 1;
+        }
+        self.reserve_need(&need, addr)?;
+        let mut splits = 0;
+        let mut at = page.level();
+        while at > level {
+            let size = G::page_size(at).expect("level in range");
+            self.split_with(addr & !(size - 1), at, ops).expect("checked and reserved");
+            splits += 1;
+            at = at.below().expect("above level");
+        }
+        Ok(splits)
+    }
+
     /// Reserves the table a [`split_with`](Self::split_with) of the entry at
     /// `(addr, level)` needs, so that the split itself cannot run out of
     /// nodes: the kernel's `xas_split_alloc` before `xas_split`. Call it

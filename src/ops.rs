@@ -15,7 +15,7 @@ use crate::page::Page;
 /// How values are split and merged.
 ///
 /// ```
-/// use mem_table::{Level, MemTable, Page, ops::PageOps};
+/// use mem_table::{Level, MemTable, Page, ops::{Children, PageOps}};
 ///
 /// /// A count of accesses, shared out evenly on split and summed on merge.
 /// struct Counts;
@@ -23,7 +23,7 @@ use crate::page::Page;
 ///     fn split(&mut self, page: Page, value: &u64, sub: Page) -> u64 {
 ///         value / (page.size() / sub.size())
 ///     }
-///     fn merge(&mut self, _page: Page, children: &mut dyn Iterator<Item = &u64>) -> Option<u64> {
+///     fn merge(&mut self, _page: Page, children: Children<'_, '_, u64>) -> Option<u64> {
 ///         Some(children.sum())
 ///     }
 /// }
@@ -44,8 +44,38 @@ pub trait PageOps<V> {
     /// The value of the large entry `page` made of `children` (every
     /// sub-page's value, in address order), or `None` to refuse the merge.
     /// If it panics, the merge does not happen.
-    fn merge(&mut self, page: Page, children: &mut dyn Iterator<Item = &V>) -> Option<V>;
+    fn merge(&mut self, page: Page, children: Children<'_, '_, V>) -> Option<V>;
 }
+
+/// The values of a full table about to be merged, in address order: what
+/// [`PageOps::merge`] is given. An ordinary iterator (`all`, `sum`, ...
+/// work) that knows its length.
+pub struct Children<'a, 'b, V> {
+    inner: &'b mut dyn Iterator<Item = &'a V>,
+    left: usize,
+}
+
+impl<'a, 'b, V> Children<'a, 'b, V> {
+    pub(crate) fn new(inner: &'b mut dyn Iterator<Item = &'a V>, len: usize) -> Self {
+        Children { inner, left: len }
+    }
+}
+
+impl<'a, V> Iterator for Children<'a, '_, V> {
+    type Item = &'a V;
+
+    fn next(&mut self) -> Option<&'a V> {
+        let v = self.inner.next()?;
+        self.left -= 1;
+        Some(v)
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        (self.left, Some(self.left))
+    }
+}
+
+impl<V> ExactSizeIterator for Children<'_, '_, V> {}
 
 /// Split by cloning; merge when every child is equal (to a clone of the first).
 #[derive(Clone, Copy, Debug, Default)]
@@ -56,14 +86,9 @@ impl<V: Clone + PartialEq> PageOps<V> for CloneOps {
         value.clone()
     }
 
-    fn merge(&mut self, _: Page, children: &mut dyn Iterator<Item = &V>) -> Option<V> {
+    fn merge(&mut self, _: Page, mut children: Children<'_, '_, V>) -> Option<V> {
         let first = children.next()?;
-        for c in children {
-            if c != first {
-                return None;
-            }
-        }
-        Some(first.clone())
+        children.all(|c| c == first).then(|| first.clone())
     }
 }
 
@@ -77,7 +102,7 @@ impl<V: Clone> PageOps<V> for SplitByClone {
         value.clone()
     }
 
-    fn merge(&mut self, _: Page, _: &mut dyn Iterator<Item = &V>) -> Option<V> {
+    fn merge(&mut self, _: Page, _: Children<'_, '_, V>) -> Option<V> {
         None
     }
 }
@@ -85,12 +110,12 @@ impl<V: Clone> PageOps<V> for SplitByClone {
 /// Split and merge by two closures.
 ///
 /// ```
-/// use mem_table::{Level, MemTable, ops::FnOps};
+/// use mem_table::{Level, MemTable, ops::{Children, FnOps}};
 /// let mut t: MemTable<u32> = MemTable::new();
 /// t.insert_at(0, Level::new(1), 7).unwrap();
 /// let mut ops = FnOps::new(
 ///     |_page, v: &u32, sub| v + (sub.addr() >> 12) as u32,
-///     |_page, children: &mut dyn Iterator<Item = &u32>| children.min().copied(),
+///     |_page, children: Children<'_, '_, u32>| children.min().copied(),
 /// );
 /// t.split_with(0, Level::new(1), &mut ops).unwrap();
 /// assert_eq!(t.get(0x3000), Some(&10));
@@ -107,7 +132,7 @@ impl<S, M> FnOps<S, M> {
     pub fn new<V>(split: S, merge: M) -> Self
     where
         S: FnMut(Page, &V, Page) -> V,
-        M: FnMut(Page, &mut dyn Iterator<Item = &V>) -> Option<V>,
+        M: FnMut(Page, Children<'_, '_, V>) -> Option<V>,
     {
         FnOps { split, merge }
     }
@@ -116,13 +141,13 @@ impl<S, M> FnOps<S, M> {
 impl<V, S, M> PageOps<V> for FnOps<S, M>
 where
     S: FnMut(Page, &V, Page) -> V,
-    M: FnMut(Page, &mut dyn Iterator<Item = &V>) -> Option<V>,
+    M: FnMut(Page, Children<'_, '_, V>) -> Option<V>,
 {
     fn split(&mut self, page: Page, value: &V, sub: Page) -> V {
         (self.split)(page, value, sub)
     }
 
-    fn merge(&mut self, page: Page, children: &mut dyn Iterator<Item = &V>) -> Option<V> {
+    fn merge(&mut self, page: Page, children: Children<'_, '_, V>) -> Option<V> {
         (self.merge)(page, children)
     }
 }

@@ -10,7 +10,7 @@ use super::inner::Slot;
 use super::walk::Walk;
 use crate::backend::{Backend, Store};
 use crate::geometry::{Bottom, LevelSpec, Shape, Upper, Width};
-use crate::ops::PageOps;
+use crate::ops::{Children, PageOps};
 use crate::page::Page;
 
 /// Why a split or merge cannot happen.
@@ -167,7 +167,8 @@ impl<W: Width, PS: typenum::Unsigned + 'static> Ranges for Bottom<W, PS> {
         if n.len() != Self::FANOUT {
             return Err(Refusal::Nothing);
         }
-        ops.merge(page, &mut (0..Self::FANOUT).map(|i| n.get(i).expect("full node"))).ok_or(Refusal::Declined)
+        let mut values = (0..Self::FANOUT).map(|i| n.get(i).expect("full node"));
+        ops.merge(page, Children::new(&mut values, Self::FANOUT)).ok_or(Refusal::Declined)
     }
 
     fn probe_split<V, B: Backend>(_: &Self::Node<V>, _: &(), _: u64, _: u8) -> Result<(), Refusal> {
@@ -274,7 +275,7 @@ impl<S: LevelSpec, D: Ranges> Ranges for Upper<S, D> {
             Slot::Large(v) => v,
             _ => unreachable!(),
         });
-        ops.merge(page, &mut children).ok_or(Refusal::Declined)
+        ops.merge(page, Children::new(&mut children, Self::FANOUT)).ok_or(Refusal::Declined)
     }
 
     fn probe_split<V, B: Backend>(
