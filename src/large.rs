@@ -130,11 +130,11 @@ impl<V, G: Geometry, B: Backend> MemTable<V, G, B> {
             return Ok(0);
         }
         let mut need = [0; MAX_LEVELS];
-        for l in level.index()..page.level().index() {
+        for (l, n) in need.iter_mut().enumerate().take(page.level().index()).skip(level.index()) {
             if !G::holds_entries(Level::new(l as u8)) {
                 return Err(Error::new(ErrorKind::NoEntriesAtLevel, addr, Level::new(l as u8), ()));
             }
-            need[l] = 1;
+            *n = 1;
         }
         self.reserve_need(&need, addr)?;
         let mut splits = 0;
