@@ -17,7 +17,7 @@
 //! assert_eq!(X86_4Level::page_size(mem_table::Level::new(1)), Some(2 << 20));
 //! ```
 //!
-//! A level is written as a [typenum](crate::typenum) width (`U9`) when its
+//! A level is written as a [typenum] width (`U9`) when its
 //! slots only point at tables, or as [`Large<U9>`](Large) when its slots may
 //! also hold large-page entries. The bottom level always holds base pages, so
 //! it is always a plain width. Between one and [`MAX_LEVELS`] levels, each
@@ -216,7 +216,7 @@ impl_levels!(
 /// A page-table geometry: how addresses are cut into table indices.
 ///
 /// Sealed: use one of the shipped geometries ([`X86_4Level`], [`X86_5Level`],
-/// the [`catalogue`](crate::geometry#shipped-geometries)) or describe your own
+/// the [catalogue](crate::geometries#shipped-geometries)) or describe your own
 /// with [`Custom`].
 #[allow(private_bounds)] // `Tree` is sealed: nameable inside the crate only.
 pub trait Geometry: sealed::Sealed + 'static {
