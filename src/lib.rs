@@ -188,3 +188,8 @@ pub use table::{LevelStats, MemTable, Stats};
 
 /// The type-level numbers used to describe [`geometry::Custom`] levels.
 pub use typenum;
+
+/// The README's examples, run as doc-tests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;

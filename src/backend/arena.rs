@@ -1,9 +1,7 @@
 //! [`Arena`]: the nodes of each level packed in one growing block.
 
-use alloc::vec::Vec;
-
 use super::block::Block;
-use super::{Backend, NoRoom, Store, sealed};
+use super::{Backend, sealed};
 
 /// The nodes of each level packed in one contiguous block that doubles as it
 /// fills, addressed by compact indices. The fastest backend.
@@ -30,56 +28,10 @@ pub struct Arena;
 impl sealed::Sealed for Arena {}
 
 impl Backend for Arena {
-    type Store<T: Default> = ArenaStore<T>;
+    type Store<T: Default> = Block<T>;
     const NAME: &'static str = "arena";
 
-    fn new_store<T: Default>(&self) -> ArenaStore<T> {
-        ArenaStore(Block::new(None))
-    }
-}
-
-/// The [`Arena`] store.
-#[doc(hidden)]
-pub struct ArenaStore<T>(Block<T>);
-
-impl<T: Default> Store<T> for ArenaStore<T> {
-    #[inline(always)]
-    fn get(&self, id: u32) -> &T {
-        self.0.get(id)
-    }
-    #[inline(always)]
-    fn get_mut(&mut self, id: u32) -> &mut T {
-        self.0.get_mut(id)
-    }
-    fn try_reserve(&mut self, n: usize) -> Result<usize, NoRoom> {
-        self.0.try_reserve(n)
-    }
-    fn unreserve(&mut self, _added: usize) {}
-    fn insert(&mut self, t: T) -> u32 {
-        self.0.insert(t)
-    }
-    fn remove(&mut self, id: u32) -> T {
-        self.0.remove(id)
-    }
-    fn len(&self) -> usize {
-        self.0.len()
-    }
-    fn available(&self) -> usize {
-        self.0.available()
-    }
-    fn capacity(&self) -> Option<usize> {
-        None
-    }
-    fn bytes(&self) -> usize {
-        self.0.bytes()
-    }
-    fn clear(&mut self) {
-        self.0.clear();
-    }
-    fn refs_mut(&mut self) -> Vec<Option<&mut T>> {
-        self.0.refs_mut()
-    }
-    fn clone_with(&self, f: impl FnMut(&T) -> T) -> Self {
-        ArenaStore(self.0.clone_with(f))
+    fn new_store<T: Default>(&self) -> Block<T> {
+        Block::new(None)
     }
 }

@@ -9,7 +9,7 @@
 use alloc::vec::Vec;
 use core::mem::{self, size_of};
 
-use super::NoRoom;
+use super::{NoRoom, Store};
 
 /// Nodes of one level in one `Vec`.
 ///
@@ -19,7 +19,8 @@ use super::NoRoom;
 /// - `free.capacity() >= nodes.len()`, so freeing never allocates.
 /// - With `limit = Some(n)`: `nodes.len() <= n` and `nodes.capacity()` was
 ///   fixed at construction.
-pub(crate) struct Block<T> {
+#[doc(hidden)]
+pub struct Block<T> {
     nodes: Vec<T>,
     free: Vec<u32>,
     limit: Option<usize>,
@@ -32,32 +33,34 @@ impl<T: Default> Block<T> {
         let cap = limit.unwrap_or(0);
         Block { nodes: Vec::with_capacity(cap), free: Vec::with_capacity(cap), limit }
     }
+}
 
+impl<T: Default> Store<T> for Block<T> {
     #[inline(always)]
-    pub(crate) fn get(&self, id: u32) -> &T {
+    fn get(&self, id: u32) -> &T {
         &self.nodes[id as usize]
     }
 
     #[inline(always)]
-    pub(crate) fn get_mut(&mut self, id: u32) -> &mut T {
+    fn get_mut(&mut self, id: u32) -> &mut T {
         &mut self.nodes[id as usize]
     }
 
-    pub(crate) fn len(&self) -> usize {
+    fn len(&self) -> usize {
         self.nodes.len() - self.free.len()
     }
 
     /// Inserts possible without allocating.
-    pub(crate) fn available(&self) -> usize {
+    fn available(&self) -> usize {
         let room = self.limit.unwrap_or(self.nodes.capacity()) - self.nodes.len();
         self.free.len() + room
     }
 
-    pub(crate) fn capacity(&self) -> Option<usize> {
+    fn capacity(&self) -> Option<usize> {
         self.limit
     }
 
-    pub(crate) fn try_reserve(&mut self, n: usize) -> Result<usize, NoRoom> {
+    fn try_reserve(&mut self, n: usize) -> Result<usize, NoRoom> {
         if n <= self.available() {
             return Ok(0);
         }
@@ -72,7 +75,9 @@ impl<T: Default> Block<T> {
         Ok(0)
     }
 
-    pub(crate) fn insert(&mut self, t: T) -> u32 {
+    fn unreserve(&mut self, _added: usize) {}
+
+    fn insert(&mut self, t: T) -> u32 {
         if let Some(id) = self.free.pop() {
             self.nodes[id as usize] = t;
             return id;
@@ -89,20 +94,20 @@ impl<T: Default> Block<T> {
         (self.nodes.len() - 1) as u32
     }
 
-    pub(crate) fn remove(&mut self, id: u32) -> T {
+    fn remove(&mut self, id: u32) -> T {
         let t = mem::take(&mut self.nodes[id as usize]);
         debug_assert!(self.free.len() < self.free.capacity());
         self.free.push(id);
         t
     }
 
-    pub(crate) fn bytes(&self) -> usize {
+    fn bytes(&self) -> usize {
         self.nodes.capacity() * size_of::<T>() + self.free.capacity() * size_of::<u32>()
     }
 
     /// Empties the block. A growing block gives its memory back; a bounded
     /// one keeps it.
-    pub(crate) fn clear(&mut self) {
+    fn clear(&mut self) {
         self.free.clear();
         if self.limit.is_some() {
             self.nodes.clear();
@@ -115,11 +120,11 @@ impl<T: Default> Block<T> {
     }
 
     /// Every node, by id (free ones included: they are empty).
-    pub(crate) fn refs_mut(&mut self) -> Vec<Option<&mut T>> {
+    fn refs_mut(&mut self) -> Vec<Option<&mut T>> {
         self.nodes.iter_mut().map(Some).collect()
     }
 
-    pub(crate) fn clone_with(&self, f: impl FnMut(&T) -> T) -> Self {
+    fn clone_with(&self, f: impl FnMut(&T) -> T) -> Self {
         let cap = self.limit.unwrap_or(self.nodes.len());
         let mut nodes = Vec::with_capacity(cap);
         nodes.extend(self.nodes.iter().map(f));

@@ -22,6 +22,8 @@ mod pool;
 mod slab;
 
 pub use arena::Arena;
+#[doc(hidden)]
+pub use block::Block;
 pub use heap::Heap;
 pub use pool::Pool;
 

@@ -1,9 +1,7 @@
 //! [`Pool`]: a fixed number of nodes per level, allocated up front.
 
-use alloc::vec::Vec;
-
 use super::block::Block;
-use super::{Backend, NoRoom, Store, sealed};
+use super::{Backend, sealed};
 
 /// A fixed node capacity per level, allocated when the table is built; no
 /// allocation after that.
@@ -52,56 +50,10 @@ impl Pool {
 impl sealed::Sealed for Pool {}
 
 impl Backend for Pool {
-    type Store<T: Default> = PoolStore<T>;
+    type Store<T: Default> = Block<T>;
     const NAME: &'static str = "pool";
 
-    fn new_store<T: Default>(&self) -> PoolStore<T> {
-        PoolStore(Block::new(Some(self.capacity)))
-    }
-}
-
-/// The [`Pool`] store: a block that never grows past its capacity.
-#[doc(hidden)]
-pub struct PoolStore<T>(Block<T>);
-
-impl<T: Default> Store<T> for PoolStore<T> {
-    #[inline(always)]
-    fn get(&self, id: u32) -> &T {
-        self.0.get(id)
-    }
-    #[inline(always)]
-    fn get_mut(&mut self, id: u32) -> &mut T {
-        self.0.get_mut(id)
-    }
-    fn try_reserve(&mut self, n: usize) -> Result<usize, NoRoom> {
-        self.0.try_reserve(n)
-    }
-    fn unreserve(&mut self, _added: usize) {}
-    fn insert(&mut self, t: T) -> u32 {
-        self.0.insert(t)
-    }
-    fn remove(&mut self, id: u32) -> T {
-        self.0.remove(id)
-    }
-    fn len(&self) -> usize {
-        self.0.len()
-    }
-    fn available(&self) -> usize {
-        self.0.available()
-    }
-    fn capacity(&self) -> Option<usize> {
-        self.0.capacity()
-    }
-    fn bytes(&self) -> usize {
-        self.0.bytes()
-    }
-    fn clear(&mut self) {
-        self.0.clear();
-    }
-    fn refs_mut(&mut self) -> Vec<Option<&mut T>> {
-        self.0.refs_mut()
-    }
-    fn clone_with(&self, f: impl FnMut(&T) -> T) -> Self {
-        PoolStore(self.0.clone_with(f))
+    fn new_store<T: Default>(&self) -> Block<T> {
+        Block::new(Some(self.capacity))
     }
 }

@@ -365,17 +365,7 @@ impl<S: LevelSpec, D: Chain> Chain for Upper<S, D> {
         }
         let id = match n.slots[i] {
             Slot::Table(id) => id,
-            Slot::Empty => {
-                let mut child = D::Node::default();
-                // The slot changed since the last report (a large entry or a
-                // table was removed): report every sub-slot's new state.
-                if bitmap::get(&n.dirty, i) {
-                    D::mark_all(&mut child);
-                }
-                let id = s.children.insert(child);
-                n.set(i, Slot::Table(id));
-                id
-            }
+            Slot::Empty => add_child::<D, V, B, S::Width>(n, &mut s.children, i),
             Slot::Large(_) => unreachable!("insert under a larger entry"),
         };
         bitmap::set(&mut n.dirty, i);
@@ -451,6 +441,25 @@ impl<S: LevelSpec, D: Chain> Chain for Upper<S, D> {
             }
         }
     }
+}
+
+/// Puts a new, empty table in the empty slot `i` of `n` and returns its id.
+///
+/// If the slot was marked changed since the last report (an entry or a table
+/// was removed there), every slot of the new table is marked too, so that
+/// the next report covers the whole region and not only what is added now.
+pub fn add_child<D: Chain, V, B: Backend, W: Width>(
+    n: &mut InnerNode<V, W>,
+    children: &mut B::Store<D::Node<V>>,
+    i: usize,
+) -> u32 {
+    let mut child = D::Node::default();
+    if bitmap::get(&n.dirty, i) {
+        D::mark_all(&mut child);
+    }
+    let id = children.insert(child);
+    n.set(i, Slot::Table(id));
+    id
 }
 
 /// Collects store figures for a whole chain, root excluded.

@@ -5,7 +5,8 @@
 //! fail without changing anything.
 
 use super::bitmap;
-use super::chain::{Chain, Need, page_of, slot_page};
+use super::chain::{Chain, Need, add_child, page_of, slot_page};
+use super::inner::InnerNode;
 use super::inner::Slot;
 use super::walk::Walk;
 use crate::backend::{Backend, Store};
@@ -129,6 +130,23 @@ pub trait Ranges: Walk {
         base: u64,
         ops: &mut O,
     ) -> (usize, isize);
+}
+
+/// Replaces the large entry in slot `i` of `n` (the entry `page`) by a new
+/// table holding its split, and returns the table's id. The table is built
+/// aside first: if `ops` panics, nothing has changed.
+fn split_slot<D: Ranges, V, B: Backend, W: Width, O: PageOps<V>>(
+    n: &mut InnerNode<V, W>,
+    children: &mut B::Store<D::Node<V>>,
+    i: usize,
+    page: Page,
+    ops: &mut O,
+) -> u32 {
+    let Slot::Large(v) = &n.slots[i] else { unreachable!("split of a slot without a large entry") };
+    let child = D::split_node(page, v, page.addr(), ops);
+    let id = children.insert(child);
+    drop(n.set(i, Slot::Table(id)));
+    id
 }
 
 /// Plans at the root.
@@ -303,12 +321,8 @@ impl<S: LevelSpec, D: Ranges> Ranges for Upper<S, D> {
     ) {
         let i = super::chain::index::<Self>(addr);
         match &n.slots[i] {
-            Slot::Large(v) if level == Self::LEVEL => {
-                let page = page_of::<Self>(addr);
-                // Built aside: if `ops` panics, nothing has changed.
-                let child = D::split_node(page, v, page.addr(), ops);
-                let id = s.children.insert(child);
-                drop(n.set(i, Slot::Table(id)));
+            Slot::Large(_) if level == Self::LEVEL => {
+                split_slot::<D, V, B, S::Width, O>(n, &mut s.children, i, page_of::<Self>(addr), ops);
             }
             &Slot::Table(id) => {
                 bitmap::set(&mut n.dirty, i);
@@ -404,21 +418,10 @@ impl<S: LevelSpec, D: Ranges> Ranges for Upper<S, D> {
             }
             let id = match &n.slots[i] {
                 &Slot::Table(id) => id,
-                Slot::Empty => {
-                    let mut child = D::Node::default();
-                    if bitmap::get(&n.dirty, i) {
-                        D::mark_all(&mut child);
-                    }
-                    let id = s.children.insert(child);
-                    n.set(i, Slot::Table(id));
-                    id
-                }
-                Slot::Large(w) => {
-                    let child = D::split_node(slot_page::<Self>(base, i), w, a, ops);
-                    let id = s.children.insert(child);
-                    drop(n.set(i, Slot::Table(id)));
+                Slot::Empty => add_child::<D, V, B, S::Width>(n, &mut s.children, i),
+                Slot::Large(_) => {
                     delta += D::FANOUT as isize - 1;
-                    id
+                    split_slot::<D, V, B, S::Width, O>(n, &mut s.children, i, slot_page::<Self>(base, i), ops)
                 }
             };
             bitmap::set(&mut n.dirty, i);
@@ -486,12 +489,9 @@ impl<S: LevelSpec, D: Ranges> Ranges for Upper<S, D> {
             }
             let id = match &n.slots[i] {
                 &Slot::Table(id) => id,
-                Slot::Large(w) => {
-                    let child = D::split_node(slot_page::<Self>(base, i), w, a, ops);
-                    let id = s.children.insert(child);
-                    drop(n.set(i, Slot::Table(id)));
+                Slot::Large(_) => {
                     delta += D::FANOUT as isize - 1;
-                    id
+                    split_slot::<D, V, B, S::Width, O>(n, &mut s.children, i, slot_page::<Self>(base, i), ops)
                 }
                 Slot::Empty => unreachable!(),
             };
