@@ -75,7 +75,9 @@ impl<'a, V, G: Geometry, B: Backend> Iter<'a, V, G, B> {
                 Some((page, v))
             }
             Some(Found::Leaf { node, base, from, to }) => {
-                let end = base + (((to as u64) + 1) << G::PAGE_SHIFT) - 1;
+                // The last address of slot `to` (written so as not to overflow
+                // at the top of a 64-bit space).
+                let end = base + ((to as u64) << G::PAGE_SHIFT) + ((1u64 << G::PAGE_SHIFT) - 1);
                 self.next = end.checked_add(1).filter(|&n| n <= self.last);
                 self.leaf = Some(LeafCursor::new(node, base, from, to));
                 None

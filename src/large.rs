@@ -8,7 +8,7 @@ use crate::geometry::{Geometry, MAX_LEVELS};
 use crate::ops::{CloneOps, PageOps, SplitByClone};
 use crate::page::Level;
 use crate::raw::ranges::{Ranges, Refusal, plan_remove_root, plan_set_root};
-use crate::table::{MemTable, Top};
+use crate::table::{LenGuard, MemTable, Top};
 
 impl<V, G: Geometry, B: Backend> MemTable<V, G, B> {
     /// Maps a refusal from the raw layer to an error at `(addr, level)`.
@@ -95,8 +95,9 @@ impl<V, G: Geometry, B: Backend> MemTable<V, G, B> {
     pub fn split_with<O: PageOps<V>>(&mut self, addr: u64, level: Level, ops: &mut O) -> Result<(), Error> {
         let need = self.plan_split(addr, level)?;
         self.reserve_need(&need, addr)?;
-        Top::<G>::split(&mut self.root, &mut self.stores, addr, level.index() as u8, ops);
-        self.len += Self::fanout(level.below().expect("planned")) - 1;
+        let MemTable { root, stores, len, .. } = self;
+        let mut count = LenGuard::new(len);
+        Top::<G>::split(root, stores, addr, level.index() as u8, ops, &mut count.delta);
         Ok(())
     }
 
@@ -181,15 +182,6 @@ impl<V, G: Geometry, B: Backend> MemTable<V, G, B> {
         Ok(need)
     }
 
-    /// Slots in a table of `level`.
-    fn fanout(level: Level) -> usize {
-        let l = level.index();
-        let shift = G::page_shift(level).expect("level in range");
-        let up =
-            if l + 1 < G::LEVELS { G::page_shift(level.above()).expect("in range") } else { G::ADDRESS_BITS };
-        1 << (up - shift)
-    }
-
     /// Merges the full table of entries under `(addr, level)` into one
     /// entry of `level`, when every child is equal (the merged value is a
     /// clone of the first).
@@ -234,14 +226,13 @@ impl<V, G: Geometry, B: Backend> MemTable<V, G, B> {
     /// unchanged.
     pub fn merge_with<O: PageOps<V>>(&mut self, addr: u64, level: Level, ops: &mut O) -> Result<(), Error> {
         Self::check_place(addr, level)?;
-        let below = match level.below() {
-            Some(b) => b,
-            None => return Err(Error::new(ErrorKind::NotMergeable, addr, level, ())),
-        };
-        Top::<G>::merge(&mut self.root, &mut self.stores, addr, level.index() as u8, ops)
-            .map_err(|r| Self::refusal(r, addr, level, ErrorKind::NotMergeable))?;
-        self.len -= Self::fanout(below) - 1;
-        Ok(())
+        if level == Level::BASE {
+            return Err(Error::new(ErrorKind::NotMergeable, addr, level, ()));
+        }
+        let MemTable { root, stores, len, .. } = self;
+        let mut count = LenGuard::new(len);
+        Top::<G>::merge(root, stores, addr, level.index() as u8, ops, &mut count.delta)
+            .map_err(|r| Self::refusal(r, addr, level, ErrorKind::NotMergeable))
     }
 
     /// Sets every base page in `range` to `v`, using the largest aligned
@@ -297,8 +288,9 @@ impl<V, G: Geometry, B: Backend> MemTable<V, G, B> {
             Ok(b) => b,
             Err(e) => return Err(e.with_value(v)),
         };
-        let delta = Top::<G>::set_range(&mut self.root, &mut self.stores, 0, lo, last, &v, ops);
-        self.len = self.len.checked_add_signed(delta).expect("entry count");
+        let MemTable { root, stores, len, .. } = self;
+        let mut count = LenGuard::new(len);
+        Top::<G>::set_range(root, stores, 0, lo, last, &v, ops, &mut count.delta);
         Ok(())
     }
 
@@ -342,8 +334,9 @@ impl<V, G: Geometry, B: Backend> MemTable<V, G, B> {
         plan_remove_root::<Top<G>, V, B>(&self.root, &self.stores, lo, last, &mut need)
             .map_err(|r| Self::refusal(r, lo, Level::BASE, ErrorKind::NothingToSplit))?;
         self.reserve_need(&need, lo)?;
-        let delta = Top::<G>::remove_range(&mut self.root, &mut self.stores, 0, lo, last, ops);
-        self.len = self.len.checked_add_signed(delta).expect("entry count");
+        let MemTable { root, stores, len, .. } = self;
+        let mut count = LenGuard::new(len);
+        Top::<G>::remove_range(root, stores, 0, lo, last, ops, &mut count.delta);
         Ok(())
     }
 
@@ -371,8 +364,8 @@ impl<V, G: Geometry, B: Backend> MemTable<V, G, B> {
 
     /// As [`compact`](Self::compact), merging as `ops` decides.
     pub fn compact_with<O: PageOps<V>>(&mut self, ops: &mut O) -> usize {
-        let (merges, delta) = Top::<G>::compact(&mut self.root, &mut self.stores, 0, ops);
-        self.len = self.len.checked_add_signed(delta).expect("entry count");
-        merges
+        let MemTable { root, stores, len, .. } = self;
+        let mut count = LenGuard::new(len);
+        Top::<G>::compact(root, stores, 0, ops, &mut count.delta)
     }
 }

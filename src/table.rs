@@ -53,6 +53,25 @@ pub struct MemTable<V, G: Geometry = X86_4Level, B: Backend = Heap> {
     pub(crate) backend: B,
 }
 
+/// Applies a change in the number of entries when dropped, so that `len`
+/// stays right even if the operation that counts it unwinds half-way.
+pub(crate) struct LenGuard<'a> {
+    len: &'a mut usize,
+    pub(crate) delta: isize,
+}
+
+impl<'a> LenGuard<'a> {
+    pub(crate) fn new(len: &'a mut usize) -> Self {
+        LenGuard { len, delta: 0 }
+    }
+}
+
+impl Drop for LenGuard<'_> {
+    fn drop(&mut self) {
+        *self.len = self.len.checked_add_signed(self.delta).expect("mem-table: entry count");
+    }
+}
+
 /// Figures for one level of a table, from [`MemTable::stats`].
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct LevelStats {
@@ -407,7 +426,7 @@ impl<V, G: Geometry, B: Backend> MemTable<V, G, B> {
     }
 
     /// Keeps only the entries for which `f(page, value)` is true. Tables left
-    /// empty are freed. Removed entries are marked changed.
+    /// empty are freed. Every entry is marked changed (`f` may change it).
     ///
     /// ```
     /// use mem_table::MemTable;
@@ -416,8 +435,9 @@ impl<V, G: Geometry, B: Backend> MemTable<V, G, B> {
     /// assert_eq!(t.values().copied().collect::<Vec<_>>(), [0, 2, 4, 6]);
     /// ```
     pub fn retain<F: FnMut(Page, &mut V) -> bool>(&mut self, mut f: F) {
-        let removed = Top::<G>::retain(&mut self.root, &mut self.stores, 0, &mut f);
-        self.len -= removed;
+        let MemTable { root, stores, len, .. } = self;
+        let mut count = LenGuard::new(len);
+        Top::<G>::retain(root, stores, 0, &mut f, &mut count.delta);
     }
 
     /// Node and memory figures, per level.

@@ -129,9 +129,12 @@ pub trait Chain: Shape {
         v: V,
     ) -> Option<V>;
 
+    /// The number of entries in `n` and below.
+    fn count_entries<V, B: Backend>(n: &Self::Node<V>, s: &Self::Stores<V, B>) -> usize;
+
     /// Frees every table below `n` from the stores (the node's own values
-    /// are dropped with it). Returns the number of entries dropped.
-    fn free_children<V, B: Backend>(n: Self::Node<V>, s: &mut Self::Stores<V, B>) -> usize;
+    /// are dropped with it).
+    fn free_children<V, B: Backend>(n: Self::Node<V>, s: &mut Self::Stores<V, B>);
 
     /// Inserts at `(addr, level)` if every table on the way already exists
     /// and nothing conflicts; otherwise hands `v` back untouched. The fast
@@ -228,9 +231,11 @@ impl<W: Width, PS: typenum::Unsigned + 'static> Chain for Bottom<W, PS> {
         Ok(n.insert(i, v))
     }
 
-    fn free_children<V, B: Backend>(n: Self::Node<V>, _: &mut ()) -> usize {
+    fn count_entries<V, B: Backend>(n: &Self::Node<V>, _: &()) -> usize {
         n.len()
     }
+
+    fn free_children<V, B: Backend>(_: Self::Node<V>, _: &mut ()) {}
 
     fn remove<V, B: Backend>(n: &mut Self::Node<V>, _: &mut (), base: u64, addr: u64) -> Option<(Page, V)> {
         let i = index::<Self>(addr);
@@ -400,19 +405,24 @@ impl<S: LevelSpec, D: Chain> Chain for Upper<S, D> {
         }
     }
 
-    fn free_children<V, B: Backend>(n: Self::Node<V>, s: &mut Self::Stores<V, B>) -> usize {
-        let mut entries = 0;
+    fn count_entries<V, B: Backend>(n: &Self::Node<V>, s: &Self::Stores<V, B>) -> usize {
+        n.slots
+            .iter()
+            .map(|slot| match *slot {
+                Slot::Table(id) => D::count_entries(s.children.get(id), &s.below),
+                Slot::Large(_) => 1,
+                Slot::Empty => 0,
+            })
+            .sum()
+    }
+
+    fn free_children<V, B: Backend>(n: Self::Node<V>, s: &mut Self::Stores<V, B>) {
         for slot in n.slots.iter() {
-            match *slot {
-                Slot::Table(id) => {
-                    let child = s.children.remove(id);
-                    entries += D::free_children(child, &mut s.below);
-                }
-                Slot::Large(_) => entries += 1,
-                Slot::Empty => {}
+            if let Slot::Table(id) = *slot {
+                let child = s.children.remove(id);
+                D::free_children(child, &mut s.below);
             }
         }
-        entries
     }
 
     fn remove<V, B: Backend>(

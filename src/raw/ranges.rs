@@ -14,6 +14,10 @@ use crate::geometry::{Bottom, LevelSpec, Shape, Upper, Width};
 use crate::ops::{Children, PageOps};
 use crate::page::Page;
 
+// The range operations and `compact` add the change in the number of entries
+// to `delta` as they go, before dropping anything, so that the table's count
+// stays right even if a clone, an op or a drop panics half-way.
+
 /// Why a split or merge cannot happen.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Refusal {
@@ -48,7 +52,7 @@ fn slot_bounds<L: Shape>(base: u64, i: usize) -> (u64, u64) {
 
 /// The slots of a node of level `L` at `base` overlapping `lo..=last`.
 fn span<L: Shape>(base: u64, lo: u64, last: u64) -> core::ops::RangeInclusive<usize> {
-    let top = base + (((L::FANOUT as u64) << L::SHIFT) - 1);
+    let top = base + (((L::FANOUT as u64 - 1) << L::SHIFT) + ((1u64 << L::SHIFT) - 1));
     if last < base || lo > top {
         #[allow(clippy::reversed_empty_ranges)]
         return 1..=0;
@@ -79,6 +83,7 @@ pub trait Ranges: Walk {
         addr: u64,
         level: u8,
         ops: &mut O,
+        delta: &mut isize,
     );
     /// Merges the table under `(addr, level)` into one entry.
     fn merge<V, B: Backend, O: PageOps<V>>(
@@ -87,6 +92,7 @@ pub trait Ranges: Walk {
         addr: u64,
         level: u8,
         ops: &mut O,
+        delta: &mut isize,
     ) -> Result<(), Refusal>;
 
     fn plan_set<V, B: Backend>(
@@ -105,7 +111,8 @@ pub trait Ranges: Walk {
         last: u64,
         v: &V,
         ops: &mut O,
-    ) -> isize;
+        delta: &mut isize,
+    );
     fn plan_remove<V, B: Backend>(
         n: View<'_, Self::Node<V>>,
         s: &Self::Stores<V, B>,
@@ -121,15 +128,17 @@ pub trait Ranges: Walk {
         lo: u64,
         last: u64,
         ops: &mut O,
-    ) -> isize;
+        delta: &mut isize,
+    );
     /// Merges, bottom up, every table the ops agree to merge. Returns the
-    /// number of merges and the change in the number of entries.
+    /// number of merges.
     fn compact<V, B: Backend, O: PageOps<V>>(
         n: &mut Self::Node<V>,
         s: &mut Self::Stores<V, B>,
         base: u64,
         ops: &mut O,
-    ) -> (usize, isize);
+        delta: &mut isize,
+    ) -> usize;
 }
 
 /// Replaces the large entry in slot `i` of `n` (the entry `page`) by a new
@@ -141,11 +150,14 @@ fn split_slot<D: Ranges, V, B: Backend, W: Width, O: PageOps<V>>(
     i: usize,
     page: Page,
     ops: &mut O,
+    delta: &mut isize,
 ) -> u32 {
     let Slot::Large(v) = &n.slots[i] else { unreachable!("split of a slot without a large entry") };
     let child = D::split_node(page, v, page.addr(), ops);
     let id = children.insert(child);
-    drop(n.set(i, Slot::Table(id)));
+    let old = n.set(i, Slot::Table(id));
+    *delta += D::FANOUT as isize - 1;
+    drop(old);
     id
 }
 
@@ -192,7 +204,14 @@ impl<W: Width, PS: typenum::Unsigned + 'static> Ranges for Bottom<W, PS> {
     fn probe_split<V, B: Backend>(_: &Self::Node<V>, _: &(), _: u64, _: u8) -> Result<(), Refusal> {
         Err(Refusal::Nothing)
     }
-    fn split<V, B: Backend, O: PageOps<V>>(_: &mut Self::Node<V>, _: &mut (), _: u64, _: u8, _: &mut O) {
+    fn split<V, B: Backend, O: PageOps<V>>(
+        _: &mut Self::Node<V>,
+        _: &mut (),
+        _: u64,
+        _: u8,
+        _: &mut O,
+        _: &mut isize,
+    ) {
         unreachable!("split below the bottom")
     }
     fn merge<V, B: Backend, O: PageOps<V>>(
@@ -201,6 +220,7 @@ impl<W: Width, PS: typenum::Unsigned + 'static> Ranges for Bottom<W, PS> {
         _: u64,
         _: u8,
         _: &mut O,
+        _: &mut isize,
     ) -> Result<(), Refusal> {
         Err(Refusal::Nothing)
     }
@@ -224,16 +244,16 @@ impl<W: Width, PS: typenum::Unsigned + 'static> Ranges for Bottom<W, PS> {
         last: u64,
         v: &V,
         _: &mut O,
-    ) -> isize {
-        let mut added = 0;
+        delta: &mut isize,
+    ) {
         for i in span::<Self>(base, lo, last) {
+            let new = v.clone();
             bitmap::set(&mut n.dirty, i);
-            match n.insert(i, v.clone()) {
+            match n.insert(i, new) {
                 Some(old) => drop(old),
-                None => added += 1,
+                None => *delta += 1,
             }
         }
-        added
     }
 
     fn plan_remove<V, B: Backend>(
@@ -254,16 +274,15 @@ impl<W: Width, PS: typenum::Unsigned + 'static> Ranges for Bottom<W, PS> {
         lo: u64,
         last: u64,
         _: &mut O,
-    ) -> isize {
-        let mut removed = 0;
+        delta: &mut isize,
+    ) {
         for i in span::<Self>(base, lo, last) {
             if let Some(v) = n.take(i) {
                 bitmap::set(&mut n.dirty, i);
+                *delta -= 1;
                 drop(v);
-                removed += 1;
             }
         }
-        -removed
     }
 
     fn compact<V, B: Backend, O: PageOps<V>>(
@@ -271,8 +290,9 @@ impl<W: Width, PS: typenum::Unsigned + 'static> Ranges for Bottom<W, PS> {
         _: &mut (),
         _: u64,
         _: &mut O,
-    ) -> (usize, isize) {
-        (0, 0)
+        _: &mut isize,
+    ) -> usize {
+        0
     }
 }
 
@@ -318,15 +338,16 @@ impl<S: LevelSpec, D: Ranges> Ranges for Upper<S, D> {
         addr: u64,
         level: u8,
         ops: &mut O,
+        delta: &mut isize,
     ) {
         let i = super::chain::index::<Self>(addr);
         match &n.slots[i] {
             Slot::Large(_) if level == Self::LEVEL => {
-                split_slot::<D, V, B, S::Width, O>(n, &mut s.children, i, page_of::<Self>(addr), ops);
+                split_slot::<D, V, B, S::Width, O>(n, &mut s.children, i, page_of::<Self>(addr), ops, delta);
             }
             &Slot::Table(id) => {
                 bitmap::set(&mut n.dirty, i);
-                D::split(s.children.get_mut(id), &mut s.below, addr, level, ops);
+                D::split(s.children.get_mut(id), &mut s.below, addr, level, ops, delta);
             }
             _ => unreachable!("split without a probe"),
         }
@@ -338,6 +359,7 @@ impl<S: LevelSpec, D: Ranges> Ranges for Upper<S, D> {
         addr: u64,
         level: u8,
         ops: &mut O,
+        delta: &mut isize,
     ) -> Result<(), Refusal> {
         let i = super::chain::index::<Self>(addr);
         match (&n.slots[i], level == Self::LEVEL) {
@@ -345,11 +367,12 @@ impl<S: LevelSpec, D: Ranges> Ranges for Upper<S, D> {
                 let v = D::merge_node(s.children.get(id), page_of::<Self>(addr), ops)?;
                 let child = s.children.remove(id);
                 n.set(i, Slot::Large(v));
+                *delta -= D::FANOUT as isize - 1;
                 drop(child);
                 Ok(())
             }
             (&Slot::Table(id), false) => {
-                D::merge(s.children.get_mut(id), &mut s.below, addr, level, ops)?;
+                D::merge(s.children.get_mut(id), &mut s.below, addr, level, ops, delta)?;
                 bitmap::set(&mut n.dirty, i);
                 Ok(())
             }
@@ -401,33 +424,38 @@ impl<S: LevelSpec, D: Ranges> Ranges for Upper<S, D> {
         last: u64,
         v: &V,
         ops: &mut O,
-    ) -> isize {
-        let mut delta = 0;
+        delta: &mut isize,
+    ) {
         for i in span::<Self>(base, lo, last) {
             let (a, b) = slot_bounds::<Self>(base, i);
             if lo <= a && b <= last && Self::LARGE {
-                delta += match n.set(i, Slot::Large(v.clone())) {
+                let new = v.clone();
+                match n.set(i, Slot::Large(new)) {
                     Slot::Table(id) => {
+                        *delta += 1 - D::count_entries(s.children.get(id), &s.below) as isize;
                         let child = s.children.remove(id);
-                        1 - D::free_children(child, &mut s.below) as isize
+                        D::free_children(child, &mut s.below);
                     }
-                    Slot::Large(_) => 0,
-                    Slot::Empty => 1,
-                };
+                    Slot::Large(old) => drop(old),
+                    Slot::Empty => *delta += 1,
+                }
                 continue;
             }
             let id = match &n.slots[i] {
                 &Slot::Table(id) => id,
                 Slot::Empty => add_child::<D, V, B, S::Width>(n, &mut s.children, i),
-                Slot::Large(_) => {
-                    delta += D::FANOUT as isize - 1;
-                    split_slot::<D, V, B, S::Width, O>(n, &mut s.children, i, slot_page::<Self>(base, i), ops)
-                }
+                Slot::Large(_) => split_slot::<D, V, B, S::Width, O>(
+                    n,
+                    &mut s.children,
+                    i,
+                    slot_page::<Self>(base, i),
+                    ops,
+                    delta,
+                ),
             };
             bitmap::set(&mut n.dirty, i);
-            delta += D::set_range(s.children.get_mut(id), &mut s.below, a, lo, last, v, ops);
+            D::set_range(s.children.get_mut(id), &mut s.below, a, lo, last, v, ops, delta);
         }
-        delta
     }
 
     fn plan_remove<V, B: Backend>(
@@ -470,39 +498,52 @@ impl<S: LevelSpec, D: Ranges> Ranges for Upper<S, D> {
         lo: u64,
         last: u64,
         ops: &mut O,
-    ) -> isize {
-        let mut delta = 0;
+        delta: &mut isize,
+    ) {
         for i in span::<Self>(base, lo, last) {
             if matches!(n.slots[i], Slot::Empty) {
                 continue;
             }
             let (a, b) = slot_bounds::<Self>(base, i);
             if lo <= a && b <= last {
-                delta -= match n.set(i, Slot::Empty) {
+                match n.set(i, Slot::Empty) {
                     Slot::Table(id) => {
+                        *delta -= D::count_entries(s.children.get(id), &s.below) as isize;
                         let child = s.children.remove(id);
-                        D::free_children(child, &mut s.below) as isize
+                        D::free_children(child, &mut s.below);
                     }
-                    _ => 1,
-                };
+                    Slot::Large(old) => {
+                        *delta -= 1;
+                        drop(old);
+                    }
+                    Slot::Empty => unreachable!(),
+                }
                 continue;
             }
             let id = match &n.slots[i] {
                 &Slot::Table(id) => id,
-                Slot::Large(_) => {
-                    delta += D::FANOUT as isize - 1;
-                    split_slot::<D, V, B, S::Width, O>(n, &mut s.children, i, slot_page::<Self>(base, i), ops)
-                }
+                Slot::Large(_) => split_slot::<D, V, B, S::Width, O>(
+                    n,
+                    &mut s.children,
+                    i,
+                    slot_page::<Self>(base, i),
+                    ops,
+                    delta,
+                ),
                 Slot::Empty => unreachable!(),
             };
-            bitmap::set(&mut n.dirty, i);
-            delta += D::remove_range(s.children.get_mut(id), &mut s.below, a, lo, last, ops);
-            if D::node_len(s.children.get(id)) == 0 {
+            D::remove_range(s.children.get_mut(id), &mut s.below, a, lo, last, ops, delta);
+            let child = s.children.get(id);
+            // Mark the path only if something below changed: removing
+            // nothing is not a change.
+            if D::has_marks(child) {
+                bitmap::set(&mut n.dirty, i);
+            }
+            if D::node_len(child) == 0 {
                 drop(s.children.remove(id));
                 n.set(i, Slot::Empty);
             }
         }
-        delta
     }
 
     fn compact<V, B: Backend, O: PageOps<V>>(
@@ -510,27 +551,27 @@ impl<S: LevelSpec, D: Ranges> Ranges for Upper<S, D> {
         s: &mut Self::Stores<V, B>,
         base: u64,
         ops: &mut O,
-    ) -> (usize, isize) {
-        let (mut merges, mut delta) = (0, 0);
+        delta: &mut isize,
+    ) -> usize {
+        let mut merges = 0;
         for i in 0..Self::FANOUT {
             let Slot::Table(id) = n.slots[i] else { continue };
             let child_base = slot_page::<Self>(base, i).addr();
-            let (m, d) = D::compact(s.children.get_mut(id), &mut s.below, child_base, ops);
+            let m = D::compact(s.children.get_mut(id), &mut s.below, child_base, ops, delta);
             if m > 0 {
                 bitmap::set(&mut n.dirty, i);
                 merges += m;
-                delta += d;
             }
             if Self::LARGE {
                 if let Ok(v) = D::merge_node(s.children.get(id), slot_page::<Self>(base, i), ops) {
                     let child = s.children.remove(id);
                     n.set(i, Slot::Large(v));
-                    drop(child);
                     merges += 1;
-                    delta -= D::FANOUT as isize - 1;
+                    *delta -= D::FANOUT as isize - 1;
+                    drop(child);
                 }
             }
         }
-        (merges, delta)
+        merges
     }
 }

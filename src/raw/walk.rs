@@ -201,14 +201,16 @@ pub trait Walk: Chain {
         out: &mut Vec<Page>,
     );
 
-    /// Keeps the entries for which `f` is true; frees tables left empty.
-    /// Returns the number of entries removed.
+    /// Keeps the entries for which `f` is true, marking every entry it
+    /// visits (`f` may change it); frees tables left empty. Subtracts the
+    /// entries removed from `delta`, each before it is dropped.
     fn retain<V, B: Backend, F: FnMut(Page, &mut V) -> bool>(
         n: &mut Self::Node<V>,
         s: &mut Self::Stores<V, B>,
         base: u64,
         f: &mut F,
-    ) -> usize;
+        delta: &mut isize,
+    );
 
     /// Checks the node's invariants; counts nodes per level in `nodes`;
     /// returns the number of entries below.
@@ -278,19 +280,18 @@ impl<W: Width, PS: typenum::Unsigned + 'static> Walk for Bottom<W, PS> {
         _: &mut (),
         base: u64,
         f: &mut F,
-    ) -> usize {
-        let mut removed = 0;
+        delta: &mut isize,
+    ) {
         let mut from = 0;
         while let Some(i) = n.next_occupied(from) {
-            let keep = f(slot_page::<Self>(base, i), n.get_mut(i).expect("occupied"));
-            if !keep {
-                bitmap::set(&mut n.dirty, i);
-                drop(n.take(i));
-                removed += 1;
-            }
             from = i + 1;
+            bitmap::set(&mut n.dirty, i);
+            if !f(slot_page::<Self>(base, i), n.get_mut(i).expect("occupied")) {
+                let v = n.take(i);
+                *delta -= 1;
+                drop(v);
+            }
         }
-        removed
     }
 
     fn check<V, B: Backend>(
@@ -416,34 +417,31 @@ impl<S: LevelSpec, D: Walk> Walk for Upper<S, D> {
         s: &mut Self::Stores<V, B>,
         base: u64,
         f: &mut F,
-    ) -> usize {
-        let mut removed = 0;
+        delta: &mut isize,
+    ) {
         let mut from = 0;
         while let Some(i) = n.next_occupied(from) {
             from = i + 1;
+            bitmap::set(&mut n.dirty, i);
             match &mut n.slots[i] {
                 Slot::Large(v) => {
                     if !f(slot_page::<Self>(base, i), v) {
-                        drop(n.set(i, Slot::Empty));
-                        removed += 1;
+                        let old = n.set(i, Slot::Empty);
+                        *delta -= 1;
+                        drop(old);
                     }
                 }
                 &mut Slot::Table(id) => {
                     let child_base = slot_page::<Self>(base, i).addr();
-                    let r = D::retain(s.children.get_mut(id), &mut s.below, child_base, f);
-                    if r > 0 {
-                        removed += r;
-                        bitmap::set(&mut n.dirty, i);
-                        if D::node_len(s.children.get(id)) == 0 {
-                            drop(s.children.remove(id));
-                            n.set(i, Slot::Empty);
-                        }
+                    D::retain(s.children.get_mut(id), &mut s.below, child_base, f, delta);
+                    if D::node_len(s.children.get(id)) == 0 {
+                        drop(s.children.remove(id));
+                        n.set(i, Slot::Empty);
                     }
                 }
                 Slot::Empty => unreachable!(),
             }
         }
-        removed
     }
 
     fn check<V, B: Backend>(
