@@ -103,6 +103,7 @@ pub trait Ranges: Walk {
         last: u64,
         need: &mut Need,
     ) -> Result<(), Refusal>;
+    #[allow(clippy::too_many_arguments)] // the recursion needs every one at every level
     fn set_range<V: Clone, B: Backend, O: PageOps<V>>(
         n: &mut Self::Node<V>,
         s: &mut Self::Stores<V, B>,
@@ -236,6 +237,7 @@ impl<W: Width, PS: typenum::Unsigned + 'static> Ranges for Bottom<W, PS> {
         Ok(())
     }
 
+    #[allow(clippy::too_many_arguments)] // the recursion needs every one at every level
     fn set_range<V: Clone, B: Backend, O: PageOps<V>>(
         n: &mut Self::Node<V>,
         _: &mut (),
@@ -416,6 +418,7 @@ impl<S: LevelSpec, D: Ranges> Ranges for Upper<S, D> {
         Ok(())
     }
 
+    #[allow(clippy::too_many_arguments)] // the recursion needs every one at every level
     fn set_range<V: Clone, B: Backend, O: PageOps<V>>(
         n: &mut Self::Node<V>,
         s: &mut Self::Stores<V, B>,
