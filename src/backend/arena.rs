@@ -31,7 +31,7 @@ impl Backend for Arena {
     type Store<T: Default> = Block<T>;
     const NAME: &'static str = "arena";
 
-    fn new_store<T: Default>(&self) -> Block<T> {
+    fn new_store<T: Default>(&self, _level: u8) -> Block<T> {
         Block::new(None)
     }
 }

@@ -29,7 +29,7 @@ impl Backend for Heap {
     type Store<T: Default> = HeapStore<T>;
     const NAME: &'static str = "heap";
 
-    fn new_store<T: Default>(&self) -> HeapStore<T> {
+    fn new_store<T: Default>(&self, _level: u8) -> HeapStore<T> {
         HeapStore { slab: Slab::with_capacity(0), spare: Vec::new() }
     }
 }

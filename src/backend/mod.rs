@@ -42,9 +42,10 @@ pub trait Backend: sealed::Sealed + Clone + 'static {
     /// A short name, for reports.
     const NAME: &'static str;
 
-    /// A new, empty store configured by this backend value.
+    /// A new, empty store for the tables of `level`, configured by this
+    /// backend value.
     #[doc(hidden)]
-    fn new_store<T: Default>(&self) -> Self::Store<T>;
+    fn new_store<T: Default>(&self, level: u8) -> Self::Store<T>;
 }
 
 /// A store could not make room: the pool is full or the allocator refused.

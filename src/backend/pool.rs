@@ -2,6 +2,8 @@
 
 use super::block::Block;
 use super::{Backend, sealed};
+use crate::geometry::MAX_LEVELS;
+use crate::page::Level;
 
 /// A fixed node capacity per level, allocated when the table is built; no
 /// allocation after that.
@@ -32,18 +34,43 @@ use super::{Backend, sealed};
 /// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Pool {
-    capacity: usize,
+    /// Tables each level may hold, bottom first.
+    capacities: [usize; MAX_LEVELS],
 }
 
 impl Pool {
-    /// A pool with room for `capacity` nodes at every level below the root.
+    /// A pool with room for `capacity` tables at every level below the root.
     pub const fn new(capacity: usize) -> Pool {
-        Pool { capacity }
+        Pool { capacities: [capacity; MAX_LEVELS] }
     }
 
-    /// The per-level capacity.
-    pub const fn capacity(&self) -> usize {
-        self.capacity
+    /// A pool with room for `capacities[l]` tables at level `l`, bottom
+    /// first (levels past the slice get none). A table that fills its bottom
+    /// tables needs far fewer tables above: sizing each level saves the
+    /// memory a uniform capacity would reserve there.
+    ///
+    /// ```
+    /// use mem_table::{Level, MemTable, backend::Pool, geometry::X86_4Level};
+    /// // 64 bottom tables (32 Ki pages) under one table at each level above.
+    /// let pool = Pool::with_capacities(&[64, 1, 1]);
+    /// let mut t: MemTable<u64, X86_4Level, Pool> = MemTable::with_backend(pool);
+    /// for i in 0..64u64 {
+    ///     t.insert(i << 21, i).unwrap(); // one page in each of 64 2 MiB regions
+    /// }
+    /// assert_eq!(t.insert(64 << 21, 0).unwrap_err().kind(), mem_table::ErrorKind::OutOfNodes);
+    /// assert_eq!(pool.capacity(Level::new(1)), 1);
+    /// ```
+    pub fn with_capacities(capacities: &[usize]) -> Pool {
+        let mut c = [0; MAX_LEVELS];
+        for (slot, &cap) in c.iter_mut().zip(capacities) {
+            *slot = cap;
+        }
+        Pool { capacities: c }
+    }
+
+    /// The capacity of `level`.
+    pub fn capacity(&self, level: Level) -> usize {
+        self.capacities.get(level.index()).copied().unwrap_or(0)
     }
 }
 
@@ -53,7 +80,7 @@ impl Backend for Pool {
     type Store<T: Default> = Block<T>;
     const NAME: &'static str = "pool";
 
-    fn new_store<T: Default>(&self) -> Block<T> {
-        Block::new(Some(self.capacity))
+    fn new_store<T: Default>(&self, level: u8) -> Block<T> {
+        Block::new(Some(self.capacities[level as usize]))
     }
 }

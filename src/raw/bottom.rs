@@ -18,6 +18,10 @@ use crate::geometry::Width;
 /// - `values[i]` is initialized exactly when bit `i` of `present` is set.
 /// - `len` is the number of bits set in `present`.
 /// - Bits at or past the fan-out are never set in `present` or `dirty`.
+///
+/// `repr(C)` keeps the bitmaps in front of the values, so the presence word
+/// of a lookup shares the node's first lines (and page) with its header.
+#[repr(C)]
 pub struct BottomNode<V, W: Width> {
     /// One bit per slot: the slot holds a value.
     present: GenericArray<u64, W::Words>,

@@ -250,7 +250,7 @@ impl<S: LevelSpec, D: Chain> Chain for Upper<S, D> {
     type Stores<V, B: Backend> = UpperStores<B::Store<D::Node<V>>, D::Stores<V, B>>;
 
     fn new_stores<V, B: Backend>(b: &B) -> Self::Stores<V, B> {
-        UpperStores { children: b.new_store(), below: D::new_stores(b) }
+        UpperStores { children: b.new_store(D::LEVEL), below: D::new_stores(b) }
     }
     fn clone_node<V: Clone>(n: &Self::Node<V>) -> Self::Node<V> {
         n.clone()

@@ -22,7 +22,8 @@ pub enum Slot<V> {
 /// A table above the bottom level.
 ///
 /// # Invariants
-/// - `len` is the number of slots that are not [`Slot::Empty`].
+/// - `len` is the number of slots that are not [`Slot::Empty`], and `used`
+///   has exactly their bits set.
 /// - A slot is [`Slot::Large`] only at a level that may hold entries.
 /// - A [`Slot::Table`] child is never empty (empty tables are freed).
 pub struct InnerNode<V, W: Width> {
@@ -31,19 +32,32 @@ pub struct InnerNode<V, W: Width> {
     /// One bit per slot: the slot, or something below it, changed since the
     /// last change report.
     pub dirty: GenericArray<u64, W::Words>,
+    /// One bit per slot that is not empty, so that walks skip empty slots a
+    /// word at a time.
+    used: GenericArray<u64, W::Words>,
     /// Number of slots that are not empty.
     pub len: u32,
 }
 
 impl<V, W: Width> Default for InnerNode<V, W> {
     fn default() -> Self {
-        InnerNode { slots: GenericArray::default(), dirty: GenericArray::default(), len: 0 }
+        InnerNode {
+            slots: GenericArray::default(),
+            dirty: GenericArray::default(),
+            used: GenericArray::default(),
+            len: 0,
+        }
     }
 }
 
 impl<V: Clone, W: Width> Clone for InnerNode<V, W> {
     fn clone(&self) -> Self {
-        InnerNode { slots: self.slots.clone(), dirty: self.dirty.clone(), len: self.len }
+        InnerNode {
+            slots: self.slots.clone(),
+            dirty: self.dirty.clone(),
+            used: self.used.clone(),
+            len: self.len,
+        }
     }
 }
 
@@ -56,8 +70,14 @@ impl<V, W: Width> InnerNode<V, W> {
         let old = core::mem::replace(&mut self.slots[i], new);
         match (&old, &self.slots[i]) {
             (Slot::Empty, Slot::Empty) => {}
-            (Slot::Empty, _) => self.len += 1,
-            (_, Slot::Empty) => self.len -= 1,
+            (Slot::Empty, _) => {
+                self.len += 1;
+                bitmap::set(&mut self.used, i);
+            }
+            (_, Slot::Empty) => {
+                self.len -= 1;
+                bitmap::clear(&mut self.used, i);
+            }
             _ => {}
         }
         bitmap::set(&mut self.dirty, i);
@@ -67,6 +87,11 @@ impl<V, W: Width> InnerNode<V, W> {
     /// The first slot at or after `from` that is not empty.
     #[inline]
     pub fn next_occupied(&self, from: usize) -> Option<usize> {
-        self.slots.get(from..)?.iter().position(|s| !matches!(s, Slot::Empty)).map(|p| p + from)
+        bitmap::next_set(&self.used, from)
+    }
+
+    /// The occupancy bitmap.
+    pub fn used(&self) -> &[u64] {
+        &self.used
     }
 }

@@ -475,6 +475,11 @@ impl<S: LevelSpec, D: Walk> Walk for Upper<S, D> {
         if occupied != n.len as usize {
             return Err(format!("level {} node: len {} but {} slots used", Self::LEVEL, n.len, occupied));
         }
+        for (i, slot) in n.slots.iter().enumerate() {
+            if bitmap::get(n.used(), i) == matches!(slot, Slot::Empty) {
+                return Err(format!("level {} node: occupancy bit {i} wrong", Self::LEVEL));
+            }
+        }
         if bitmap::next_set(&n.dirty, Self::FANOUT).is_some() {
             return Err("upper node: change bits set past the fan-out".into());
         }
