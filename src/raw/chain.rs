@@ -472,6 +472,39 @@ pub fn add_child<D: Chain, V, B: Backend, W: Width>(
     id
 }
 
+/// Frees the table `id` in slot `i` of `n` when dropped, if it is empty by
+/// then. Walks that may unwind half-way (a value's drop or a caller's
+/// closure panicking) go down through it, so that a table they emptied is
+/// freed even then.
+pub struct PruneOnDrop<'a, D: Chain, V, B: Backend, W: Width> {
+    n: &'a mut InnerNode<V, W>,
+    /// The store of the level below, holding the table.
+    pub children: &'a mut B::Store<D::Node<V>>,
+    i: usize,
+    id: u32,
+}
+
+impl<'a, D: Chain, V, B: Backend, W: Width> PruneOnDrop<'a, D, V, B, W> {
+    pub fn new(
+        n: &'a mut InnerNode<V, W>,
+        children: &'a mut B::Store<D::Node<V>>,
+        i: usize,
+        id: u32,
+    ) -> Self {
+        PruneOnDrop { n, children, i, id }
+    }
+}
+
+impl<D: Chain, V, B: Backend, W: Width> Drop for PruneOnDrop<'_, D, V, B, W> {
+    fn drop(&mut self) {
+        if D::node_len(self.children.get(self.id)) == 0 {
+            // An empty table holds no value: dropping it cannot panic.
+            drop(self.children.remove(self.id));
+            self.n.set(self.i, Slot::Empty);
+        }
+    }
+}
+
 /// Collects store figures for a whole chain, root excluded.
 pub fn all_stats<T: Chain, V, B: Backend>(s: &T::Stores<V, B>) -> [StoreStats; MAX_LEVELS] {
     let mut out = [StoreStats::default(); MAX_LEVELS];

@@ -5,7 +5,7 @@
 //! fail without changing anything.
 
 use super::bitmap;
-use super::chain::{Chain, Need, add_child, page_of, slot_page};
+use super::chain::{Chain, Need, PruneOnDrop, add_child, page_of, slot_page};
 use super::inner::InnerNode;
 use super::inner::Slot;
 use super::walk::Walk;
@@ -535,16 +535,14 @@ impl<S: LevelSpec, D: Ranges> Ranges for Upper<S, D> {
                 ),
                 Slot::Empty => unreachable!(),
             };
-            D::remove_range(s.children.get_mut(id), &mut s.below, a, lo, last, ops, delta);
-            let child = s.children.get(id);
+            let prune = PruneOnDrop::<D, V, B, S::Width>::new(n, &mut s.children, i, id);
+            D::remove_range(prune.children.get_mut(id), &mut s.below, a, lo, last, ops, delta);
             // Mark the path only if something below changed: removing
             // nothing is not a change.
-            if D::has_marks(child) {
+            let changed = D::has_marks(prune.children.get(id));
+            drop(prune);
+            if changed {
                 bitmap::set(&mut n.dirty, i);
-            }
-            if D::node_len(child) == 0 {
-                drop(s.children.remove(id));
-                n.set(i, Slot::Empty);
             }
         }
     }

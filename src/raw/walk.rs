@@ -9,7 +9,7 @@ use core::slice;
 
 use super::bitmap;
 use super::bottom::{BottomNode, ValuesMut};
-use super::chain::{Chain, UpperStores, slot_page};
+use super::chain::{Chain, PruneOnDrop, UpperStores, slot_page};
 use super::inner::Slot;
 use crate::backend::{Backend, Store};
 use crate::geometry::{Bottom, LevelSpec, MAX_LEVELS, Shape, Upper, Width};
@@ -423,23 +423,18 @@ impl<S: LevelSpec, D: Walk> Walk for Upper<S, D> {
         while let Some(i) = n.next_occupied(from) {
             from = i + 1;
             bitmap::set(&mut n.dirty, i);
-            match &mut n.slots[i] {
-                Slot::Large(v) => {
-                    if !f(slot_page::<Self>(base, i), v) {
-                        let old = n.set(i, Slot::Empty);
-                        *delta -= 1;
-                        drop(old);
-                    }
-                }
-                &mut Slot::Table(id) => {
-                    let child_base = slot_page::<Self>(base, i).addr();
-                    D::retain(s.children.get_mut(id), &mut s.below, child_base, f, delta);
-                    if D::node_len(s.children.get(id)) == 0 {
-                        drop(s.children.remove(id));
-                        n.set(i, Slot::Empty);
-                    }
-                }
-                Slot::Empty => unreachable!(),
+            if let Slot::Table(id) = n.slots[i] {
+                let child_base = slot_page::<Self>(base, i).addr();
+                let prune = PruneOnDrop::<D, V, B, S::Width>::new(n, &mut s.children, i, id);
+                D::retain(prune.children.get_mut(id), &mut s.below, child_base, f, delta);
+                drop(prune);
+                continue;
+            }
+            let Slot::Large(v) = &mut n.slots[i] else { unreachable!("next_occupied gave an empty slot") };
+            if !f(slot_page::<Self>(base, i), v) {
+                let old = n.set(i, Slot::Empty);
+                *delta -= 1;
+                drop(old);
             }
         }
     }
