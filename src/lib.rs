@@ -140,8 +140,22 @@
 //! | [`backend::Arena`] | packed in 2 MiB+ slabs | large tables: locality, cheap teardown |
 //! | [`backend::Pool`] | a fixed number per level, allocated up front | code that must not allocate, or must bound its memory |
 //!
-//! All three give identical results (apart from a pool running out). See the
-//! README for measured bytes per entry.
+//! All three give identical results (apart from a pool running out). Bytes
+//! per entry with `u64` values at 2^20 entries, measured with a counting
+//! allocator by `cargo run --release --example compare`:
+//!
+//! | backend | dense | clustered in 64 GiB | clustered over 48 bits | random 12.5% |
+//! |---|---|---|---|---|
+//! | `Heap` | 8.34 | 8.82 | 28.5 | 66.6 |
+//! | `Arena` | 8.32 | 8.80 | 28.6 | 66.5 |
+//! | `Pool` (sized per level) | 8.32 | 8.80 | 28.4 | 66.5 |
+//! | `HashMap<u64, u64>`, for scale | 34.0 | 34.0 | 34.0 | 34.0 |
+//!
+//! `Heap` returns a table's memory the moment it empties but pays one more
+//! pointer per level on lookups; `Arena` and `Pool` index one block per
+//! level (the fastest lookups), the arena growing it and keeping freed
+//! tables for reuse, the pool never growing and reporting
+//! [`ErrorKind::OutOfNodes`] instead.
 //!
 //! # `no_std`
 //!
