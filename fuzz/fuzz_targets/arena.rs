@@ -1,0 +1,7 @@
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+use mem_table::backend::Arena;
+use mem_table_fuzz::Case;
+
+fuzz_target!(|case: Case| mem_table_fuzz::run(Arena, &case));

@@ -1,0 +1,62 @@
+//! The fuzz targets' shared part: one input is a geometry and a list of ops,
+//! run against the table and the reference model of `tests/model/mod.rs`
+//! (included by path, so the fuzzers and the test suite check the same
+//! things). One target per backend: `heap`, `arena`, `pool`.
+
+#[path = "../../tests/model/mod.rs"]
+pub mod model;
+
+use arbitrary::{Arbitrary, Unstructured};
+use mem_table::backend::Backend;
+use mem_table::geometry::X86_4Level;
+
+use model::{Gappy, Op, Tiny, Wide};
+
+/// The geometry a case runs on.
+#[derive(Arbitrary, Clone, Copy, Debug)]
+pub enum Shape {
+    /// Three 3-bit levels: 512 pages in all, so ops collide all the time.
+    Tiny,
+    /// x86-64, 4 levels.
+    X86,
+    /// A level without entries between two with, and a root with entries.
+    Gappy,
+    /// 64 address bits.
+    Wide,
+}
+
+/// One fuzz case: the geometry (from the first input bytes), then ops until
+/// the input runs out (at most [`MAX_OPS`]).
+#[derive(Clone, Debug)]
+pub struct Case {
+    pub shape: Shape,
+    pub ops: Vec<Op>,
+}
+
+/// The most ops in one case.
+pub const MAX_OPS: usize = 256;
+
+/// Decodes ops back to back: a derived `Vec<Op>` would spend a byte on
+/// "one more?" before each op and stop at the first even one.
+impl<'a> Arbitrary<'a> for Case {
+    fn arbitrary(u: &mut Unstructured<'a>) -> arbitrary::Result<Case> {
+        let shape = u.arbitrary()?;
+        let mut ops = Vec::new();
+        while !u.is_empty() && ops.len() < MAX_OPS {
+            ops.push(u.arbitrary()?);
+        }
+        Ok(Case { shape, ops })
+    }
+}
+
+/// Runs `case` on a fresh table with `backend`; panics on any disagreement
+/// with the model.
+pub fn run<B: Backend>(backend: B, case: &Case) {
+    let ops = &case.ops;
+    match case.shape {
+        Shape::Tiny => model::check_ops::<Tiny, B>(backend, ops),
+        Shape::X86 => model::check_ops::<X86_4Level, B>(backend, ops),
+        Shape::Gappy => model::check_ops::<Gappy, B>(backend, ops),
+        Shape::Wide => model::check_ops::<Wide, B>(backend, ops),
+    }
+}
