@@ -2,8 +2,8 @@
 //! every bug the model tests or the fuzz targets found, minimized, and a few
 //! hand-written scenarios around large pages and change tracking.
 //!
-//! A test marked `//! not fixed yet; when it passes, remove the `ignore` and the matching
-//! rewrite in `model::avoid_known_bugs` (or flag in the model).
+//! Every bug here is fixed; a new one found by the fuzzers goes here as a
+//! named test before it is fixed.
 
 mod model;
 

@@ -154,27 +154,22 @@ pub type FxHashMap = HashMap<u64, u64, FxBuildHasher>;
 /// `hashbrown::HashMap` with its default hasher (foldhash).
 pub type BrownHashMap = hashbrown::HashMap<u64, u64>;
 
-impl HashLike for StdHashMap {
-    const NAME: &'static str = "std HashMap (SipHash)";
-    #[inline]
-    fn get(&self, k: u64) -> Option<u64> {
-        HashMap::get(self, &k).copied()
-    }
-    #[inline]
-    fn insert(&mut self, k: u64, v: u64) -> Option<u64> {
-        HashMap::insert(self, k, v)
-    }
-    #[inline]
-    fn remove(&mut self, k: u64) -> Option<u64> {
-        HashMap::remove(self, &k)
-    }
-    fn for_each(&self, mut f: impl FnMut(u64, u64)) {
-        self.iter().for_each(|(k, v)| f(*k, *v));
-    }
+/// The report name of a `std` map with this hasher.
+pub trait HasherName {
+    const NAME: &'static str;
 }
 
-impl HashLike for FxHashMap {
+impl HasherName for std::hash::RandomState {
+    const NAME: &'static str = "std HashMap (SipHash)";
+}
+
+impl HasherName for FxBuildHasher {
     const NAME: &'static str = "std HashMap (Fx)";
+}
+
+/// `std`'s map, whatever the hasher: one impl for SipHash and Fx.
+impl<S: std::hash::BuildHasher + Default + Clone + HasherName + 'static> HashLike for HashMap<u64, u64, S> {
+    const NAME: &'static str = S::NAME;
     #[inline]
     fn get(&self, k: u64) -> Option<u64> {
         HashMap::get(self, &k).copied()
