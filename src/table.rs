@@ -211,6 +211,21 @@ impl<V, G: Geometry, B: Backend> MemTable<V, G, B> {
         Top::<G>::get(&self.root, &self.stores, addr)
     }
 
+    /// The values covering each of `addrs`, looked up together: the batched
+    /// form of [`get`](Self::get), for callers that have several addresses
+    /// at hand (a vCPU's exit batch, a scatter-gather list).
+    ///
+    /// ```
+    /// use mem_table::MemTable;
+    /// let mut t: MemTable<u8> = MemTable::new();
+    /// t.insert(0x1000, 1).unwrap();
+    /// assert_eq!(t.get_many(&[0x1000, 0x2000]), [Some(&1), None]);
+    /// ```
+    #[inline]
+    pub fn get_many<const N: usize>(&self, addrs: &[u64; N]) -> [Option<&V>; N] {
+        core::array::from_fn(|k| self.get(addrs[k]))
+    }
+
     /// The value of the entry covering `addr`, mutably. Marks the entry
     /// changed (see [`take_changes`](Self::take_changes)).
     ///
