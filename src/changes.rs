@@ -3,17 +3,18 @@
 //! Every mutation marks its slot and the slots on the path to it; a report
 //! visits only marked slots, so it costs O(changes x levels), not O(table).
 
-use alloc::vec::Vec;
+use core::fmt;
+use core::iter::FusedIterator;
+use core::marker::PhantomData;
 
 use crate::backend::Backend;
 use crate::geometry::Geometry;
 use crate::page::Page;
-use crate::raw::chain::Chain;
-use crate::raw::walk::Walk;
-use crate::table::{MemTable, Top};
+use crate::raw::marks::MarkWalk;
+use crate::table::MemTable;
 
 /// One changed region and what it holds now.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Debug, PartialEq, Eq)]
 pub struct Change<'a, V> {
     /// The region that changed: an entry's page, or the page of a slot that
     /// was emptied (a removed entry, or a freed table's whole region).
@@ -22,31 +23,50 @@ pub struct Change<'a, V> {
     pub value: Option<&'a V>,
 }
 
+impl<V> Clone for Change<'_, V> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<V> Copy for Change<'_, V> {}
+
 /// The changes since the previous report, in ascending address order: from
-/// [`MemTable::take_changes`].
-pub struct Changes<'a, V, G: Geometry, B: Backend> {
-    table: &'a MemTable<V, G, B>,
-    pages: alloc::vec::IntoIter<Page>,
+/// [`MemTable::take_changes`]. A walk over the marked paths that clears
+/// each mark as it passes; dropping it clears the rest. Allocates nothing.
+pub struct Changes<'a, V, G: Geometry = crate::X86_4Level, B: Backend = crate::backend::Heap> {
+    walk: MarkWalk,
+    _table: PhantomData<&'a mut MemTable<V, G, B>>,
 }
 
 impl<'a, V, G: Geometry, B: Backend> Iterator for Changes<'a, V, G, B> {
     type Item = Change<'a, V>;
 
     fn next(&mut self) -> Option<Change<'a, V>> {
-        let page = self.pages.next()?;
-        let value = match self.table.get_key_value(page.addr()) {
-            Some((p, v)) if p == page => Some(v),
-            _ => None,
-        };
-        Some(Change { page, value })
-    }
-
-    fn size_hint(&self) -> (usize, Option<usize>) {
-        self.pages.size_hint()
+        // SAFETY: the table is borrowed mutably for 'a; the walk writes only
+        // change marks, which no yielded reference covers, and values are
+        // only read.
+        let (page, value) = unsafe { self.walk.next::<V, G>() }?;
+        // SAFETY: as above; the pointer is to an initialized value.
+        Some(Change { page, value: value.map(|v| unsafe { &*v }) })
     }
 }
 
-impl<V, G: Geometry, B: Backend> ExactSizeIterator for Changes<'_, V, G, B> {}
+impl<V, G: Geometry, B: Backend> FusedIterator for Changes<'_, V, G, B> {}
+
+impl<V, G: Geometry, B: Backend> Drop for Changes<'_, V, G, B> {
+    /// Clears the marks not yet walked.
+    fn drop(&mut self) {
+        // SAFETY: as in `next`.
+        while unsafe { self.walk.next::<V, G>() }.is_some() {}
+    }
+}
+
+impl<V, G: Geometry, B: Backend> fmt::Debug for Changes<'_, V, G, B> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Changes").finish_non_exhaustive()
+    }
+}
 
 impl<V, G: Geometry, B: Backend> MemTable<V, G, B> {
     /// Hands back every region that changed since the previous call (or since
@@ -62,7 +82,8 @@ impl<V, G: Geometry, B: Backend> MemTable<V, G, B> {
     /// [`iter_mut`](Self::iter_mut)) counts as a change.
     ///
     /// Costs O(changes x levels): only marked paths are visited. Allocates
-    /// the list of changed pages.
+    /// nothing: the report is a walk, and the marks are cleared as it goes
+    /// (the rest when it is dropped).
     ///
     /// ```
     /// use mem_table::MemTable;
@@ -78,14 +99,12 @@ impl<V, G: Geometry, B: Backend> MemTable<V, G, B> {
     /// assert_eq!(t.take_changes().count(), 0);
     /// ```
     pub fn take_changes(&mut self) -> Changes<'_, V, G, B> {
-        let mut pages = Vec::new();
-        Top::<G>::take_changes(&mut self.root, &mut self.stores, 0, &mut pages);
-        Changes { table: self, pages: pages.into_iter() }
+        Changes { walk: MarkWalk::new::<V, G>(self.raw.root), _table: PhantomData }
     }
 
     /// Whether anything changed since the previous
     /// [`take_changes`](Self::take_changes). O(root fan-out).
     pub fn has_changes(&self) -> bool {
-        Top::<G>::has_marks(&self.root)
+        self.raw.has_changes()
     }
 }

@@ -6,7 +6,7 @@ use crate::error::Error;
 use crate::error::ErrorKind;
 use crate::geometry::Geometry;
 use crate::page::{Level, Page};
-use crate::raw::chain::Probe;
+use crate::raw::Probe;
 use crate::table::MemTable;
 
 /// One place in a table, occupied or vacant: from [`MemTable::entry`] and

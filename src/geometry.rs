@@ -131,6 +131,8 @@ pub trait Shape: 'static {
     const DEPTH: usize;
     /// Entry shift of every level, indexed by level; zero past `DEPTH`.
     const SHIFTS: [u32; MAX_LEVELS];
+    /// Index bits of every level, indexed by level; zero past `DEPTH`.
+    const WIDTHS: [u32; MAX_LEVELS];
     /// Bit `l` set when level `l` may hold entries.
     const LARGE_MASK: u32;
     /// Whether every level is within the limits (see [`Geometry::VALID`]).
@@ -152,6 +154,11 @@ impl<W: Width, PS: Unsigned + 'static> Shape for Bottom<W, PS> {
         s[0] = PS::U32;
         s
     };
+    const WIDTHS: [u32; MAX_LEVELS] = {
+        let mut s = [0; MAX_LEVELS];
+        s[0] = W::U32;
+        s
+    };
     const LARGE_MASK: u32 = 1;
     const WIDTHS_OK: bool = W::U32 >= 1 && W::U32 <= MAX_LEVEL_BITS && PS::U32 < 64;
 }
@@ -166,6 +173,13 @@ impl<S: LevelSpec, D: Shape> Shape for Upper<S, D> {
         let mut s = D::SHIFTS;
         if Self::DEPTH <= MAX_LEVELS {
             s[Self::LEVEL as usize] = Self::SHIFT;
+        }
+        s
+    };
+    const WIDTHS: [u32; MAX_LEVELS] = {
+        let mut s = D::WIDTHS;
+        if Self::DEPTH <= MAX_LEVELS {
+            s[Self::LEVEL as usize] = Self::BITS;
         }
         s
     };

@@ -1,17 +1,20 @@
-//! Iteration in ascending address order: [`Iter`] (also ranges),
-//! [`IterMut`], [`IntoIter`], and the key and value views.
+//! Iteration in address order, both ways: [`Iter`] (also ranges),
+//! [`IterMut`] (also mutable ranges), [`IntoIter`], and the key and value
+//! views. All run on the raw layer's one [`Cursor`]: a front and a back
+//! cursor that close in on each other.
 
+use core::fmt;
 use core::iter::FusedIterator;
 use core::ops::{Bound, RangeBounds};
 
 use crate::backend::Backend;
 use crate::geometry::Geometry;
 use crate::page::Page;
-use crate::raw::walk::{Found, LeafCursor, Walk};
-use crate::table::{MemTable, Top};
+use core::marker::PhantomData;
 
-/// The bottom node type of a `MemTable<V, G, _>`.
-type Leaf<V, G> = <Top<G> as Walk>::Leaf<V>;
+use crate::raw::RawTable;
+use crate::raw::cursor::Cursor;
+use crate::table::MemTable;
 
 /// The inclusive address bounds of `range`, clipped to the reach of `G`;
 /// `None` when nothing in reach overlaps it.
@@ -31,70 +34,132 @@ pub(crate) fn bounds<G: Geometry>(range: &impl RangeBounds<u64>) -> Option<(u64,
     (lo <= last).then_some((lo, last))
 }
 
-/// The entries overlapping an address range, in ascending order, as
-/// `(Page, &V)`: from [`MemTable::iter`] and [`MemTable::range`].
+/// Two cursors closing in on each other over `lo..=last`.
+///
+/// # Invariants
+/// Every entry overlapping `lo..=last` and not yet yielded is ahead of both
+/// cursors; after an entry is yielded, the bounds exclude it.
+#[derive(Clone)]
+struct Ends {
+    front: Cursor,
+    back: Cursor,
+    lo: u64,
+    last: u64,
+    done: bool,
+}
+
+impl Ends {
+    fn new<V, G: Geometry, B: Backend>(raw: &RawTable<V, G, B>, bounds: Option<(u64, u64)>) -> Ends {
+        let (lo, last, done) = match bounds {
+            Some((lo, last)) => (lo, last, false),
+            None => (0, 0, true),
+        };
+        Ends {
+            front: Cursor::new::<V, G>(raw.root, lo, false),
+            back: Cursor::new::<V, G>(raw.root, last, true),
+            lo,
+            last,
+            done,
+        }
+    }
+
+    /// The next entry from the front.
+    ///
+    /// # Safety
+    /// The cursors were made for this table, which has not changed since
+    /// except by taking yielded values.
+    #[inline]
+    unsafe fn next<V, G: Geometry>(&mut self, mark: bool) -> Option<(Page, *mut V)> {
+        if self.done {
+            return None;
+        }
+        // SAFETY: forwarded.
+        let (p, v) = unsafe { self.front.next::<V, G>(self.lo, self.last, mark) }.or_else(|| {
+            self.done = true;
+            None
+        })?;
+        match p.last().checked_add(1) {
+            Some(n) if n <= self.last => self.lo = n,
+            _ => self.done = true,
+        }
+        Some((p, v))
+    }
+
+    /// The next entry from the back.
+    ///
+    /// # Safety
+    /// As for [`next`](Self::next).
+    #[inline]
+    unsafe fn next_back<V, G: Geometry>(&mut self, mark: bool) -> Option<(Page, *mut V)> {
+        if self.done {
+            return None;
+        }
+        // SAFETY: forwarded.
+        let (p, v) = unsafe { self.back.next_back::<V, G>(self.lo, self.last, mark) }.or_else(|| {
+            self.done = true;
+            None
+        })?;
+        match p.addr().checked_sub(1) {
+            Some(n) if n >= self.lo => self.last = n,
+            _ => self.done = true,
+        }
+        Some((p, v))
+    }
+
+    /// Folds the rest from the front.
+    ///
+    /// # Safety
+    /// As for [`next`](Self::next); no entry is taken.
+    #[inline]
+    unsafe fn fold<V, G: Geometry, Acc>(mut self, acc: Acc, f: impl FnMut(Acc, Page, *mut V) -> Acc) -> Acc {
+        if self.done {
+            return acc;
+        }
+        // SAFETY: forwarded.
+        unsafe { self.front.fold::<V, G, Acc>(self.lo, self.last, acc, f) }
+    }
+}
+
+/// The entries overlapping an address range, in ascending order (or
+/// descending, from the back), as `(Page, &V)`: from [`MemTable::iter`] and
+/// [`MemTable::range`].
 ///
 /// Each step inside a bottom table is a bitmap scan; moving to the next
-/// table or large entry is one walk from the root.
-pub struct Iter<'a, V, G: Geometry, B: Backend> {
-    table: &'a MemTable<V, G, B>,
-    /// The bottom table being walked.
-    leaf: Option<LeafCursor<'a, Leaf<V, G>>>,
-    /// The next address to seek from, or `None` when the range is done.
-    next: Option<u64>,
-    /// The last address of the range.
-    last: u64,
+/// table goes up and down the cursor's path, never from the root.
+pub struct Iter<'a, V, G: Geometry = crate::X86_4Level, B: Backend = crate::backend::Heap> {
+    ends: Ends,
     /// Entries left, when the whole table is walked.
     remaining: Option<usize>,
+    len: usize,
+    _table: PhantomData<&'a MemTable<V, G, B>>,
 }
 
 impl<'a, V, G: Geometry, B: Backend> Iter<'a, V, G, B> {
     pub(crate) fn new(table: &'a MemTable<V, G, B>, bounds: Option<(u64, u64)>, whole: bool) -> Self {
-        let (next, last) = match bounds {
-            Some((lo, last)) => (Some(lo), last),
-            None => (None, 0),
-        };
-        Iter { table, leaf: None, next, last, remaining: whole.then_some(table.len) }
+        Iter {
+            ends: Ends::new(&table.raw, bounds),
+            remaining: whole.then_some(table.raw.len),
+            len: table.raw.len,
+            _table: PhantomData,
+        }
     }
-}
 
-impl<'a, V, G: Geometry, B: Backend> Iter<'a, V, G, B> {
-    /// Seeks from `self.next`: returns a large entry, or sets `self.leaf` to
-    /// the next bottom table with an entry in range and returns `None` (as it
-    /// does, with `self.leaf` unset, at the end).
-    fn seek_next(&mut self) -> Option<(Page, &'a V)> {
-        let from = self.next?;
-        let t = self.table;
-        match Top::<G>::seek(&*t.root, &t.stores, 0, from, self.last) {
-            None => {
-                self.next = None;
-                None
-            }
-            Some(Found::Entry(page, v)) => {
-                self.next = page.last().checked_add(1).filter(|&n| n <= self.last);
-                Some((page, v))
-            }
-            Some(Found::Leaf { node, base, from, to }) => {
-                // The last address of slot `to` (written so as not to overflow
-                // at the top of a 64-bit space).
-                let end = base + ((to as u64) << G::PAGE_SHIFT) + ((1u64 << G::PAGE_SHIFT) - 1);
-                self.next = end.checked_add(1).filter(|&n| n <= self.last);
-                self.leaf = Some(LeafCursor::new(node, base, from, to));
-                None
-            }
+    fn count_one(&mut self) {
+        if let Some(r) = &mut self.remaining {
+            *r -= 1;
         }
     }
 }
 
 impl<V, G: Geometry, B: Backend> Clone for Iter<'_, V, G, B> {
     fn clone(&self) -> Self {
-        Iter {
-            table: self.table,
-            leaf: self.leaf.clone(),
-            next: self.next,
-            last: self.last,
-            remaining: self.remaining,
-        }
+        Iter { ends: self.ends.clone(), remaining: self.remaining, len: self.len, _table: PhantomData }
+    }
+}
+
+impl<V, G: Geometry, B: Backend> fmt::Debug for Iter<'_, V, G, B> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Iter").field("lo", &self.ends.lo).field("last", &self.ends.last).finish_non_exhaustive()
     }
 }
 
@@ -103,151 +168,260 @@ impl<'a, V, G: Geometry, B: Backend> Iterator for Iter<'a, V, G, B> {
 
     #[inline]
     fn next(&mut self) -> Option<(Page, &'a V)> {
-        loop {
-            if let Some(leaf) = &mut self.leaf {
-                if let Some((addr, v)) = leaf.next(G::PAGE_SHIFT) {
-                    if let Some(r) = &mut self.remaining {
-                        *r -= 1;
-                    }
-                    return Some((Page::new(addr, 0, G::PAGE_SHIFT), v));
-                }
-                self.leaf = None;
-            }
-            if let Some(entry) = self.seek_next() {
-                if let Some(r) = &mut self.remaining {
-                    *r -= 1;
-                }
-                return Some(entry);
-            }
-            self.leaf.as_ref()?;
-        }
+        // SAFETY: the table is borrowed shared for 'a, so it does not change,
+        // and the pointer is to an initialized value of it.
+        let (p, v) = unsafe { self.ends.next::<V, G>(false) }?;
+        self.count_one();
+        // SAFETY: as above.
+        Some((p, unsafe { &*v }))
     }
 
     /// Internal iteration: whole bitmap words of a bottom table at a time.
-    fn fold<Acc, F>(mut self, init: Acc, mut f: F) -> Acc
+    fn fold<Acc, F>(self, init: Acc, mut f: F) -> Acc
     where
         F: FnMut(Acc, (Page, &'a V)) -> Acc,
     {
-        let mut acc = init;
-        let shift = G::PAGE_SHIFT;
-        loop {
-            if let Some(leaf) = self.leaf.take() {
-                acc = leaf.fold(shift, acc, |acc, addr, v| f(acc, (Page::new(addr, 0, shift), v)));
-            }
-            match self.seek_next() {
-                Some(entry) => acc = f(acc, entry),
-                None if self.leaf.is_some() => {}
-                None => return acc,
-            }
-        }
+        // SAFETY: as in `next`.
+        unsafe { self.ends.fold::<V, G, Acc>(init, |acc, p, v| f(acc, (p, &*v))) }
     }
+
     fn size_hint(&self) -> (usize, Option<usize>) {
         match self.remaining {
             Some(r) => (r, Some(r)),
-            None => (0, Some(self.table.len)),
+            None => (0, Some(self.len)),
         }
+    }
+}
+
+impl<'a, V, G: Geometry, B: Backend> DoubleEndedIterator for Iter<'a, V, G, B> {
+    #[inline]
+    fn next_back(&mut self) -> Option<(Page, &'a V)> {
+        // SAFETY: as in `next`.
+        let (p, v) = unsafe { self.ends.next_back::<V, G>(false) }?;
+        self.count_one();
+        // SAFETY: as in `next`.
+        Some((p, unsafe { &*v }))
     }
 }
 
 impl<V, G: Geometry, B: Backend> FusedIterator for Iter<'_, V, G, B> {}
 
-/// Mutable references to every entry, in ascending order: from
-/// [`MemTable::iter_mut`]. Each entry yielded is marked changed.
-///
-/// Creating it allocates an index of one pointer per table (not per entry).
-pub struct IterMut<'a, V: 'a, G: Geometry, B: Backend + 'a> {
-    state: <Top<G> as Walk>::MutState<'a, V, B>,
-    remaining: usize,
+/// Mutable references to the entries overlapping a range, in ascending
+/// order (or descending, from the back): from [`MemTable::iter_mut`] and
+/// [`MemTable::range_mut`]. Each entry yielded is marked changed. Allocates
+/// nothing.
+pub struct IterMut<'a, V, G: Geometry = crate::X86_4Level, B: Backend = crate::backend::Heap> {
+    ends: Ends,
+    remaining: Option<usize>,
+    len: usize,
+    _table: PhantomData<&'a mut MemTable<V, G, B>>,
 }
 
 impl<'a, V: 'a, G: Geometry, B: Backend + 'a> IterMut<'a, V, G, B> {
-    pub(crate) fn new(table: &'a mut MemTable<V, G, B>) -> Self {
-        let remaining = table.len;
-        let MemTable { root, stores, .. } = table;
-        let mut state = Top::<G>::mut_state(stores);
-        Top::<G>::enter(&mut state, &mut **root, 0);
-        IterMut { state, remaining }
+    pub(crate) fn new(table: &'a mut MemTable<V, G, B>, bounds: Option<(u64, u64)>, whole: bool) -> Self {
+        IterMut {
+            ends: Ends::new(&table.raw, bounds),
+            remaining: whole.then_some(table.raw.len),
+            len: table.raw.len,
+            _table: PhantomData,
+        }
+    }
+}
+
+impl<V, G: Geometry, B: Backend> fmt::Debug for IterMut<'_, V, G, B> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("IterMut").field("lo", &self.ends.lo).field("last", &self.ends.last).finish_non_exhaustive()
     }
 }
 
 impl<'a, V: 'a, G: Geometry, B: Backend + 'a> Iterator for IterMut<'a, V, G, B> {
     type Item = (Page, &'a mut V);
 
+    #[inline]
     fn next(&mut self) -> Option<(Page, &'a mut V)> {
-        let item = Top::<G>::next_mut(&mut self.state)?;
-        self.remaining -= 1;
-        Some(item)
+        // SAFETY: the table is borrowed mutably for 'a; the cursors only
+        // write change marks, never a value, and each value is yielded once
+        // (the two ends never cross).
+        let (p, v) = unsafe { self.ends.next::<V, G>(true) }?;
+        if let Some(r) = &mut self.remaining {
+            *r -= 1;
+        }
+        // SAFETY: as above.
+        Some((p, unsafe { &mut *v }))
     }
 
     fn size_hint(&self) -> (usize, Option<usize>) {
-        (self.remaining, Some(self.remaining))
+        match self.remaining {
+            Some(r) => (r, Some(r)),
+            None => (0, Some(self.len)),
+        }
     }
 }
 
-impl<'a, V: 'a, G: Geometry, B: Backend + 'a> ExactSizeIterator for IterMut<'a, V, G, B> {}
-impl<'a, V: 'a, G: Geometry, B: Backend + 'a> FusedIterator for IterMut<'a, V, G, B> {}
+impl<'a, V: 'a, G: Geometry, B: Backend + 'a> DoubleEndedIterator for IterMut<'a, V, G, B> {
+    #[inline]
+    fn next_back(&mut self) -> Option<(Page, &'a mut V)> {
+        // SAFETY: as in `next`.
+        let (p, v) = unsafe { self.ends.next_back::<V, G>(true) }?;
+        if let Some(r) = &mut self.remaining {
+            *r -= 1;
+        }
+        // SAFETY: as in `next`.
+        Some((p, unsafe { &mut *v }))
+    }
+}
 
-/// The entries of a table, by value, in ascending order: from
-/// [`MemTable::into_iter`]. Dropping it drops the entries not taken.
-pub struct IntoIter<V, G: Geometry, B: Backend> {
+impl<'a, V: 'a, G: Geometry, B: Backend + 'a> FusedIterator for IterMut<'a, V, G, B> {}
+impl<'a, V: 'a, G: Geometry, B: Backend + 'a> ExactSizeIterator for IterMut<'a, V, G, B> {}
+
+/// Mutable references to the entries overlapping a range, in ascending
+/// order (or descending, from the back): from [`MemTable::range_mut`]. As
+/// [`IterMut`], without a known length.
+pub struct RangeMut<'a, V, G: Geometry = crate::X86_4Level, B: Backend = crate::backend::Heap>(IterMut<'a, V, G, B>);
+
+impl<'a, V: 'a, G: Geometry, B: Backend + 'a> Iterator for RangeMut<'a, V, G, B> {
+    type Item = (Page, &'a mut V);
+    #[inline]
+    fn next(&mut self) -> Option<(Page, &'a mut V)> {
+        self.0.next()
+    }
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        self.0.size_hint()
+    }
+}
+
+impl<'a, V: 'a, G: Geometry, B: Backend + 'a> DoubleEndedIterator for RangeMut<'a, V, G, B> {
+    #[inline]
+    fn next_back(&mut self) -> Option<(Page, &'a mut V)> {
+        self.0.next_back()
+    }
+}
+
+impl<'a, V: 'a, G: Geometry, B: Backend + 'a> FusedIterator for RangeMut<'a, V, G, B> {}
+
+impl<V, G: Geometry, B: Backend> fmt::Debug for RangeMut<'_, V, G, B> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+/// The entries of a table, by value, in ascending order (or descending, from
+/// the back): from [`MemTable::into_iter`]. Each step takes one value out of
+/// its slot (O(1) amortised, no walk from the root); the tables are freed
+/// when the iterator is dropped, with the entries not taken.
+pub struct IntoIter<V, G: Geometry = crate::X86_4Level, B: Backend = crate::backend::Heap> {
     table: MemTable<V, G, B>,
+    ends: Ends,
+}
+
+impl<V, G: Geometry, B: Backend> IntoIter<V, G, B> {
+    /// Takes the value of `p`, which the cursor `back` or front just
+    /// yielded, out of its slot.
+    fn take(&mut self, p: Page, back: bool) -> V {
+        let l = p.level().index();
+        let t = if back { self.ends.back.table_at(l) } else { self.ends.front.table_at(l) };
+        let lv = RawTable::<V, G, B>::lv(l);
+        self.table.raw.len -= 1;
+        // SAFETY: the iterator owns the table; the cursor just yielded this
+        // entry from table `t` and never returns to it. The slot is emptied
+        // as the value is moved out, so the table's drop does not see it.
+        unsafe {
+            if l == 0 {
+                t.take::<V>(lv, lv.index(p.addr())).expect("yielded")
+            } else {
+                t.take_large::<V>(lv, lv.index(p.addr()))
+            }
+        }
+    }
+}
+
+impl<V: fmt::Debug, G: Geometry, B: Backend> fmt::Debug for IntoIter<V, G, B> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("IntoIter").field("remaining", &self.table.raw.len).finish_non_exhaustive()
+    }
 }
 
 impl<V, G: Geometry, B: Backend> Iterator for IntoIter<V, G, B> {
     type Item = (Page, V);
 
+    #[inline]
     fn next(&mut self) -> Option<(Page, V)> {
-        self.table.pop_first()
+        // SAFETY: the cursors were made for this table; it changed only by
+        // taking yielded values.
+        let (p, _) = unsafe { self.ends.next::<V, G>(false) }?;
+        Some((p, self.take(p, false)))
     }
 
     fn size_hint(&self) -> (usize, Option<usize>) {
-        (self.table.len, Some(self.table.len))
+        (self.table.raw.len, Some(self.table.raw.len))
+    }
+}
+
+impl<V, G: Geometry, B: Backend> DoubleEndedIterator for IntoIter<V, G, B> {
+    #[inline]
+    fn next_back(&mut self) -> Option<(Page, V)> {
+        // SAFETY: as in `next`.
+        let (p, _) = unsafe { self.ends.next_back::<V, G>(false) }?;
+        Some((p, self.take(p, true)))
     }
 }
 
 impl<V, G: Geometry, B: Backend> ExactSizeIterator for IntoIter<V, G, B> {}
 impl<V, G: Geometry, B: Backend> FusedIterator for IntoIter<V, G, B> {}
 
-/// The pages of a table, in ascending order: from [`MemTable::keys`].
-pub struct Keys<'a, V, G: Geometry, B: Backend>(Iter<'a, V, G, B>);
+/// Declares a view of an iterator that maps each item.
+macro_rules! view {
+    ($(#[$m:meta])* $name:ident<$($lt:lifetime,)? V $(: $vb:lifetime)?> of $inner:ident => $item:ty, |$pat:pat_param| $out:expr) => {
+        $(#[$m])*
+        pub struct $name<$($lt,)? V $(: $vb)?, G: Geometry = crate::X86_4Level, B: Backend $(+ $vb)? = crate::backend::Heap>(
+            $inner<$($lt,)? V, G, B>,
+        );
 
-impl<V, G: Geometry, B: Backend> Iterator for Keys<'_, V, G, B> {
-    type Item = Page;
-    fn next(&mut self) -> Option<Page> {
-        self.0.next().map(|(p, _)| p)
-    }
-    fn size_hint(&self) -> (usize, Option<usize>) {
-        self.0.size_hint()
-    }
+        impl<$($lt,)? V $(: $vb)?, G: Geometry, B: Backend $(+ $vb)?> Iterator for $name<$($lt,)? V, G, B> {
+            type Item = $item;
+            #[inline]
+            fn next(&mut self) -> Option<$item> {
+                self.0.next().map(|$pat| $out)
+            }
+            fn size_hint(&self) -> (usize, Option<usize>) {
+                self.0.size_hint()
+            }
+            fn fold<Acc, F: FnMut(Acc, $item) -> Acc>(self, init: Acc, mut f: F) -> Acc {
+                self.0.fold(init, |acc, $pat| f(acc, $out))
+            }
+        }
+
+        impl<$($lt,)? V $(: $vb)?, G: Geometry, B: Backend $(+ $vb)?> DoubleEndedIterator for $name<$($lt,)? V, G, B> {
+            #[inline]
+            fn next_back(&mut self) -> Option<$item> {
+                self.0.next_back().map(|$pat| $out)
+            }
+        }
+
+        impl<$($lt,)? V $(: $vb)?, G: Geometry, B: Backend $(+ $vb)?> FusedIterator for $name<$($lt,)? V, G, B> {}
+
+        impl<$($lt,)? V $(: $vb)?, G: Geometry, B: Backend $(+ $vb)?> fmt::Debug for $name<$($lt,)? V, G, B> {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.debug_struct(stringify!($name)).finish_non_exhaustive()
+            }
+        }
+    };
 }
 
-/// The values of a table, in ascending address order: from
-/// [`MemTable::values`].
-pub struct Values<'a, V, G: Geometry, B: Backend>(Iter<'a, V, G, B>);
-
-impl<'a, V, G: Geometry, B: Backend> Iterator for Values<'a, V, G, B> {
-    type Item = &'a V;
-    fn next(&mut self) -> Option<&'a V> {
-        self.0.next().map(|(_, v)| v)
-    }
-    fn size_hint(&self) -> (usize, Option<usize>) {
-        self.0.size_hint()
-    }
-}
-
-/// The values of a table, mutably, in ascending address order: from
-/// [`MemTable::values_mut`].
-pub struct ValuesMut<'a, V, G: Geometry, B: Backend>(IterMut<'a, V, G, B>);
-
-impl<'a, V: 'a, G: Geometry, B: Backend + 'a> Iterator for ValuesMut<'a, V, G, B> {
-    type Item = &'a mut V;
-    fn next(&mut self) -> Option<&'a mut V> {
-        self.0.next().map(|(_, v)| v)
-    }
-    fn size_hint(&self) -> (usize, Option<usize>) {
-        self.0.size_hint()
-    }
-}
+view!(
+    /// The pages of a table, in ascending order: from [`MemTable::keys`].
+    Keys<'a, V> of Iter => Page, |(p, _)| p
+);
+view!(
+    /// The values of a table, in ascending address order: from
+    /// [`MemTable::values`].
+    Values<'a, V> of Iter => &'a V, |(_, v)| v
+);
+view!(
+    /// The values of a table, mutably, in ascending address order: from
+    /// [`MemTable::values_mut`].
+    ValuesMut<'a, V: 'a> of IterMut => &'a mut V, |(_, v)| v
+);
 
 impl<V, G: Geometry, B: Backend> MemTable<V, G, B> {
     /// Every entry, in ascending address order, as `(page, &value)`.
@@ -293,7 +467,22 @@ impl<V, G: Geometry, B: Backend> MemTable<V, G, B> {
     /// assert_eq!(t[0x2000], 20);
     /// ```
     pub fn iter_mut(&mut self) -> IterMut<'_, V, G, B> {
-        IterMut::new(self)
+        IterMut::new(self, bounds::<G>(&(..)), true)
+    }
+
+    /// Every entry that overlaps `range`, mutably, in ascending order (as
+    /// [`range`](Self::range)). Marks every entry it yields changed.
+    ///
+    /// ```
+    /// use mem_table::MemTable;
+    /// let mut t: MemTable<u8> = (0..4u64).map(|i| (i << 12, 0)).collect();
+    /// for (_, v) in t.range_mut(0x1000..0x3000) {
+    ///     *v = 1;
+    /// }
+    /// assert_eq!(t.values().copied().collect::<Vec<_>>(), [0, 1, 1, 0]);
+    /// ```
+    pub fn range_mut<R: RangeBounds<u64>>(&mut self, range: R) -> RangeMut<'_, V, G, B> {
+        RangeMut(IterMut::new(self, bounds::<G>(&range), false))
     }
 
     /// Every page, in ascending order.
@@ -327,7 +516,31 @@ impl<V, G: Geometry, B: Backend> MemTable<V, G, B> {
     /// ```
     pub fn pop_first(&mut self) -> Option<(Page, V)> {
         let addr = self.first_key_value()?.0.addr();
-        self.remove(addr).expect("an entry's address is valid")
+        self.raw.remove_covering(addr)
+    }
+
+    /// The entry with the highest address.
+    ///
+    /// ```
+    /// use mem_table::{Level, MemTable};
+    /// let mut t: MemTable<u8> = [(0x1000, 1), (0x9000, 9)].into_iter().collect();
+    /// assert_eq!(t.last_key_value().map(|(p, v)| (p.addr(), *v)), Some((0x9000, 9)));
+    /// ```
+    pub fn last_key_value(&self) -> Option<(Page, &V)> {
+        self.iter().next_back()
+    }
+
+    /// Removes and returns the entry with the highest address.
+    ///
+    /// ```
+    /// use mem_table::MemTable;
+    /// let mut t: MemTable<u8> = [(0x2000, 2), (0x1000, 1)].into_iter().collect();
+    /// assert_eq!(t.pop_last().map(|(p, v)| (p.addr(), v)), Some((0x2000, 2)));
+    /// assert_eq!(t.len(), 1);
+    /// ```
+    pub fn pop_last(&mut self) -> Option<(Page, V)> {
+        let addr = self.last_key_value()?.0.addr();
+        self.raw.remove_covering(addr)
     }
 }
 
@@ -350,9 +563,11 @@ impl<'a, V, G: Geometry, B: Backend> IntoIterator for &'a mut MemTable<V, G, B> 
 impl<V, G: Geometry, B: Backend> IntoIterator for MemTable<V, G, B> {
     type Item = (Page, V);
     type IntoIter = IntoIter<V, G, B>;
-    /// The entries by value, in ascending order. Each step removes the first
-    /// entry (O(levels)); tables are freed as they empty.
+    /// The entries by value, in ascending order (or descending, from the
+    /// back). O(1) amortised per entry; the tables are freed when the
+    /// iterator is dropped.
     fn into_iter(self) -> IntoIter<V, G, B> {
-        IntoIter { table: self }
+        let ends = Ends::new(&self.raw, bounds::<G>(&(..)));
+        IntoIter { table: self, ends }
     }
 }

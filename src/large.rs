@@ -7,8 +7,9 @@ use crate::error::{Error, ErrorKind};
 use crate::geometry::{Geometry, MAX_LEVELS};
 use crate::ops::{CloneOps, PageOps, SplitByClone};
 use crate::page::Level;
-use crate::raw::ranges::{Ranges, Refusal, plan_remove_root, plan_set_root};
-use crate::table::{LenGuard, MemTable, Top};
+use crate::raw::RawTable;
+use crate::raw::ranges::{Refusal, View};
+use crate::table::MemTable;
 
 impl<V, G: Geometry, B: Backend> MemTable<V, G, B> {
     /// Maps a refusal from the raw layer to an error at `(addr, level)`.
@@ -95,9 +96,7 @@ impl<V, G: Geometry, B: Backend> MemTable<V, G, B> {
     pub fn split_with<O: PageOps<V>>(&mut self, addr: u64, level: Level, ops: &mut O) -> Result<(), Error> {
         let need = self.plan_split(addr, level)?;
         self.reserve_need(&need, addr)?;
-        let MemTable { root, stores, len, .. } = self;
-        let mut count = LenGuard::new(len);
-        Top::<G>::split(root, stores, addr, level.index() as u8, ops, &mut count.delta);
+        self.raw.split_at(addr, level.index(), ops);
         Ok(())
     }
 
@@ -166,7 +165,7 @@ impl<V, G: Geometry, B: Backend> MemTable<V, G, B> {
     /// ```
     pub fn reserve_split(&mut self, addr: u64, level: Level) -> Result<(), Error> {
         let need = self.plan_split(addr, level)?;
-        self.reserve_need(&need, addr)
+        self.add_reservation(&need, addr)
     }
 
     /// Checks a split of `(addr, level)` and counts the table it needs.
@@ -175,7 +174,8 @@ impl<V, G: Geometry, B: Backend> MemTable<V, G, B> {
         let Some(below) = level.below() else {
             return Err(Error::new(ErrorKind::NothingToSplit, addr, level, ()));
         };
-        Top::<G>::probe_split(&self.root, &self.stores, addr, level.index() as u8)
+        self.raw
+            .probe_split(addr, level.index())
             .map_err(|r| Self::refusal(r, addr, level, ErrorKind::NothingToSplit))?;
         let mut need = [0; MAX_LEVELS];
         need[below.index()] = 1;
@@ -229,9 +229,8 @@ impl<V, G: Geometry, B: Backend> MemTable<V, G, B> {
         if level == Level::BASE {
             return Err(Error::new(ErrorKind::NotMergeable, addr, level, ()));
         }
-        let MemTable { root, stores, len, .. } = self;
-        let mut count = LenGuard::new(len);
-        Top::<G>::merge(root, stores, addr, level.index() as u8, ops, &mut count.delta)
+        self.raw
+            .merge_at(addr, level.index(), ops)
             .map_err(|r| Self::refusal(r, addr, level, ErrorKind::NotMergeable))
     }
 
@@ -279,7 +278,9 @@ impl<V, G: Geometry, B: Backend> MemTable<V, G, B> {
     {
         let plan = Self::check_range(&range).and_then(|(lo, last)| {
             let mut need = [0; MAX_LEVELS];
-            plan_set_root::<Top<G>, V, B>(&self.root, &self.stores, lo, last, &mut need)
+            let root = View::Real(self.raw.root);
+            self.raw
+                .plan_range(root, RawTable::<V, G, B>::TOP, 0, lo, last, true, &mut need)
                 .map_err(|r| Self::refusal(r, lo, Level::BASE, ErrorKind::NothingToSplit))?;
             self.reserve_need(&need, lo)?;
             Ok((lo, last))
@@ -288,9 +289,9 @@ impl<V, G: Geometry, B: Backend> MemTable<V, G, B> {
             Ok(b) => b,
             Err(e) => return Err(e.with_value(v)),
         };
-        let MemTable { root, stores, len, .. } = self;
-        let mut count = LenGuard::new(len);
-        Top::<G>::set_range(root, stores, 0, lo, last, &v, ops, &mut count.delta);
+        let root = self.raw.root;
+        let mut make = || v.clone();
+        self.raw.apply_range(root, RawTable::<V, G, B>::TOP, 0, lo, last, Some(&mut make), ops);
         Ok(())
     }
 
@@ -331,12 +332,12 @@ impl<V, G: Geometry, B: Backend> MemTable<V, G, B> {
     ) -> Result<(), Error> {
         let (lo, last) = Self::check_range(&range)?;
         let mut need = [0; MAX_LEVELS];
-        plan_remove_root::<Top<G>, V, B>(&self.root, &self.stores, lo, last, &mut need)
+        self.raw
+            .plan_range(View::Real(self.raw.root), RawTable::<V, G, B>::TOP, 0, lo, last, false, &mut need)
             .map_err(|r| Self::refusal(r, lo, Level::BASE, ErrorKind::NothingToSplit))?;
         self.reserve_need(&need, lo)?;
-        let MemTable { root, stores, len, .. } = self;
-        let mut count = LenGuard::new(len);
-        Top::<G>::remove_range(root, stores, 0, lo, last, ops, &mut count.delta);
+        let root = self.raw.root;
+        self.raw.apply_range(root, RawTable::<V, G, B>::TOP, 0, lo, last, None::<&mut fn() -> V>, ops);
         Ok(())
     }
 
@@ -364,8 +365,7 @@ impl<V, G: Geometry, B: Backend> MemTable<V, G, B> {
 
     /// As [`compact`](Self::compact), merging as `ops` decides.
     pub fn compact_with<O: PageOps<V>>(&mut self, ops: &mut O) -> usize {
-        let MemTable { root, stores, len, .. } = self;
-        let mut count = LenGuard::new(len);
-        Top::<G>::compact(root, stores, 0, ops, &mut count.delta)
+        let root = self.raw.root;
+        self.raw.compact_in(root, RawTable::<V, G, B>::TOP, 0, ops)
     }
 }

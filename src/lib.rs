@@ -196,7 +196,7 @@ pub use changes::{Change, Changes};
 pub use entry::{Entry, OccupiedEntry, VacantEntry};
 pub use error::{Error, ErrorKind};
 pub use geometry::{Geometry, X86_4Level, X86_5Level};
-pub use iter::{IntoIter, Iter, IterMut, Keys, Values, ValuesMut};
+pub use iter::{IntoIter, Iter, IterMut, Keys, RangeMut, Values, ValuesMut};
 pub use page::{Level, Page};
 pub use table::{LevelStats, MemTable, Stats};
 

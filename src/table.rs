@@ -1,22 +1,13 @@
 //! [`MemTable`]: the map, its lookups and base operations.
 
-use alloc::boxed::Box;
 use alloc::string::String;
 use core::fmt;
 
-use crate::backend::{Backend, Heap};
+use crate::backend::{Backend, Heap, Store};
 use crate::error::{Error, ErrorKind};
-use crate::geometry::{Geometry, MAX_LEVELS, Shape, X86_4Level};
+use crate::geometry::{Geometry, MAX_LEVELS, X86_4Level};
 use crate::page::{Level, Page};
-use crate::raw::chain::{Chain, Need, Probe, StoreStats, all_stats};
-use crate::raw::walk::Walk;
-
-/// The chain of levels of geometry `G`.
-pub(crate) type Top<G> = <G as Geometry>::Top;
-/// The root table of a `MemTable<V, G, _>`.
-pub(crate) type Root<V, G> = <Top<G> as Chain>::Node<V>;
-/// The stores below the root of a `MemTable<V, G, B>`.
-pub(crate) type Stores<V, G, B> = <Top<G> as Chain>::Stores<V, B>;
+use crate::raw::{Need, Probe, RawTable};
 
 /// A sparse map from page addresses to `V`, shaped like a hardware page
 /// table: one table per level, `2^bits` slots per table, an entry at any
@@ -43,33 +34,10 @@ pub(crate) type Stores<V, G, B> = <Top<G> as Chain>::Stores<V, B>;
 /// assert_eq!(pages, [(0x1000, 0), (0x4000_0000, 2)]);
 /// ```
 pub struct MemTable<V, G: Geometry = X86_4Level, B: Backend = Heap> {
-    /// The top table; never freed while the table lives.
-    pub(crate) root: Box<Root<V, G>>,
-    /// Every table below the root, by level.
-    pub(crate) stores: Stores<V, G, B>,
-    /// Entries held; a large entry counts once.
-    pub(crate) len: usize,
-    /// The backend configuration the stores were made from.
-    pub(crate) backend: B,
-}
-
-/// Applies a change in the number of entries when dropped, so that `len`
-/// stays right even if the operation that counts it unwinds half-way.
-pub(crate) struct LenGuard<'a> {
-    len: &'a mut usize,
-    pub(crate) delta: isize,
-}
-
-impl<'a> LenGuard<'a> {
-    pub(crate) fn new(len: &'a mut usize) -> Self {
-        LenGuard { len, delta: 0 }
-    }
-}
-
-impl Drop for LenGuard<'_> {
-    fn drop(&mut self) {
-        *self.len = self.len.checked_add_signed(self.delta).expect("mem-table: entry count");
-    }
+    /// The root, the stores and the entry count. A few words: every table,
+    /// the root included, lives in its level's store, so moving a
+    /// `MemTable` moves no table.
+    pub(crate) raw: RawTable<V, G, B>,
 }
 
 /// Figures for one level of a table, from [`MemTable::stats`].
@@ -150,24 +118,22 @@ impl<V, G: Geometry, B: Backend> MemTable<V, G, B> {
     /// assert_eq!(t.stats().level(0).capacity, Some(16));
     /// ```
     pub fn with_backend(backend: B) -> Self {
-        #[allow(clippy::let_unit_value)] // evaluates the geometry's compile-time check
-        let () = G::VALID;
-        MemTable { root: Box::default(), stores: Top::<G>::new_stores(&backend), len: 0, backend }
+        MemTable { raw: RawTable::new(backend) }
     }
 
     /// The backend configuration.
     pub fn backend(&self) -> &B {
-        &self.backend
+        &self.raw.backend
     }
 
     /// Entries in the table; a large entry counts once.
     pub fn len(&self) -> usize {
-        self.len
+        self.raw.len
     }
 
     /// Whether the table holds no entry.
     pub fn is_empty(&self) -> bool {
-        self.len == 0
+        self.raw.len == 0
     }
 
     /// The size in bytes of an entry at `level` of this table's geometry, or
@@ -208,7 +174,9 @@ impl<V, G: Geometry, B: Backend> MemTable<V, G, B> {
         if !G::in_reach(addr) {
             return None;
         }
-        Top::<G>::get(&self.root, &self.stores, addr)
+        // SAFETY: the pointer is to an initialized value of this table,
+        // borrowed for as long as `self` is.
+        self.raw.find(addr).map(|(p, v)| (p, unsafe { &*v }))
     }
 
     /// The values covering each of `addrs`, looked up together: the batched
@@ -223,7 +191,17 @@ impl<V, G: Geometry, B: Backend> MemTable<V, G, B> {
     /// ```
     #[inline]
     pub fn get_many<const N: usize>(&self, addrs: &[u64; N]) -> [Option<&V>; N] {
-        core::array::from_fn(|k| self.get(addrs[k]))
+        let mut masked = *addrs;
+        let mut reach = [true; N];
+        for k in 0..N {
+            if !G::in_reach(masked[k]) {
+                reach[k] = false;
+                masked[k] = 0;
+            }
+        }
+        let found = self.raw.find_many(&masked);
+        // SAFETY: as in `get_key_value`.
+        core::array::from_fn(|k| if reach[k] { found[k].map(|(_, v)| unsafe { &*v }) } else { None })
     }
 
     /// The value of the entry covering `addr`, mutably. Marks the entry
@@ -241,7 +219,9 @@ impl<V, G: Geometry, B: Backend> MemTable<V, G, B> {
         if !G::in_reach(addr) {
             return None;
         }
-        Top::<G>::get_mut(&mut self.root, &mut self.stores, addr).map(|(_, v)| v)
+        // SAFETY: the pointer is to an initialized value of this table,
+        // borrowed mutably for as long as `self` is.
+        self.raw.find_mut(addr).map(|(_, v)| unsafe { &mut *v })
     }
 
     /// Whether an entry of any level covers `addr`.
@@ -268,15 +248,19 @@ impl<V, G: Geometry, B: Backend> MemTable<V, G, B> {
 
     /// Makes room for `need`, all or nothing.
     pub(crate) fn reserve_need(&mut self, need: &Need, addr: u64) -> Result<(), Error> {
-        Top::<G>::reserve(&mut self.stores, need)
-            .map_err(|l| Error::new(ErrorKind::OutOfNodes, addr, Level::new(l), ()))
+        self.raw.prepare(need).map_err(|l| Error::new(ErrorKind::OutOfNodes, addr, Level::new(l), ()))
+    }
+
+    /// Reserves `need` on top of earlier reservations.
+    pub(crate) fn add_reservation(&mut self, need: &Need, addr: u64) -> Result<(), Error> {
+        self.raw.reserve(need).map_err(|l| Error::new(ErrorKind::OutOfNodes, addr, Level::new(l), ()))
     }
 
     /// Probes an insert at `(addr, level)`: its conflicts and its node need.
     pub(crate) fn plan_insert(&self, addr: u64, level: Level) -> Result<(Probe, Need), Error> {
         Self::check_place(addr, level)?;
         let mut need = [0; MAX_LEVELS];
-        let probe = Top::<G>::probe(&self.root, &self.stores, addr, level.index() as u8, &mut need);
+        let probe = self.raw.probe(addr, level.index(), &mut need);
         match probe {
             Probe::Larger(p) => Err(Error::new(ErrorKind::ConflictLarger, p.addr(), p.level(), ())),
             Probe::Smaller => Err(Error::new(ErrorKind::ConflictSmaller, addr, level, ())),
@@ -336,14 +320,10 @@ impl<V, G: Geometry, B: Backend> MemTable<V, G, B> {
             return Err(e.with_value(v));
         }
         // Fast path: the tables on the way exist and nothing conflicts.
-        let v =
-            match Top::<G>::insert_existing(&mut self.root, &mut self.stores, addr, level.index() as u8, v) {
-                Ok(old) => {
-                    self.len += old.is_none() as usize;
-                    return Ok(old);
-                }
-                Err(v) => v,
-            };
+        let v = match self.raw.insert_existing(addr, level.index(), v) {
+            Ok(old) => return Ok(old),
+            Err(v) => v,
+        };
         let (probe, need) = match self.plan_insert(addr, level) {
             Ok(plan) => plan,
             Err(e) => return Err(e.with_value(v)),
@@ -351,32 +331,67 @@ impl<V, G: Geometry, B: Backend> MemTable<V, G, B> {
         if let Err(e) = self.reserve_need(&need, addr) {
             return Err(e.with_value(v));
         }
-        let old = Top::<G>::insert(&mut self.root, &mut self.stores, addr, level.index() as u8, v);
+        let old = self.raw.insert_planned(addr, level.index(), v);
         debug_assert_eq!(old.is_some(), probe == Probe::Occupied);
-        if old.is_none() {
-            self.len += 1;
-        }
         Ok(old)
     }
 
-    /// Reserves what an insert at `(addr, level)` needs, so that the insert
-    /// itself cannot run out of nodes: call before entering a context that
-    /// must not allocate. (On a [`Pool`](crate::backend::Pool) it checks that
-    /// the nodes are free; the pool never allocates.)
+    /// Reserves the tables an insert at `(addr, level)` needs, so that the
+    /// insert itself cannot run out of them: call before entering a context
+    /// that must not allocate. (On a [`Pool`](crate::backend::Pool) it
+    /// checks that the tables are free; the pool never allocates.)
+    ///
+    /// Reservations add up: reserving for two inserts reserves for both, and
+    /// fails with [`OutOfNodes`](ErrorKind::OutOfNodes) if the sum does not
+    /// fit. A reservation is a count of tables per level, drawn by whichever
+    /// operations create tables next (as `Vec::reserve` is drawn by whichever
+    /// pushes come next); the tables are kept, not given back by
+    /// [`shrink_to_fit`](Self::shrink_to_fit), until drawn or until
+    /// [`unreserve`](Self::unreserve). An insert whose path already exists
+    /// draws nothing.
     ///
     /// # Errors
     /// As [`insert_at`](Self::insert_at) would, without a value.
     ///
     /// ```
-    /// use mem_table::MemTable;
-    /// let mut t: MemTable<u8> = MemTable::new();
-    /// t.reserve_insert(0x1000, mem_table::Level::BASE).unwrap();
-    /// // ... no allocation from here:
+    /// use mem_table::{Level, MemTable, backend::Pool, geometry::X86_4Level};
+    /// // Room for one path below the root.
+    /// let mut t: MemTable<u8, X86_4Level, Pool> = MemTable::with_backend(Pool::new(1));
+    /// t.reserve_insert(0x1000, Level::BASE).unwrap();
+    /// // A second path does not fit beside the first reservation:
+    /// assert!(t.reserve_insert(1 << 40, Level::BASE).is_err());
+    /// // ... no allocation from here, and this cannot run out:
     /// t.insert(0x1000, 1).unwrap();
     /// ```
     pub fn reserve_insert(&mut self, addr: u64, level: Level) -> Result<(), Error> {
         let (_, need) = self.plan_insert(addr, level)?;
-        self.reserve_need(&need, addr)
+        self.add_reservation(&need, addr)
+    }
+
+    /// Drops every reservation (the tables stay available until
+    /// [`shrink_to_fit`](Self::shrink_to_fit)).
+    pub fn unreserve(&mut self) {
+        self.raw.unreserve();
+    }
+
+    /// Gives back to the allocator the memory no table uses (an
+    /// [`Arena`](crate::backend::Arena)'s empty chunks, tables kept ahead
+    /// for a reservation that was dropped), keeping reserved tables.
+    /// A [`Pool`](crate::backend::Pool) keeps its block.
+    ///
+    /// ```
+    /// use mem_table::{MemTable, backend::Arena, geometry::X86_4Level};
+    /// let mut t: MemTable<u64, X86_4Level, Arena> = MemTable::new();
+    /// for i in 0..1000u64 {
+    ///     t.insert(i << 21, i).unwrap();
+    /// }
+    /// let full = t.stats().bytes();
+    /// t.clear();
+    /// t.shrink_to_fit();
+    /// assert!(t.stats().bytes() < full / 100);
+    /// ```
+    pub fn shrink_to_fit(&mut self) {
+        self.raw.shrink_to_fit();
     }
 
     /// Reserves `additional` tables at `level` (level 0 is the bottom; the
@@ -391,7 +406,7 @@ impl<V, G: Geometry, B: Backend> MemTable<V, G, B> {
         }
         let mut need = [0; MAX_LEVELS];
         need[level.index()] = additional;
-        self.reserve_need(&need, 0)
+        self.add_reservation(&need, 0)
     }
 
     /// Removes the entry covering `addr`, of whatever level (a whole large
@@ -416,28 +431,19 @@ impl<V, G: Geometry, B: Backend> MemTable<V, G, B> {
     /// ```
     pub fn remove(&mut self, addr: u64) -> Result<Option<(Page, V)>, Error> {
         Self::check_place(addr, Level::BASE)?;
-        let out = Top::<G>::remove(&mut self.root, &mut self.stores, 0, addr);
-        if out.is_some() {
-            self.len -= 1;
-        }
-        Ok(out)
+        Ok(self.raw.remove_covering(addr))
     }
 
     /// Removes every entry. Tables are freed (an [`Arena`](crate::backend::Arena)
-    /// frees whole slabs; a [`Pool`](crate::backend::Pool) gets every node
-    /// back). Every region that held an entry is reported by the next
+    /// keeps one empty chunk per level for reuse; a
+    /// [`Pool`](crate::backend::Pool) gets every table back). Every root
+    /// region that held an entry is reported by the next
     /// [`take_changes`](Self::take_changes).
     ///
     /// If a value's drop panics, the table is already empty (and usable);
     /// the remaining values are still dropped.
     pub fn clear(&mut self) {
-        let mut fresh = Root::<V, G>::default();
-        Top::<G>::mark_used(&mut fresh, &self.root);
-        let old = core::mem::replace(&mut *self.root, fresh);
-        self.len = 0;
-        // `old` is dropped last, also if clearing the stores unwinds.
-        Top::<G>::clear_stores(&mut self.stores);
-        drop(old);
+        self.raw.clear();
     }
 
     /// Keeps only the entries for which `f(page, value)` is true. Tables left
@@ -450,66 +456,43 @@ impl<V, G: Geometry, B: Backend> MemTable<V, G, B> {
     /// assert_eq!(t.values().copied().collect::<Vec<_>>(), [0, 2, 4, 6]);
     /// ```
     pub fn retain<F: FnMut(Page, &mut V) -> bool>(&mut self, mut f: F) {
-        let MemTable { root, stores, len, .. } = self;
-        let mut count = LenGuard::new(len);
-        Top::<G>::retain(root, stores, 0, &mut f, &mut count.delta);
+        let root = self.raw.root;
+        self.raw.retain_in(root, RawTable::<V, G, B>::TOP, 0, &mut f);
     }
 
-    /// Node and memory figures, per level.
+    /// Table and memory figures, per level.
     pub fn stats(&self) -> Stats {
-        let per = all_stats::<Top<G>, V, B>(&self.stores);
-        let mut levels: arrayvec::ArrayVec<LevelStats, MAX_LEVELS> = per[..G::LEVELS]
+        let mut levels: arrayvec::ArrayVec<LevelStats, MAX_LEVELS> = self
+            .raw
+            .stores
             .iter()
-            .map(|s: &StoreStats| LevelStats {
-                nodes: s.nodes,
-                bytes: s.bytes,
-                available: s.available,
-                capacity: s.capacity,
+            .map(|s| LevelStats {
+                nodes: s.store.live(),
+                bytes: s.store.bytes(),
+                available: s.store.available(),
+                capacity: s.store.capacity(),
             })
             .collect();
-        let top = &mut levels[G::LEVELS - 1];
-        top.nodes = 1;
-        top.bytes = core::mem::size_of::<Root<V, G>>();
-        top.capacity = Some(1);
-        levels.truncate(G::LEVELS);
+        levels[G::LEVELS - 1].capacity = Some(1);
         Stats { levels }
     }
 
     /// Checks every structural invariant: entry and slot counts, no empty
     /// table kept, large entries only at levels that hold them, store counts
-    /// matching the tables reachable from the root. For tests and fuzzing.
+    /// matching the tables reachable from the root, reservations covered.
+    /// For tests and fuzzing.
     #[doc(hidden)]
     pub fn check_invariants(&self) -> Result<(), String> {
-        let mut nodes = [0; MAX_LEVELS];
-        let entries = Top::<G>::check(&self.root, &self.stores, &mut nodes)?;
-        if entries != self.len {
-            return Err(alloc::format!("len {} but {} entries reachable", self.len, entries));
-        }
-        let per = all_stats::<Top<G>, V, B>(&self.stores);
-        for l in 0..G::LEVELS - 1 {
-            if per[l].nodes != nodes[l] {
-                return Err(alloc::format!(
-                    "level {l}: store holds {} tables, {} reachable",
-                    per[l].nodes,
-                    nodes[l]
-                ));
-            }
-        }
-        if nodes[G::LEVELS - 1] != 1 || Top::<G>::LEVEL as usize != G::LEVELS - 1 {
-            return Err("root count".into());
-        }
-        Ok(())
+        self.raw.check()
     }
 }
 
 impl<V: Clone, G: Geometry, B: Backend> Clone for MemTable<V, G, B> {
+    /// A copy with the values cloned and the change marks kept, on a new
+    /// backend of the same configuration (a [`Pool`](crate::backend::Pool)
+    /// of the same capacities). Allocates only the tables in use.
     fn clone(&self) -> Self {
-        MemTable {
-            root: Box::new(Top::<G>::clone_node(&self.root)),
-            stores: Top::<G>::clone_stores(&self.stores),
-            len: self.len,
-            backend: self.backend.clone(),
-        }
+        MemTable { raw: self.raw.clone_table() }
     }
 }
 
@@ -523,7 +506,7 @@ impl<V: PartialEq, G: Geometry, B: Backend> PartialEq for MemTable<V, G, B> {
     /// Tables are equal when they hold the same entries (same pages, same
     /// values); backends, node layout and change marks do not count.
     fn eq(&self, other: &Self) -> bool {
-        self.len == other.len && self.iter().eq(other.iter())
+        self.raw.len == other.raw.len && self.iter().eq(other.iter())
     }
 }
 

@@ -1,20 +1,21 @@
-//! [`Arena`]: the nodes of each level packed in one growing block.
+//! [`Arena`]: tables carved out of chunks that never move.
 
-use super::block::Block;
-use super::{Backend, sealed};
+use core::alloc::Layout;
+use core::ptr::NonNull;
 
-/// The nodes of each level packed in one contiguous block that doubles as it
-/// fills, addressed by compact indices. The fastest backend.
+use super::chunks::Chunks;
+use super::{Backend, NoRoom, Store, sealed};
+
+/// Tables carved out of chunks of up to 2 MiB per level, which grow by
+/// doubling and never move. For large tables: neighbouring tables share
+/// pages, the 2 MiB chunks are 2 MiB-aligned (so the kernel may back them
+/// with transparent huge pages), and freeing a table is a list push.
 ///
-/// A lookup indexes the block directly (no per-node allocation to chase);
-/// neighbouring nodes share pages, and once a block passes 2 MiB the
-/// allocator maps it on its own, where the operating system can back it with
-/// transparent huge pages (no `madvise` is issued: that would need `unsafe`
-/// and `libc`). A freed node's id goes on a free list and is reused by the
-/// next table created at that level; its memory is kept until `clear` or
-/// drop, which release whole blocks in time proportional to the blocks (for
-/// values without drop glue). Growing a block moves its nodes (amortized
-/// O(1) per node; the allocator can often remap instead of copying).
+/// A chunk whose tables are all freed is given back to the allocator (one
+/// empty chunk per level is kept, so that a table that empties and refills
+/// does not allocate each time); [`MemTable::shrink_to_fit`](crate::MemTable::shrink_to_fit)
+/// gives back that one too. Tables are not moved to fill holes: a chunk with
+/// one live table stays.
 ///
 /// ```
 /// use mem_table::{MemTable, backend::Arena, geometry::X86_4Level};
@@ -28,10 +29,44 @@ pub struct Arena;
 impl sealed::Sealed for Arena {}
 
 impl Backend for Arena {
-    type Store<T: Default> = Block<T>;
+    type Store = ArenaStore;
     const NAME: &'static str = "arena";
 
-    fn new_store<T: Default>(&self, _level: u8) -> Block<T> {
-        Block::new(None)
+    fn new_store(&self, _level: u8, _top: bool, layout: Layout) -> ArenaStore {
+        ArenaStore(Chunks::new(layout, true))
+    }
+}
+
+/// The [`Arena`] store.
+#[doc(hidden)]
+pub struct ArenaStore(Chunks);
+
+// SAFETY: `Chunks` hands out distinct tables of its layout until freed.
+unsafe impl Store for ArenaStore {
+    #[inline]
+    fn alloc(&mut self) -> Option<NonNull<u8>> {
+        self.0.alloc()
+    }
+    unsafe fn free(&mut self, p: NonNull<u8>, keep: usize) {
+        // SAFETY: forwarded contract.
+        unsafe { self.0.free(p, keep) }
+    }
+    fn ensure(&mut self, n: usize) -> Result<(), NoRoom> {
+        self.0.ensure(n)
+    }
+    fn available(&self) -> usize {
+        self.0.available()
+    }
+    fn live(&self) -> usize {
+        self.0.live()
+    }
+    fn capacity(&self) -> Option<usize> {
+        None
+    }
+    fn bytes(&self) -> usize {
+        self.0.bytes()
+    }
+    fn shrink_to_fit(&mut self, keep: usize) {
+        self.0.shrink_to_fit(keep)
     }
 }

@@ -1,19 +1,18 @@
-//! [`Heap`]: every node its own allocation.
+//! [`Heap`]: every table its own allocation.
 
-use alloc::boxed::Box;
-use alloc::vec::Vec;
-use core::mem::size_of;
+use core::alloc::Layout;
+use core::ptr::{self, NonNull};
 
-use super::slab::{Entry, Slab};
 use super::{Backend, NoRoom, Store, sealed};
 
-/// Every node is its own allocation from the global allocator. The default.
+/// Every table is its own allocation from the global allocator. The default.
 ///
-/// Simple and fast for tables up to a few hundred thousand pages; memory goes
-/// back to the allocator as soon as a table is freed. Allocation failure is
-/// reported as [`ErrorKind::OutOfNodes`](crate::ErrorKind::OutOfNodes) by
-/// every fallible operation (nodes are allocated with `try_reserve`-style
-/// calls before the table changes).
+/// Simple, and memory goes back to the allocator as soon as a table is
+/// freed. Tables are allocated at their exact size (4,232 bytes for an x86
+/// bottom table of `u64`), which the system allocator serves without
+/// rounding to a power of two. Allocation failure is reported as
+/// [`ErrorKind::OutOfNodes`](crate::ErrorKind::OutOfNodes) by every fallible
+/// operation: tables are allocated before the table changes.
 ///
 /// ```
 /// use mem_table::{MemTable, backend::Heap, geometry::X86_4Level};
@@ -26,91 +25,96 @@ pub struct Heap;
 impl sealed::Sealed for Heap {}
 
 impl Backend for Heap {
-    type Store<T: Default> = HeapStore<T>;
+    type Store = HeapStore;
     const NAME: &'static str = "heap";
 
-    fn new_store<T: Default>(&self, _level: u8) -> HeapStore<T> {
-        HeapStore { slab: Slab::with_capacity(0), spare: Vec::new() }
+    fn new_store(&self, _level: u8, _top: bool, layout: Layout) -> HeapStore {
+        HeapStore { layout, live: 0, spare: ptr::null_mut(), spares: 0 }
     }
 }
 
-/// A node in its own allocation. (A one-element array, because a `Box<T>`
-/// cannot be allocated fallibly on stable Rust, but a `Vec` can and converts.)
-type NodeBox<T> = Box<[T; 1]>;
-
-/// The [`Heap`] store: ids index a slab of boxes.
+/// The [`Heap`] store.
+///
+/// # Invariants
+/// - `spare` heads a list of `spares` allocations of `layout`, linked
+///   through their first word (a table is at least 8 bytes and 8-aligned).
 #[doc(hidden)]
-pub struct HeapStore<T> {
-    slab: Slab<NodeBox<T>>,
-    /// Boxes allocated ahead by `try_reserve`, holding default items.
-    spare: Vec<NodeBox<T>>,
+pub struct HeapStore {
+    layout: Layout,
+    live: usize,
+    spare: *mut u8,
+    spares: usize,
 }
 
-/// Allocates a box for a default `T`, or `None` if the allocator refuses.
-fn try_box<T: Default>() -> Option<NodeBox<T>> {
-    let mut v = Vec::new();
-    v.try_reserve_exact(1).ok()?;
-    v.push(T::default());
-    v.into_boxed_slice().try_into().ok()
+// SAFETY: the store owns its spare allocations; nothing else points to them.
+unsafe impl Send for HeapStore {}
+// SAFETY: `&HeapStore` gives no access to the spare allocations.
+unsafe impl Sync for HeapStore {}
+
+impl HeapStore {
+    fn pop_spare(&mut self) -> Option<NonNull<u8>> {
+        let p = NonNull::new(self.spare)?;
+        // SAFETY: `p` is a spare allocation whose first word links the next.
+        self.spare = unsafe { p.as_ptr().cast::<*mut u8>().read() };
+        self.spares -= 1;
+        Some(p)
+    }
+
+    fn push_spare(&mut self, p: NonNull<u8>) {
+        // SAFETY: `p` is an allocation of `layout`, at least 8 bytes, 8-aligned.
+        unsafe { p.as_ptr().cast::<*mut u8>().write(self.spare) };
+        self.spare = p.as_ptr();
+        self.spares += 1;
+    }
+
+    fn release_spares(&mut self, keep: usize) {
+        while self.spares > keep {
+            let p = self.pop_spare().expect("counted");
+            // SAFETY: `p` was allocated with `layout` and is no longer listed.
+            unsafe { alloc::alloc::dealloc(p.as_ptr(), self.layout) };
+        }
+    }
 }
 
-impl<T: Default> Store<T> for HeapStore<T> {
-    #[inline(always)]
-    fn get(&self, id: u32) -> &T {
-        &self.slab.get(id)[0]
-    }
-
-    #[inline(always)]
-    fn get_mut(&mut self, id: u32) -> &mut T {
-        &mut self.slab.get_mut(id)[0]
-    }
-
-    fn try_reserve(&mut self, n: usize) -> Result<usize, NoRoom> {
-        if n <= self.spare.len() {
-            return Ok(0);
-        }
-        let ids_needed = n.saturating_sub(self.slab.vacant());
-        self.slab.entries.try_reserve(ids_needed).map_err(|_| NoRoom)?;
-        self.spare.try_reserve(n).map_err(|_| NoRoom)?;
-        let before = self.spare.len();
-        while self.spare.len() < n {
-            match try_box() {
-                Some(b) => self.spare.push(b),
-                None => {
-                    self.spare.truncate(before);
-                    return Err(NoRoom);
-                }
-            }
-        }
-        Ok(self.spare.len() - before)
-    }
-
-    fn unreserve(&mut self, added: usize) {
-        self.spare.truncate(self.spare.len() - added);
-    }
-
-    fn insert(&mut self, t: T) -> u32 {
-        let b = match self.spare.pop() {
-            Some(mut b) => {
-                b[0] = t;
-                b
-            }
-            None => Box::new([t]),
+// SAFETY: every pointer handed out is a fresh allocation of `layout` (or a
+// spare one, unlisted when handed out).
+unsafe impl Store for HeapStore {
+    #[inline]
+    fn alloc(&mut self) -> Option<NonNull<u8>> {
+        let p = match self.pop_spare() {
+            Some(p) => p,
+            // SAFETY: tables have a non-zero size.
+            None => NonNull::new(unsafe { alloc::alloc::alloc(self.layout) })?,
         };
-        self.slab.insert(b)
+        self.live += 1;
+        Some(p)
     }
 
-    fn remove(&mut self, id: u32) -> T {
-        let [t] = *self.slab.remove(id);
-        t
+    unsafe fn free(&mut self, p: NonNull<u8>, keep: usize) {
+        self.live -= 1;
+        if self.spares < keep {
+            self.push_spare(p);
+        } else {
+            // SAFETY: `p` came from `alloc` with this layout (caller).
+            unsafe { alloc::alloc::dealloc(p.as_ptr(), self.layout) };
+        }
     }
 
-    fn len(&self) -> usize {
-        self.slab.len()
+    fn ensure(&mut self, n: usize) -> Result<(), NoRoom> {
+        while self.spares < n {
+            // SAFETY: tables have a non-zero size.
+            let p = NonNull::new(unsafe { alloc::alloc::alloc(self.layout) }).ok_or(NoRoom)?;
+            self.push_spare(p);
+        }
+        Ok(())
     }
 
     fn available(&self) -> usize {
-        self.spare.len()
+        self.spares
+    }
+
+    fn live(&self) -> usize {
+        self.live
     }
 
     fn capacity(&self) -> Option<usize> {
@@ -118,22 +122,16 @@ impl<T: Default> Store<T> for HeapStore<T> {
     }
 
     fn bytes(&self) -> usize {
-        self.slab.entries.capacity() * size_of::<Entry<NodeBox<T>>>()
-            + self.spare.capacity() * size_of::<NodeBox<T>>()
-            + (self.slab.len() + self.spare.len()) * size_of::<T>()
+        (self.live + self.spares) * self.layout.size()
     }
 
-    fn clear(&mut self) {
-        self.spare = Vec::new();
-        self.slab.clear();
-        self.slab.entries.shrink_to_fit();
+    fn shrink_to_fit(&mut self, keep: usize) {
+        self.release_spares(keep);
     }
+}
 
-    fn refs_mut(&mut self) -> Vec<Option<&mut T>> {
-        self.slab.refs_mut().map(|b| b.map(|b| &mut b[0])).collect()
-    }
-
-    fn clone_with(&self, mut f: impl FnMut(&T) -> T) -> Self {
-        HeapStore { slab: self.slab.clone_with(0, |b| Box::new([f(&b[0])])), spare: Vec::new() }
+impl Drop for HeapStore {
+    fn drop(&mut self) {
+        self.release_spares(0);
     }
 }

@@ -1,51 +1,58 @@
-//! Node-storage backends: where a table's nodes live.
+//! Table-storage backends: where a table's tables live.
 //!
-//! A [`MemTable`](crate::MemTable) keeps the nodes of each level in a store of
-//! that level, and links a parent slot to a child table by the child's `u32`
-//! id in that store. The backend, a type parameter, decides how a store gets
-//! its memory:
+//! A [`MemTable`](crate::MemTable) keeps the tables of each level in a store
+//! of that level. A parent slot links to a child table by the child's
+//! address, on every backend, so a lookup follows one pointer per level and
+//! tables never move once made. The backend, a type parameter, decides where
+//! that memory comes from:
 //!
-//! | backend | node memory | grows | fallible without panicking |
-//! |---|---|---|---|
-//! | [`Heap`] (default) | one global-allocator allocation per node | yes | yes (allocation failure is an error) |
-//! | [`Arena`] | one contiguous block per level | yes, doubling | yes |
-//! | [`Pool`] | one block per level, allocated when the table is built | never | yes (running out is an error) |
+//! | backend | table memory | grows | returns memory | fallible without panicking |
+//! |---|---|---|---|---|
+//! | [`Heap`] (default) | one global-allocator allocation per table | yes | as each table is freed | yes (allocation failure is an error) |
+//! | [`Arena`] | chunks of up to 2 MiB (2 MiB-aligned), tables carved out of them | yes, doubling | a chunk when it empties (one empty chunk is kept), and on `shrink_to_fit` | yes |
+//! | [`Pool`] | one block per level, allocated when the table is built | never | when the table is dropped | yes (running out is an error) |
 //!
 //! All three run the same table code and give identical results; they differ
-//! only in speed, memory and when they can run out. None of them contains
-//! `unsafe` code.
+//! only in speed, memory and when they can run out.
+//!
+//! # Reservations
+//! A level's store keeps a count of reserved tables (see
+//! [`MemTable::reserve_insert`](crate::MemTable::reserve_insert)). Reserving
+//! makes that many tables available (allocating on `Heap` and `Arena`,
+//! checking on `Pool`) and adds them to the count; creating a table draws
+//! from the count first. Reservations add up, and a store never gives back
+//! memory that reserved tables need.
 
 mod arena;
-mod block;
+mod chunks;
 mod heap;
 mod pool;
-mod slab;
 
 pub use arena::Arena;
-#[doc(hidden)]
-pub use block::Block;
 pub use heap::Heap;
 pub use pool::Pool;
 
-use alloc::vec::Vec;
+use core::alloc::Layout;
+use core::ptr::NonNull;
 
 mod sealed {
     pub trait Sealed {}
 }
 
-/// How a table stores its nodes. Sealed: choose [`Heap`], [`Arena`] or [`Pool`].
-pub trait Backend: sealed::Sealed + Clone + 'static {
-    /// The store of one level's nodes (or large entries).
+/// How a table stores its tables. Sealed: choose [`Heap`], [`Arena`] or [`Pool`].
+pub trait Backend: sealed::Sealed + Clone + Send + Sync + 'static {
+    /// The store of one level's tables.
     #[doc(hidden)]
-    type Store<T: Default>: Store<T>;
+    type Store: Store;
 
     /// A short name, for reports.
     const NAME: &'static str;
 
-    /// A new, empty store for the tables of `level`, configured by this
-    /// backend value.
+    /// A new, empty store for the tables of `level`, each of `layout`,
+    /// configured by this backend value. `top` says it is the root's level
+    /// (which holds exactly one table).
     #[doc(hidden)]
-    fn new_store<T: Default>(&self, level: u8) -> Self::Store<T>;
+    fn new_store(&self, level: u8, top: bool, layout: Layout) -> Self::Store;
 }
 
 /// A store could not make room: the pool is full or the allocator refused.
@@ -53,46 +60,44 @@ pub trait Backend: sealed::Sealed + Clone + 'static {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct NoRoom;
 
-/// A store of `T`s addressed by `u32` ids. Not part of the public API.
+/// The memory of one level's tables. Not part of the public API.
 ///
 /// The contract that makes fallible operations all-or-nothing: after
-/// `try_reserve(n)` succeeds, the next `n` calls to `insert` neither allocate
-/// nor fail.
+/// `ensure(n)` succeeds, the next `n` calls to `alloc` neither allocate nor
+/// fail, as long as `free` and `shrink_to_fit` are told to keep them.
+///
+/// # Safety
+/// `alloc` returns memory of the store's layout, valid and unaliased until
+/// it is given back to `free`; implementations must uphold this.
 #[doc(hidden)]
-pub trait Store<T>: Sized {
-    /// The item with id `id`.
+pub unsafe trait Store: Send + Sync + Sized {
+    /// Memory for one table (uninitialized), or `None` if none is available.
+    /// Draws from the tables `ensure` made available before allocating.
+    fn alloc(&mut self) -> Option<NonNull<u8>>;
+
+    /// Gives back the memory of a table. The store may release memory, but
+    /// keeps at least `keep` tables available.
     ///
-    /// # Panics
-    /// If `id` is not occupied (a bug in the table).
-    fn get(&self, id: u32) -> &T;
-    /// The item with id `id`, mutably.
-    fn get_mut(&mut self, id: u32) -> &mut T;
-    /// Makes room so that `n` more inserts need no allocation. Returns a
-    /// token of what it set aside, for [`Store::unreserve`].
-    fn try_reserve(&mut self, n: usize) -> Result<usize, NoRoom>;
-    /// Gives back what a `try_reserve` that returned `added` set aside.
-    fn unreserve(&mut self, added: usize);
-    /// Stores `t`, returning its id.
-    fn insert(&mut self, t: T) -> u32;
-    /// Removes and returns the item with id `id`, freeing its memory where
-    /// the backend frees memory.
-    fn remove(&mut self, id: u32) -> T;
-    /// Items stored.
-    fn len(&self) -> usize;
-    /// Whether no item is stored.
-    fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-    /// Items that can be stored without allocating.
+    /// # Safety
+    /// `p` came from this store's `alloc` and was not freed since; nothing
+    /// uses it afterwards.
+    unsafe fn free(&mut self, p: NonNull<u8>, keep: usize);
+
+    /// Makes at least `n` tables available without allocating.
+    fn ensure(&mut self, n: usize) -> Result<(), NoRoom>;
+
+    /// Tables that `alloc` can hand out without allocating.
     fn available(&self) -> usize;
-    /// The most items the store can ever hold, if it is bounded.
+
+    /// Tables handed out and not freed.
+    fn live(&self) -> usize;
+
+    /// The most tables the store can ever hold, if it is bounded.
     fn capacity(&self) -> Option<usize>;
+
     /// Bytes the store holds from the allocator.
     fn bytes(&self) -> usize;
-    /// Removes every item.
-    fn clear(&mut self);
-    /// Mutable references to every item, indexed by id.
-    fn refs_mut(&mut self) -> Vec<Option<&mut T>>;
-    /// A copy of the store, items cloned by `f`, ids and capacity kept.
-    fn clone_with(&self, f: impl FnMut(&T) -> T) -> Self;
+
+    /// Releases memory no live table uses, keeping `keep` tables available.
+    fn shrink_to_fit(&mut self, keep: usize);
 }

@@ -1,7 +1,10 @@
 //! [`Pool`]: a fixed number of nodes per level, allocated up front.
 
-use super::block::Block;
-use super::{Backend, sealed};
+use core::alloc::Layout;
+use core::ptr::NonNull;
+
+use super::chunks::Chunks;
+use super::{Backend, NoRoom, Store, sealed};
 use crate::geometry::MAX_LEVELS;
 use crate::page::Level;
 
@@ -10,16 +13,17 @@ use crate::page::Level;
 ///
 /// For code that must not allocate (an EPT-violation handler, an interrupt
 /// path) or must bound its memory. Each level below the root can hold
-/// `capacity` tables and each large-page level `capacity` large entries' worth
-/// of tables; the root is always there. When an operation needs more nodes
+/// `capacity` tables (or a capacity per level, [`Pool::with_capacities`]);
+/// the root is always there. When an operation needs more nodes
 /// than are free it fails with
 /// [`ErrorKind::OutOfNodes`](crate::ErrorKind::OutOfNodes), hands the value
 /// back and leaves the table exactly as it was. Removing entries returns their
 /// nodes to the pool.
 ///
-/// The pool still needs `alloc` (its blocks come from the global allocator,
-/// once, when the table is built; `iter_mut` also allocates a small index);
-/// a table without any global allocator is not supported.
+/// The pool's blocks come from the global allocator once, when the table is
+/// built (one block per level, 2 MiB-aligned when 2 MiB or larger); after
+/// that no operation allocates, including iteration, change reports and
+/// `clone` of the table's values (a clone builds a new pool).
 ///
 /// ```
 /// use mem_table::{ErrorKind, MemTable, backend::Pool, geometry::X86_4Level};
@@ -77,10 +81,43 @@ impl Pool {
 impl sealed::Sealed for Pool {}
 
 impl Backend for Pool {
-    type Store<T: Default> = Block<T>;
+    type Store = PoolStore;
     const NAME: &'static str = "pool";
 
-    fn new_store<T: Default>(&self, level: u8) -> Block<T> {
-        Block::new(Some(self.capacities[level as usize]))
+    fn new_store(&self, level: u8, top: bool, layout: Layout) -> PoolStore {
+        let cap = if top { 1 } else { self.capacities[level as usize] };
+        PoolStore(Chunks::fixed(layout, cap))
     }
+}
+
+/// The [`Pool`] store: one chunk of fixed capacity.
+#[doc(hidden)]
+pub struct PoolStore(Chunks);
+
+// SAFETY: `Chunks` hands out distinct tables of its layout until freed.
+unsafe impl Store for PoolStore {
+    #[inline]
+    fn alloc(&mut self) -> Option<NonNull<u8>> {
+        self.0.alloc()
+    }
+    unsafe fn free(&mut self, p: NonNull<u8>, keep: usize) {
+        // SAFETY: forwarded contract.
+        unsafe { self.0.free(p, keep) }
+    }
+    fn ensure(&mut self, n: usize) -> Result<(), NoRoom> {
+        self.0.ensure(n)
+    }
+    fn available(&self) -> usize {
+        self.0.available()
+    }
+    fn live(&self) -> usize {
+        self.0.live()
+    }
+    fn capacity(&self) -> Option<usize> {
+        Some(self.0.total())
+    }
+    fn bytes(&self) -> usize {
+        self.0.bytes()
+    }
+    fn shrink_to_fit(&mut self, _keep: usize) {}
 }

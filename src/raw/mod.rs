@@ -1,15 +1,689 @@
-//! The private raw layer: node types and the level chain.
+//! The private raw layer: tables in memory, the walks over them, and the
+//! stores they live in.
 //!
-//! Items here are `pub` only so that the sealed [`Geometry`](crate::Geometry)
-//! trait may name them; the module is private, so users cannot.
+//! | module | holds |
+//! |---|---|
+//! | [`layout`] | where each field of a table sits, per level, as constants |
+//! | [`bitmap`] | one bit per slot, through raw pointers |
+//! | [`node`] | the level-independent core: one table behind a pointer ([`Tab`]) |
+//! | this module | [`RawTable`]: the root, the stores, lookups, insert, remove, clear, clone, checks |
+//! | [`cursor`] | the one walk engine for ordered traversal, both ways |
+//! | [`ranges`] | split, merge, the range walker (plan and apply) and compact |
+//! | [`marks`] | change reports and `retain` |
+//!
+//! Everything that is not generic over the level lives in [`node`] and
+//! [`bitmap`]; per-level facts are the constants of [`layout::Info`], which
+//! the compiler folds into every walk (a lookup is a straight run of shifts,
+//! masks and one load per level).
 
 pub mod bitmap;
-pub mod bottom;
-pub mod chain;
-pub mod inner;
+pub mod cursor;
+pub mod layout;
+pub mod marks;
+pub mod node;
 pub mod ranges;
-pub mod walk;
+
+use alloc::format;
+use alloc::string::String;
+use arrayvec::ArrayVec;
+use core::alloc::Layout;
+use core::marker::PhantomData;
+use core::ptr;
+
+use crate::backend::{Backend, Store};
+use crate::geometry::{Geometry, MAX_LEVELS, Shape};
+use crate::page::Page;
+use layout::{Info, Lv};
+use node::{LARGE, Slot, Tab};
 
 /// Everything the table needs from a geometry's chain of levels.
-pub trait Tree: ranges::Ranges {}
-impl<T: ranges::Ranges> Tree for T {}
+pub trait Tree: Shape {}
+impl<T: Shape> Tree for T {}
+
+/// Tables needed per level.
+pub type Need = [usize; MAX_LEVELS];
+
+/// What an insert at `(addr, level)` would meet.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Probe {
+    /// Nothing there: the insert adds an entry (and the tables in its `Need`).
+    Vacant,
+    /// An entry at exactly that place: the insert replaces it.
+    Occupied,
+    /// A larger entry covers the place.
+    Larger(Page),
+    /// Smaller entries lie below the place.
+    Smaller,
+}
+
+/// One level's store and the tables reserved in it.
+pub struct LevelStore<S> {
+    pub store: S,
+    /// Tables reserved by `reserve_*` calls and not yet drawn.
+    pub credit: usize,
+}
+
+/// The table proper: the root, the stores and the entry count.
+///
+/// # Invariants
+/// - `root` is a live table of the top level from `stores[TOP]`, and every
+///   table reachable from it satisfies the invariants of [`node`];
+/// - every table a store has handed out and not taken back is reachable
+///   from `root` exactly once (between operations);
+/// - `len` is the number of entries reachable;
+/// - `stores[l].store.available() >= stores[l].credit`.
+pub struct RawTable<V, G: Geometry, B: Backend> {
+    pub(crate) root: Tab,
+    pub(crate) stores: alloc::boxed::Box<ArrayVec<LevelStore<B::Store>, MAX_LEVELS>>,
+    pub(crate) len: usize,
+    pub(crate) backend: B,
+    /// The table owns its values.
+    _owns: PhantomData<V>,
+    _g: PhantomData<fn() -> G>,
+}
+
+// SAFETY: the table owns its tables and values exclusively, like a `Box`.
+unsafe impl<V: Send, G: Geometry, B: Backend> Send for RawTable<V, G, B> {}
+// SAFETY: `&RawTable` hands out only `&V`.
+unsafe impl<V: Sync, G: Geometry, B: Backend> Sync for RawTable<V, G, B> {}
+
+/// A walk's path: the table and slot taken at each level.
+type Path = ArrayVec<(Tab, usize), MAX_LEVELS>;
+
+/// The layout of level `l`'s tables, as an allocator layout.
+fn alloc_layout(lv: &Lv) -> Layout {
+    Layout::from_size_align(lv.size, lv.align).expect("mem-table: table layout")
+}
+
+impl<V, G: Geometry, B: Backend> RawTable<V, G, B> {
+    /// The top level.
+    pub const TOP: usize = G::LEVELS - 1;
+
+    /// The layout of level `l`.
+    #[inline(always)]
+    pub fn lv(l: usize) -> &'static Lv {
+        Info::<V, G>::lv(l)
+    }
+
+    /// An empty table whose tables are stored by `backend`.
+    pub fn new(backend: B) -> Self {
+        #[allow(clippy::let_unit_value)] // evaluates the geometry's compile-time check
+        let () = G::VALID;
+        let mut stores = alloc::boxed::Box::new(ArrayVec::new());
+        for l in 0..G::LEVELS {
+            let layout = alloc_layout(Self::lv(l));
+            stores.push(LevelStore { store: backend.new_store(l as u8, l == Self::TOP, layout), credit: 0 });
+        }
+        let top = Self::lv(Self::TOP);
+        let Some(p) = stores[Self::TOP].store.alloc() else {
+            alloc::alloc::handle_alloc_error(alloc_layout(top))
+        };
+        let root = Tab(p);
+        // SAFETY: fresh memory of the top level's layout.
+        unsafe { root.init(top) };
+        RawTable { root, stores, len: 0, backend, _owns: PhantomData, _g: PhantomData }
+    }
+
+    // ---- table memory ----------------------------------------------------
+
+    /// Makes `need` tables available, all or nothing in effect (memory made
+    /// available for a level that did not fail stays, like a `Vec`'s
+    /// capacity). On failure, the level that ran out.
+    pub fn prepare(&mut self, need: &Need) -> Result<(), u8> {
+        for l in (0..Self::TOP).rev() {
+            if need[l] > 0 {
+                let s = &mut self.stores[l];
+                s.store.ensure(need[l].max(s.credit)).map_err(|_| l as u8)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Reserves `need` tables on top of those already reserved, all or
+    /// nothing. On failure, the level that ran out.
+    pub fn reserve(&mut self, need: &Need) -> Result<(), u8> {
+        for l in (0..Self::TOP).rev() {
+            if need[l] > 0 {
+                let s = &mut self.stores[l];
+                let total = s.credit.checked_add(need[l]).ok_or(l as u8)?;
+                s.store.ensure(total).map_err(|_| l as u8)?;
+            }
+        }
+        for l in 0..Self::TOP {
+            self.stores[l].credit += need[l];
+        }
+        Ok(())
+    }
+
+    /// A new empty table at level `l`, from memory made available by
+    /// [`prepare`](Self::prepare) or [`reserve`](Self::reserve).
+    ///
+    /// # Panics
+    /// If none was made available (a bug in the caller's plan).
+    pub fn new_table(&mut self, l: usize) -> Tab {
+        let s = &mut self.stores[l];
+        s.credit = s.credit.saturating_sub(1);
+        let t = Tab(s.store.alloc().expect("mem-table: table created without a plan"));
+        // SAFETY: fresh memory of level `l`'s layout.
+        unsafe { t.init(Self::lv(l)) };
+        t
+    }
+
+    /// Gives back the memory of table `t` of level `l`, which holds nothing
+    /// that needs dropping any more and is linked from nowhere.
+    pub fn free_table(&mut self, l: usize, t: Tab) {
+        let s = &mut self.stores[l];
+        // SAFETY: `t` came from this store (type invariant) and is unlinked.
+        unsafe { s.store.free(t.0, s.credit) };
+    }
+
+    /// Releases memory no table uses, keeping reserved tables.
+    pub fn shrink_to_fit(&mut self) {
+        for s in self.stores.iter_mut() {
+            s.store.shrink_to_fit(s.credit);
+        }
+    }
+
+    /// Drops every reservation.
+    pub fn unreserve(&mut self) {
+        for s in self.stores.iter_mut() {
+            s.credit = 0;
+        }
+    }
+
+    // ---- lookups -----------------------------------------------------------
+
+    /// The entry covering `addr` (which is in reach): its page and a pointer
+    /// to its value.
+    #[inline(always)]
+    pub fn find(&self, addr: u64) -> Option<(Page, *mut V)> {
+        let mut t = self.root;
+        let mut l = Self::TOP;
+        while l > 0 {
+            let lv = Self::lv(l);
+            let i = lv.index(addr);
+            // SAFETY: `t` is a live table of level `l` (type invariant), `i`
+            // is masked to its fan-out.
+            let w = unsafe { t.word(i) };
+            if w.addr() <= 1 {
+                if w.is_null() {
+                    return None;
+                }
+                // SAFETY: a LARGE slot has its value initialized (invariant).
+                return Some((page_at(addr, l as u8, lv.shift), unsafe { t.val::<V>(lv, i) }));
+            }
+            // SAFETY: a slot word other than null and LARGE links a live
+            // child table (invariant).
+            t = Tab(unsafe { ptr::NonNull::new_unchecked(w) });
+            l -= 1;
+        }
+        let lv = Self::lv(0);
+        let i = lv.index(addr);
+        // SAFETY: `t` is a live bottom table; `i` is masked to its fan-out.
+        unsafe { t.occupied(lv, i).then(|| (page_at(addr, 0, lv.shift), t.val::<V>(lv, i))) }
+    }
+
+    /// The entry covering `addr`, with the path to it.
+    fn find_path(&self, addr: u64, path: &mut Path) -> Option<(Page, *mut V)> {
+        let mut t = self.root;
+        for l in (0..=Self::TOP).rev() {
+            let lv = Self::lv(l);
+            let i = lv.index(addr);
+            path.push((t, i));
+            if l == 0 {
+                // SAFETY: live bottom table, masked index.
+                return unsafe { t.occupied(lv, i).then(|| (page_at(addr, 0, lv.shift), t.val::<V>(lv, i))) };
+            }
+            // SAFETY: live upper table, masked index.
+            match unsafe { t.slot(i) } {
+                Slot::Empty => return None,
+                // SAFETY: LARGE slots have their value initialized.
+                Slot::Large => return Some((page_at(addr, l as u8, lv.shift), unsafe { t.val::<V>(lv, i) })),
+                Slot::Table(c) => t = c,
+            }
+        }
+        unreachable!("the walk ends at the bottom")
+    }
+
+    /// Marks every slot of `path` changed.
+    fn mark_path(path: &Path) {
+        for (k, &(t, i)) in path.iter().enumerate() {
+            // SAFETY: the path was just walked; level of entry `k` is TOP - k.
+            unsafe { t.mark(Self::lv(Self::TOP - k), i) };
+        }
+    }
+
+    /// The entry covering `addr`, mutably: marks it and its path changed.
+    pub fn find_mut(&mut self, addr: u64) -> Option<(Page, *mut V)> {
+        let mut path = Path::new();
+        let found = self.find_path(addr, &mut path)?;
+        Self::mark_path(&path);
+        Some(found)
+    }
+
+    /// Looks up several addresses at once, each walk interleaved with the
+    /// others: every level's loads of all `N` walks are issued before any of
+    /// them is needed, so their cache misses overlap.
+    #[inline]
+    pub fn find_many<const N: usize>(&self, addrs: &[u64; N]) -> [Option<(Page, *mut V)>; N] {
+        let mut tabs = [Some(self.root); N];
+        let mut out = [None; N];
+        let mut l = Self::TOP;
+        while l > 0 {
+            let lv = Self::lv(l);
+            for k in 0..N {
+                let Some(t) = tabs[k] else { continue };
+                let i = lv.index(addrs[k]);
+                // SAFETY: as in `find`.
+                let w = unsafe { t.word(i) };
+                tabs[k] = if w.addr() <= 1 {
+                    if !w.is_null() {
+                        // SAFETY: as in `find`.
+                        out[k] = Some((page_at(addrs[k], l as u8, lv.shift), unsafe { t.val::<V>(lv, i) }));
+                    }
+                    None
+                } else {
+                    // SAFETY: as in `find`.
+                    Some(Tab(unsafe { ptr::NonNull::new_unchecked(w) }))
+                };
+            }
+            l -= 1;
+        }
+        let lv = Self::lv(0);
+        for k in 0..N {
+            if let Some(t) = tabs[k] {
+                let i = lv.index(addrs[k]);
+                // SAFETY: as in `find`.
+                if unsafe { t.occupied(lv, i) } {
+                    // SAFETY: as in `find`.
+                    out[k] = Some((page_at(addrs[k], 0, lv.shift), unsafe { t.val::<V>(lv, i) }));
+                }
+            }
+        }
+        out
+    }
+
+    /// What an insert at `(addr, level)` meets; adds the tables it would
+    /// create to `need`.
+    pub fn probe(&self, addr: u64, level: usize, need: &mut Need) -> Probe {
+        let mut t = self.root;
+        for l in (level..=Self::TOP).rev() {
+            let lv = Self::lv(l);
+            let i = lv.index(addr);
+            if l == 0 {
+                // SAFETY: live bottom table, masked index.
+                return if unsafe { t.occupied(lv, i) } { Probe::Occupied } else { Probe::Vacant };
+            }
+            // SAFETY: live upper table, masked index.
+            match (unsafe { t.slot(i) }, l == level) {
+                (Slot::Empty, true) => return Probe::Vacant,
+                (Slot::Large, true) => return Probe::Occupied,
+                (Slot::Table(_), true) => return Probe::Smaller,
+                (Slot::Large, false) => return Probe::Larger(page_at(addr, l as u8, lv.shift)),
+                (Slot::Empty, false) => {
+                    for n in &mut need[level..l] {
+                        *n += 1;
+                    }
+                    return Probe::Vacant;
+                }
+                (Slot::Table(c), false) => t = c,
+            }
+        }
+        unreachable!("the probe ends at the level")
+    }
+
+    /// Inserts at `(addr, level)` if every table on the way exists and
+    /// nothing conflicts; otherwise hands `v` back. One walk.
+    #[inline]
+    pub fn insert_existing(&mut self, addr: u64, level: usize, v: V) -> Result<Option<V>, V> {
+        let mut path = Path::new();
+        let mut t = self.root;
+        let mut l = Self::TOP;
+        let old = loop {
+            let lv = Self::lv(l);
+            let i = lv.index(addr);
+            path.push((t, i));
+            if l == 0 {
+                // SAFETY: live bottom table, masked index.
+                break unsafe { t.put(lv, i, v) };
+            }
+            // SAFETY: live upper table, masked index.
+            match (unsafe { t.slot(i) }, l == level) {
+                (Slot::Table(c), false) => t = c,
+                // SAFETY: the level holds entries (level == l was checked by
+                // the caller); the slot is empty / holds a value.
+                (Slot::Empty, true) => {
+                    unsafe { t.put_large(lv, i, v) };
+                    break None;
+                }
+                // SAFETY: LARGE slot: its value is initialized.
+                (Slot::Large, true) => break Some(unsafe { ptr::replace(t.val::<V>(lv, i), v) }),
+                _ => return Err(v),
+            }
+            l -= 1;
+        };
+        Self::mark_path(&path);
+        self.len += old.is_none() as usize;
+        Ok(old)
+    }
+
+    /// Inserts at `(addr, level)` after a [`probe`](Self::probe) said
+    /// `Vacant` or `Occupied` and its need was prepared: creates the
+    /// missing tables and marks the path.
+    pub fn insert_planned(&mut self, addr: u64, level: usize, v: V) -> Option<V> {
+        let mut t = self.root;
+        for l in (level + 1..=Self::TOP).rev() {
+            let lv = Self::lv(l);
+            let i = lv.index(addr);
+            // SAFETY: live upper table, masked index.
+            let c = match unsafe { t.slot(i) } {
+                Slot::Table(c) => c,
+                Slot::Empty => self.add_child(t, l, i),
+                Slot::Large => unreachable!("insert under a larger entry"),
+            };
+            // SAFETY: as above.
+            unsafe { t.mark(lv, i) };
+            t = c;
+        }
+        let lv = Self::lv(level);
+        let i = lv.index(addr);
+        // SAFETY: `t` is a live table of `level`, `i` masked.
+        let old = unsafe {
+            t.mark(lv, i);
+            if level == 0 {
+                t.put(lv, i, v)
+            } else if t.word(i) == LARGE {
+                Some(ptr::replace(t.val::<V>(lv, i), v))
+            } else {
+                t.put_large(lv, i, v);
+                None
+            }
+        };
+        self.len += old.is_none() as usize;
+        old
+    }
+
+    /// Puts a new, empty table in the empty slot `i` of `t` (level `l`) and
+    /// returns it. If the slot was marked changed since the last report (an
+    /// entry or a table was removed there), every slot of the new table is
+    /// marked too, so that the next report covers the whole region.
+    pub fn add_child(&mut self, t: Tab, l: usize, i: usize) -> Tab {
+        let c = self.new_table(l - 1);
+        let lv = Self::lv(l);
+        // SAFETY: `t` is a live table of level `l`, `c` a fresh one below.
+        unsafe {
+            if bitmap::get(t.dirty(lv), i) {
+                c.mark_all(Self::lv(l - 1));
+            }
+            t.set_word(lv, i, c.ptr());
+        }
+        c
+    }
+
+    /// Removes the entry covering `addr` (in reach), freeing the tables it
+    /// leaves empty; marks the path.
+    pub fn remove_covering(&mut self, addr: u64) -> Option<(Page, V)> {
+        let mut path = Path::new();
+        let (page, _) = self.find_path(addr, &mut path)?;
+        Self::mark_path(&path);
+        let depth = path.len();
+        let (t, i) = path[depth - 1];
+        let l = Self::TOP + 1 - depth;
+        let lv = Self::lv(l);
+        // SAFETY: the walk found an entry in slot `i` of `t`.
+        let v = unsafe { if l == 0 { t.take(lv, i).expect("found") } else { t.take_large(lv, i) } };
+        self.len -= 1;
+        // Free the tables left empty, bottom up.
+        let mut l = l;
+        for k in (0..depth - 1).rev() {
+            let (child, _) = path[k + 1];
+            // SAFETY: `child` is a live table of level `l`.
+            if unsafe { child.len(Self::lv(l)) } != 0 {
+                break;
+            }
+            let (parent, pi) = path[k];
+            // SAFETY: `parent` links `child` in slot `pi`.
+            unsafe { parent.set_word(Self::lv(l + 1), pi, ptr::null_mut()) };
+            self.free_table(l, child);
+            l += 1;
+        }
+        Some((page, v))
+    }
+
+    // ---- bulk --------------------------------------------------------------
+
+    /// Entries in the subtree of table `t` (level `l`).
+    pub fn count(t: Tab, l: usize) -> usize {
+        let lv = Self::lv(l);
+        // SAFETY: `t` is a live table of level `l` (caller).
+        unsafe {
+            if l == 0 {
+                return t.len(lv);
+            }
+            let mut n = 0;
+            let mut i = 0;
+            while let Some(j) = t.next_occupied(lv, i, lv.fanout - 1) {
+                n += match t.slot(j) {
+                    Slot::Table(c) => Self::count(c, l - 1),
+                    _ => 1,
+                };
+                i = j + 1;
+            }
+            n
+        }
+    }
+
+    /// Drops every value in table `t` (level `l`) and below and frees every
+    /// table below it, leaving `t` empty (its change marks kept). Each slot
+    /// is emptied before its value is dropped or its child freed, so that if
+    /// a drop panics, the rest is still dropped (as a slice's elements are)
+    /// and nothing twice.
+    pub fn empty(&mut self, t: Tab, l: usize) {
+        /// Finishes the job if a drop unwinds.
+        struct Rest<'a, V, G: Geometry, B: Backend>(&'a mut RawTable<V, G, B>, Tab, usize);
+        impl<V, G: Geometry, B: Backend> Drop for Rest<'_, V, G, B> {
+            fn drop(&mut self) {
+                self.0.empty(self.1, self.2);
+            }
+        }
+        let lv = Self::lv(l);
+        if l == 0 && !core::mem::needs_drop::<V>() {
+            // SAFETY: live bottom table; its values need no drop.
+            unsafe {
+                ptr::write_bytes(t.map(lv), 0, lv.words);
+                *t.len_ptr(lv) = 0;
+            }
+            return;
+        }
+        let rest = Rest(self, t, l);
+        let mut from = 0;
+        // SAFETY: `t` is a live table of level `l`; each slot is emptied
+        // before its content is dropped.
+        unsafe {
+            while let Some(i) = t.next_occupied(lv, from, lv.fanout - 1) {
+                from = i + 1;
+                if l == 0 {
+                    drop(t.take::<V>(lv, i));
+                } else {
+                    match t.slot(i) {
+                        Slot::Large => drop(t.take_large::<V>(lv, i)),
+                        Slot::Table(c) => {
+                            t.set_word(lv, i, ptr::null_mut());
+                            rest.0.free_tree(c, l - 1);
+                        }
+                        Slot::Empty => unreachable!("occupied"),
+                    }
+                }
+            }
+        }
+        core::mem::forget(rest);
+    }
+
+    /// Drops everything in the unlinked table `c` (level `l`) and below, and
+    /// frees it, even if a drop unwinds.
+    pub fn free_tree(&mut self, c: Tab, l: usize) {
+        /// Frees the table after emptying it, also on unwind.
+        struct Free<'a, V, G: Geometry, B: Backend>(&'a mut RawTable<V, G, B>, Tab, usize);
+        impl<V, G: Geometry, B: Backend> Drop for Free<'_, V, G, B> {
+            fn drop(&mut self) {
+                self.0.free_table(self.2, self.1);
+            }
+        }
+        let f = Free(self, c, l);
+        f.0.empty(c, l);
+        drop(f);
+    }
+
+    /// Removes every entry, marking every slot of the root that held one.
+    /// If a drop panics, the table is already empty; the remaining values
+    /// are still dropped.
+    pub fn clear(&mut self) {
+        let top = Self::lv(Self::TOP);
+        // SAFETY: the root is live; marks are set before anything is dropped.
+        unsafe {
+            let (map, dirty) = (self.root.map(top), self.root.dirty(top));
+            for k in 0..top.words {
+                *dirty.add(k) |= *map.add(k);
+            }
+        }
+        self.len = 0;
+        let root = self.root;
+        self.empty(root, Self::TOP);
+    }
+
+    // ---- clone -------------------------------------------------------------
+
+    /// A copy, values cloned, change marks kept, on a new backend of the same
+    /// configuration. If a clone panics, the partial copy is dropped cleanly.
+    pub fn clone_table(&self) -> Self
+    where
+        V: Clone,
+    {
+        let mut out = RawTable::new(self.backend.clone());
+        let root = out.root;
+        out.copy_from(self.root, root, Self::TOP);
+        out.len = self.len;
+        out
+    }
+
+    /// Copies table `src` (of another table) into the empty `dst`, level `l`.
+    fn copy_from(&mut self, src: Tab, dst: Tab, l: usize)
+    where
+        V: Clone,
+    {
+        let lv = Self::lv(l);
+        // SAFETY: `src` is a live table of level `l` of the source, `dst` a
+        // live empty one of this table; each value is cloned before its slot
+        // is marked occupied, so a panicking clone leaves `dst` consistent.
+        unsafe {
+            ptr::copy_nonoverlapping(src.dirty(lv), dst.dirty(lv), lv.words);
+            let mut i = 0;
+            while let Some(j) = src.next_occupied(lv, i, lv.fanout - 1) {
+                i = j + 1;
+                if l == 0 {
+                    dst.put(lv, j, (*src.val::<V>(lv, j)).clone());
+                    continue;
+                }
+                match src.slot(j) {
+                    Slot::Large => dst.put_large(lv, j, (*src.val::<V>(lv, j)).clone()),
+                    Slot::Table(c) => {
+                        self.prepare(&need_one(l - 1)).unwrap_or_else(|_| {
+                            alloc::alloc::handle_alloc_error(alloc_layout(Self::lv(l - 1)))
+                        });
+                        let d = self.new_table(l - 1);
+                        dst.set_word(lv, j, d.ptr());
+                        self.copy_from(c, d, l - 1);
+                    }
+                    Slot::Empty => unreachable!("occupied"),
+                }
+            }
+        }
+    }
+
+    // ---- checks --------------------------------------------------------------
+
+    /// Checks every structural invariant (for tests and fuzzing).
+    pub fn check(&self) -> Result<(), String> {
+        let mut tables = [0usize; MAX_LEVELS];
+        let entries = Self::check_table(self.root, Self::TOP, &mut tables)?;
+        if entries != self.len {
+            return Err(format!("len {} but {} entries reachable", self.len, entries));
+        }
+        for (l, s) in self.stores.iter().enumerate() {
+            if s.store.live() != tables[l] {
+                return Err(format!("level {l}: store holds {} tables, {} reachable", s.store.live(), tables[l]));
+            }
+            if s.store.available() < s.credit {
+                return Err(format!("level {l}: {} reserved but {} available", s.credit, s.store.available()));
+            }
+        }
+        Ok(())
+    }
+
+    fn check_table(t: Tab, l: usize, tables: &mut [usize; MAX_LEVELS]) -> Result<usize, String> {
+        tables[l] += 1;
+        let lv = Self::lv(l);
+        // SAFETY: `t` is a live table of level `l`.
+        unsafe {
+            let bits = bitmap::count(t.map(lv), lv.words);
+            if bits != t.len(lv) {
+                return Err(format!("level {l} table: len {} but {} bits set", t.len(lv), bits));
+            }
+            let past = |m: *const u64| lv.fanout % 64 != 0 && *m.add(lv.words - 1) >> (lv.fanout % 64) != 0;
+            if past(t.map(lv)) || past(t.dirty(lv)) {
+                return Err(format!("level {l} table: bits set past the fan-out"));
+            }
+            if l == 0 {
+                return Ok(t.len(lv));
+            }
+            let mut entries = 0;
+            for i in 0..lv.fanout {
+                let slot = t.slot(i);
+                if t.occupied(lv, i) == (slot == Slot::Empty) {
+                    return Err(format!("level {l} table: occupancy bit {i} wrong"));
+                }
+                match slot {
+                    Slot::Empty => {}
+                    Slot::Large if !lv.large => return Err(format!("large entry at level {l}, which holds none")),
+                    Slot::Large => entries += 1,
+                    Slot::Table(c) => {
+                        if c.len(Self::lv(l - 1)) == 0 {
+                            return Err(format!("empty table kept at level {}", l - 1));
+                        }
+                        entries += Self::check_table(c, l - 1, tables)?;
+                    }
+                }
+            }
+            Ok(entries)
+        }
+    }
+}
+
+impl<V, G: Geometry, B: Backend> Drop for RawTable<V, G, B> {
+    fn drop(&mut self) {
+        /// Frees the root even if a drop unwinds.
+        struct Root<'a, V, G: Geometry, B: Backend>(&'a mut RawTable<V, G, B>);
+        impl<V, G: Geometry, B: Backend> Drop for Root<'_, V, G, B> {
+            fn drop(&mut self) {
+                let root = self.0.root;
+                self.0.free_table(RawTable::<V, G, B>::TOP, root);
+            }
+        }
+        let r = Root(self);
+        let root = r.0.root;
+        r.0.empty(root, Self::TOP);
+    }
+}
+
+/// One table at level `l`.
+pub fn need_one(l: usize) -> Need {
+    let mut n = [0; MAX_LEVELS];
+    n[l] = 1;
+    n
+}
+
+/// The page of level `level` (entry shift `shift`) containing `addr`.
+#[inline(always)]
+pub fn page_at(addr: u64, level: u8, shift: u32) -> Page {
+    Page::new(addr & !((1u64 << shift) - 1), level, shift)
+}

@@ -1,578 +1,431 @@
-//! Large-page work: split, merge, range set, range remove and compact.
+//! Large-page work: split, merge, the range walker and compact.
 //!
-//! Each operation that can create tables has a `plan_*` twin that only
-//! counts the tables it would create, so the table can reserve them first and
-//! fail without changing anything.
+//! The range operations (`insert_range`, `remove_range`) plan, then apply,
+//! through one description of what happens to each slot a range touches:
+//! [`step`]. The plan counts the tables the work will create (descending
+//! through tables that do not exist yet as *views*), so that the table can
+//! make them available first and fail without changing anything; the apply
+//! walk then does exactly what the plan counted.
+//!
+//! | slot state | insert_range, slot inside the range | insert_range, slot at an edge | remove_range, inside | remove_range, at an edge |
+//! |---|---|---|---|---|
+//! | empty | replace (a large entry) | create a table, descend | skip | skip |
+//! | large entry | replace | split, descend | clear | split, descend |
+//! | table | replace (the subtree is freed) | descend | clear (the subtree is freed) | descend |
+//!
+//! "Inside" needs a level that holds entries for `insert_range`; at a level
+//! that does not, every slot is treated as an edge. Every step that goes
+//! down goes through a [`Down`] guard, so that a table emptied or created
+//! and left empty is freed, and the parent slot marked, even if a clone, an
+//! op or a drop unwinds half-way.
 
-use super::bitmap;
-use super::chain::{Chain, Need, PruneOnDrop, add_child, page_of, slot_page};
-use super::inner::InnerNode;
-use super::inner::Slot;
-use super::walk::Walk;
-use crate::backend::{Backend, Store};
-use crate::geometry::{Bottom, LevelSpec, Shape, Upper, Width};
+use core::ptr;
+
+use super::marks::Down;
+use super::node::{LARGE, Slot, Tab};
+use super::{Need, RawTable, page_at};
+use crate::backend::Backend;
+use crate::geometry::Geometry;
 use crate::ops::{Children, PageOps};
 use crate::page::Page;
 
-// The range operations and `compact` add the change in the number of entries
-// to `delta` as they go, before dropping anything, so that the table's count
-// stays right even if a clone, an op or a drop panics half-way.
-
-/// Why a split or merge cannot happen.
+/// Why a split, merge or range operation cannot happen.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Refusal {
     /// No large entry (split) or no full table (merge) at that place.
     Nothing,
     /// A larger entry covers the place.
     Larger(Page),
-    /// The level below cannot hold entries, so the entry cannot be split.
+    /// The level below cannot hold entries, so an entry there cannot be split.
     NoEntriesBelow(u8),
     /// The consumer's merge declined.
     Declined,
 }
 
-/// What a plan knows about a slot it descends into.
-#[derive(Clone, Copy)]
-pub enum View<'a, N> {
-    /// A real table.
-    Node(&'a N),
-    /// A table that will be created empty.
-    Empty,
-    /// A table that will be created by splitting a large entry (every slot
-    /// a large entry).
+/// What a range walk does with one slot.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Step {
+    /// Nothing.
+    Skip,
+    /// Put one entry of the slot's level there, freeing what was there.
+    Replace,
+    /// Empty the slot, freeing what was there.
+    Clear,
+    /// Go down into the child table.
+    Descend,
+    /// Create an empty child table, then go down.
+    Create,
+    /// Split the large entry into a child table, then go down.
     Split,
 }
 
-/// The first and last address of slot `i` of a node of level `L` at `base`.
-#[inline]
-fn slot_bounds<L: Shape>(base: u64, i: usize) -> (u64, u64) {
-    let a = base + ((i as u64) << L::SHIFT);
-    (a, a + ((1u64 << L::SHIFT) - 1))
+/// What a slot holds, for [`step`] (a table that a plan has not created is
+/// `Empty` or `Large` by what it would be made from).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum State {
+    Empty,
+    Large,
+    Table,
 }
 
-/// The slots of a node of level `L` at `base` overlapping `lo..=last`.
-fn span<L: Shape>(base: u64, lo: u64, last: u64) -> core::ops::RangeInclusive<usize> {
-    let top = base + (((L::FANOUT as u64 - 1) << L::SHIFT) + ((1u64 << L::SHIFT) - 1));
-    if last < base || lo > top {
-        #[allow(clippy::reversed_empty_ranges)]
-        return 1..=0;
+/// The one description of the range cases (see the module table).
+/// `set`: inserting (else removing); `inside`: the slot lies wholly in the
+/// range; `holds`: the slot's level holds entries; `below_holds`: so does
+/// the level below.
+pub fn step(set: bool, inside: bool, holds: bool, below_holds: bool, l: usize, state: State) -> Result<Step, Refusal> {
+    let split = || if below_holds { Ok(Step::Split) } else { Err(Refusal::NoEntriesBelow(l as u8 - 1)) };
+    match (set, state) {
+        (true, _) if inside && holds => Ok(Step::Replace),
+        (true, State::Empty) => Ok(Step::Create),
+        (true, State::Table) => Ok(Step::Descend),
+        (true, State::Large) => split(),
+        (false, State::Empty) => Ok(Step::Skip),
+        (false, _) if inside => Ok(Step::Clear),
+        (false, State::Table) => Ok(Step::Descend),
+        (false, State::Large) => split(),
     }
-    let start = if lo <= base { 0 } else { ((lo - base) >> L::SHIFT) as usize };
-    let end = (((last.min(top)) - base) >> L::SHIFT) as usize;
-    start..=end
 }
 
-pub trait Ranges: Walk {
-    /// A node of this level, based at `base`, holding the split of `value`
-    /// (the entry `page` one level up) in every slot, every slot marked.
-    fn split_node<V, O: PageOps<V>>(page: Page, value: &V, base: u64, ops: &mut O) -> Self::Node<V>;
-    /// The merge of a node full of entries, as the entry `page` one level up.
-    fn merge_node<V, O: PageOps<V>>(n: &Self::Node<V>, page: Page, ops: &mut O) -> Result<V, Refusal>;
+/// A plan's view of a table.
+#[derive(Clone, Copy)]
+pub enum View {
+    /// A real table.
+    Real(Tab),
+    /// A table that will be created empty.
+    Empty,
+    /// A table that will be made by a split: every slot a large entry.
+    Split,
+}
 
-    fn probe_split<V, B: Backend>(
-        n: &Self::Node<V>,
-        s: &Self::Stores<V, B>,
-        addr: u64,
-        level: u8,
-    ) -> Result<(), Refusal>;
-    /// Splits the large entry at `(addr, level)`, after a successful probe
-    /// and a reservation of one table at `level - 1`.
-    fn split<V, B: Backend, O: PageOps<V>>(
-        n: &mut Self::Node<V>,
-        s: &mut Self::Stores<V, B>,
-        addr: u64,
-        level: u8,
-        ops: &mut O,
-        delta: &mut isize,
-    );
+/// The slots of a table (level `lv`, based at `base`) overlapping
+/// `lo..=last`, which the table overlaps.
+fn span(lv: &super::layout::Lv, base: u64, lo: u64, last: u64) -> (usize, usize) {
+    let start = if lo <= base { 0 } else { ((lo - base) >> lv.shift) as usize };
+    let end = (((last - base) >> lv.shift) as usize).min(lv.fanout - 1);
+    (start, end)
+}
+
+impl<V, G: Geometry, B: Backend> RawTable<V, G, B> {
+    /// Checks that the large entry at `(addr, level)` can be split.
+    pub fn probe_split(&self, addr: u64, level: usize) -> Result<(), Refusal> {
+        let mut t = self.root;
+        for l in (level..=Self::TOP).rev() {
+            let lv = Self::lv(l);
+            // SAFETY: live upper table (level >= 1), masked index.
+            match (unsafe { t.slot(lv.index(addr)) }, l == level) {
+                (Slot::Large, true) if Self::lv(l - 1).large => return Ok(()),
+                (Slot::Large, true) => return Err(Refusal::NoEntriesBelow(l as u8 - 1)),
+                (Slot::Large, false) => return Err(Refusal::Larger(page_at(addr, l as u8, lv.shift))),
+                (Slot::Table(c), false) => t = c,
+                _ => return Err(Refusal::Nothing),
+            }
+        }
+        Err(Refusal::Nothing)
+    }
+
+    /// Splits the large entry at `(addr, level)` after a successful
+    /// [`probe_split`](Self::probe_split) and a prepared table at
+    /// `level - 1`.
+    pub fn split_at<O: PageOps<V>>(&mut self, addr: u64, level: usize, ops: &mut O) {
+        let mut t = self.root;
+        for l in (level + 1..=Self::TOP).rev() {
+            let lv = Self::lv(l);
+            let i = lv.index(addr);
+            // SAFETY: the probe walked this path.
+            match unsafe { t.slot(i) } {
+                Slot::Table(c) => t = c,
+                _ => unreachable!("split without a probe"),
+            }
+        }
+        let lv = Self::lv(level);
+        let i = lv.index(addr);
+        self.split_slot(t, level, i, page_at(addr, level as u8, lv.shift), ops);
+        // Mark the path once the split is done (it changed nothing before).
+        let mut t = self.root;
+        for l in (level..=Self::TOP).rev() {
+            let lv = Self::lv(l);
+            let i = lv.index(addr);
+            // SAFETY: the path exists.
+            unsafe {
+                t.mark(lv, i);
+                if let Slot::Table(c) = t.slot(i) {
+                    t = c;
+                }
+            }
+        }
+    }
+
+    /// Replaces the large entry in slot `i` of `t` (level `l`, the entry
+    /// `page`) by a new table holding its split, and returns the table. The
+    /// table is built aside first: if `ops` panics, nothing has changed.
+    pub fn split_slot<O: PageOps<V>>(&mut self, t: Tab, l: usize, i: usize, page: Page, ops: &mut O) -> Tab {
+        /// Frees the half-built table if `ops` unwinds.
+        struct Aside<'a, V, G: Geometry, B: Backend>(&'a mut RawTable<V, G, B>, Tab, usize);
+        impl<V, G: Geometry, B: Backend> Drop for Aside<'_, V, G, B> {
+            fn drop(&mut self) {
+                self.0.free_tree(self.1, self.2);
+            }
+        }
+        let (lv, clv) = (Self::lv(l), Self::lv(l - 1));
+        let c = self.new_table(l - 1);
+        let aside = Aside(self, c, l - 1);
+        // SAFETY: slot `i` holds a large entry, so value `i` is initialized;
+        // `c` is a fresh table of level `l - 1`, which holds entries (the
+        // probe checked), filled one value at a time.
+        unsafe {
+            debug_assert_eq!(t.word(i), LARGE);
+            let v = &*t.val::<V>(lv, i);
+            for j in 0..clv.fanout {
+                let sub = page_at(page.addr() + ((j as u64) << clv.shift), l as u8 - 1, clv.shift);
+                let sv = ops.split(page, v, sub);
+                if l == 1 {
+                    c.put(clv, j, sv);
+                } else {
+                    c.put_large(clv, j, sv);
+                }
+            }
+            core::mem::forget(aside);
+            c.mark_all(clv);
+            let old = t.val::<V>(lv, i).read();
+            t.set_word(lv, i, c.ptr());
+            t.mark(lv, i);
+            self.len += clv.fanout - 1;
+            drop(old);
+        }
+        c
+    }
+
+    /// The merge of the full table `c` (level `l`), as the entry `page` one
+    /// level up.
+    fn merge_value<O: PageOps<V>>(c: Tab, l: usize, page: Page, ops: &mut O) -> Result<V, Refusal> {
+        let lv = Self::lv(l);
+        // SAFETY: `c` is a live table of level `l`; a full bottom table has
+        // every value, a full upper one is checked to hold only large entries.
+        unsafe {
+            if c.len(lv) != lv.fanout || (l > 0 && (0..lv.fanout).any(|j| c.word(j) != LARGE)) {
+                return Err(Refusal::Nothing);
+            }
+            let mut values = (0..lv.fanout).map(|j| &*c.val::<V>(lv, j));
+            ops.merge(page, Children::new(&mut values, lv.fanout)).ok_or(Refusal::Declined)
+        }
+    }
+
+    /// Replaces the child table `c` in slot `i` of `t` (level `l`) by the
+    /// large entry `v`, then frees `c` (its values dropped last, once the
+    /// table is consistent).
+    fn merge_slot(&mut self, t: Tab, l: usize, i: usize, c: Tab, v: V) {
+        let lv = Self::lv(l);
+        // SAFETY: slot `i` links `c`; the value is written before the slot
+        // says LARGE.
+        unsafe {
+            t.val::<V>(lv, i).write(v);
+            t.set_word(lv, i, LARGE);
+            t.mark(lv, i);
+        }
+        self.len -= Self::lv(l - 1).fanout - 1;
+        self.free_tree(c, l - 1);
+    }
+
     /// Merges the table under `(addr, level)` into one entry.
-    fn merge<V, B: Backend, O: PageOps<V>>(
-        n: &mut Self::Node<V>,
-        s: &mut Self::Stores<V, B>,
-        addr: u64,
-        level: u8,
-        ops: &mut O,
-        delta: &mut isize,
-    ) -> Result<(), Refusal>;
-
-    fn plan_set<V, B: Backend>(
-        n: View<'_, Self::Node<V>>,
-        s: &Self::Stores<V, B>,
-        base: u64,
-        lo: u64,
-        last: u64,
-        need: &mut Need,
-    ) -> Result<(), Refusal>;
-    #[allow(clippy::too_many_arguments)] // the recursion needs every one at every level
-    fn set_range<V: Clone, B: Backend, O: PageOps<V>>(
-        n: &mut Self::Node<V>,
-        s: &mut Self::Stores<V, B>,
-        base: u64,
-        lo: u64,
-        last: u64,
-        v: &V,
-        ops: &mut O,
-        delta: &mut isize,
-    );
-    fn plan_remove<V, B: Backend>(
-        n: View<'_, Self::Node<V>>,
-        s: &Self::Stores<V, B>,
-        base: u64,
-        lo: u64,
-        last: u64,
-        need: &mut Need,
-    ) -> Result<(), Refusal>;
-    fn remove_range<V, B: Backend, O: PageOps<V>>(
-        n: &mut Self::Node<V>,
-        s: &mut Self::Stores<V, B>,
-        base: u64,
-        lo: u64,
-        last: u64,
-        ops: &mut O,
-        delta: &mut isize,
-    );
-    /// Merges, bottom up, every table the ops agree to merge. Returns the
-    /// number of merges.
-    fn compact<V, B: Backend, O: PageOps<V>>(
-        n: &mut Self::Node<V>,
-        s: &mut Self::Stores<V, B>,
-        base: u64,
-        ops: &mut O,
-        delta: &mut isize,
-    ) -> usize;
-}
-
-/// Replaces the large entry in slot `i` of `n` (the entry `page`) by a new
-/// table holding its split, and returns the table's id. The table is built
-/// aside first: if `ops` panics, nothing has changed.
-fn split_slot<D: Ranges, V, B: Backend, W: Width, O: PageOps<V>>(
-    n: &mut InnerNode<V, W>,
-    children: &mut B::Store<D::Node<V>>,
-    i: usize,
-    page: Page,
-    ops: &mut O,
-    delta: &mut isize,
-) -> u32 {
-    let Slot::Large(v) = &n.slots[i] else { unreachable!("split of a slot without a large entry") };
-    let child = D::split_node(page, v, page.addr(), ops);
-    let id = children.insert(child);
-    let old = n.set(i, Slot::Table(id));
-    *delta += D::FANOUT as isize - 1;
-    drop(old);
-    id
-}
-
-/// Plans at the root.
-pub fn plan_set_root<T: Ranges, V, B: Backend>(
-    n: &T::Node<V>,
-    s: &T::Stores<V, B>,
-    lo: u64,
-    last: u64,
-    need: &mut Need,
-) -> Result<(), Refusal> {
-    T::plan_set(View::Node(n), s, 0, lo, last, need)
-}
-
-/// Plans at the root.
-pub fn plan_remove_root<T: Ranges, V, B: Backend>(
-    n: &T::Node<V>,
-    s: &T::Stores<V, B>,
-    lo: u64,
-    last: u64,
-    need: &mut Need,
-) -> Result<(), Refusal> {
-    T::plan_remove(View::Node(n), s, 0, lo, last, need)
-}
-
-impl<W: Width, PS: typenum::Unsigned + 'static> Ranges for Bottom<W, PS> {
-    fn split_node<V, O: PageOps<V>>(page: Page, value: &V, base: u64, ops: &mut O) -> Self::Node<V> {
-        let mut node = Self::Node::default();
-        for i in 0..Self::FANOUT {
-            node.insert(i, ops.split(page, value, slot_page::<Self>(base, i)));
+    pub fn merge_at<O: PageOps<V>>(&mut self, addr: u64, level: usize, ops: &mut O) -> Result<(), Refusal> {
+        let mut t = self.root;
+        let mut path = super::Path::new();
+        for l in (level..=Self::TOP).rev() {
+            let lv = Self::lv(l);
+            let i = lv.index(addr);
+            path.push((t, i));
+            // SAFETY: live upper table, masked index.
+            match (unsafe { t.slot(i) }, l == level) {
+                (Slot::Table(c), true) => {
+                    let v = Self::merge_value(c, l - 1, page_at(addr, l as u8, lv.shift), ops)?;
+                    Self::mark_path(&path);
+                    self.merge_slot(t, l, i, c, v);
+                    return Ok(());
+                }
+                (Slot::Table(c), false) => t = c,
+                (Slot::Large, false) => return Err(Refusal::Larger(page_at(addr, l as u8, lv.shift))),
+                _ => return Err(Refusal::Nothing),
+            }
         }
-        Self::mark_all(&mut node);
-        node
-    }
-
-    fn merge_node<V, O: PageOps<V>>(n: &Self::Node<V>, page: Page, ops: &mut O) -> Result<V, Refusal> {
-        if n.len() != Self::FANOUT {
-            return Err(Refusal::Nothing);
-        }
-        let mut values = (0..Self::FANOUT).map(|i| n.get(i).expect("full node"));
-        ops.merge(page, Children::new(&mut values, Self::FANOUT)).ok_or(Refusal::Declined)
-    }
-
-    fn probe_split<V, B: Backend>(_: &Self::Node<V>, _: &(), _: u64, _: u8) -> Result<(), Refusal> {
-        Err(Refusal::Nothing)
-    }
-    fn split<V, B: Backend, O: PageOps<V>>(
-        _: &mut Self::Node<V>,
-        _: &mut (),
-        _: u64,
-        _: u8,
-        _: &mut O,
-        _: &mut isize,
-    ) {
-        unreachable!("split below the bottom")
-    }
-    fn merge<V, B: Backend, O: PageOps<V>>(
-        _: &mut Self::Node<V>,
-        _: &mut (),
-        _: u64,
-        _: u8,
-        _: &mut O,
-        _: &mut isize,
-    ) -> Result<(), Refusal> {
         Err(Refusal::Nothing)
     }
 
-    fn plan_set<V, B: Backend>(
-        _: View<'_, Self::Node<V>>,
-        _: &(),
-        _: u64,
-        _: u64,
-        _: u64,
-        _: &mut Need,
-    ) -> Result<(), Refusal> {
-        Ok(())
-    }
-
-    #[allow(clippy::too_many_arguments)] // the recursion needs every one at every level
-    fn set_range<V: Clone, B: Backend, O: PageOps<V>>(
-        n: &mut Self::Node<V>,
-        _: &mut (),
-        base: u64,
-        lo: u64,
-        last: u64,
-        v: &V,
-        _: &mut O,
-        delta: &mut isize,
-    ) {
-        for i in span::<Self>(base, lo, last) {
-            let new = v.clone();
-            bitmap::set(&mut n.dirty, i);
-            match n.insert(i, new) {
-                Some(old) => drop(old),
-                None => *delta += 1,
-            }
+    /// Merges, bottom up, every table under `t` (level `l`, based at
+    /// `base`) that `ops` agrees to merge. Returns the number of merges.
+    pub fn compact_in<O: PageOps<V>>(&mut self, t: Tab, l: usize, base: u64, ops: &mut O) -> usize {
+        if l == 0 {
+            return 0;
         }
-    }
-
-    fn plan_remove<V, B: Backend>(
-        _: View<'_, Self::Node<V>>,
-        _: &(),
-        _: u64,
-        _: u64,
-        _: u64,
-        _: &mut Need,
-    ) -> Result<(), Refusal> {
-        Ok(())
-    }
-
-    fn remove_range<V, B: Backend, O: PageOps<V>>(
-        n: &mut Self::Node<V>,
-        _: &mut (),
-        base: u64,
-        lo: u64,
-        last: u64,
-        _: &mut O,
-        delta: &mut isize,
-    ) {
-        for i in span::<Self>(base, lo, last) {
-            if let Some(v) = n.take(i) {
-                bitmap::set(&mut n.dirty, i);
-                *delta -= 1;
-                drop(v);
-            }
-        }
-    }
-
-    fn compact<V, B: Backend, O: PageOps<V>>(
-        _: &mut Self::Node<V>,
-        _: &mut (),
-        _: u64,
-        _: &mut O,
-        _: &mut isize,
-    ) -> usize {
-        0
-    }
-}
-
-impl<S: LevelSpec, D: Ranges> Ranges for Upper<S, D> {
-    fn split_node<V, O: PageOps<V>>(page: Page, value: &V, base: u64, ops: &mut O) -> Self::Node<V> {
-        let mut node = Self::Node::default();
-        for i in 0..Self::FANOUT {
-            node.set(i, Slot::Large(ops.split(page, value, slot_page::<Self>(base, i))));
-        }
-        node
-    }
-
-    fn merge_node<V, O: PageOps<V>>(n: &Self::Node<V>, page: Page, ops: &mut O) -> Result<V, Refusal> {
-        if !n.slots.iter().all(|s| matches!(s, Slot::Large(_))) {
-            return Err(Refusal::Nothing);
-        }
-        let mut children = n.slots.iter().map(|s| match s {
-            Slot::Large(v) => v,
-            _ => unreachable!(),
-        });
-        ops.merge(page, Children::new(&mut children, Self::FANOUT)).ok_or(Refusal::Declined)
-    }
-
-    fn probe_split<V, B: Backend>(
-        n: &Self::Node<V>,
-        s: &Self::Stores<V, B>,
-        addr: u64,
-        level: u8,
-    ) -> Result<(), Refusal> {
-        let i = super::chain::index::<Self>(addr);
-        match (&n.slots[i], level == Self::LEVEL) {
-            (Slot::Large(_), true) if D::LARGE => Ok(()),
-            (Slot::Large(_), true) => Err(Refusal::NoEntriesBelow(D::LEVEL)),
-            (Slot::Large(_), false) => Err(Refusal::Larger(page_of::<Self>(addr))),
-            (Slot::Table(id), false) => D::probe_split(s.children.get(*id), &s.below, addr, level),
-            _ => Err(Refusal::Nothing),
-        }
-    }
-
-    fn split<V, B: Backend, O: PageOps<V>>(
-        n: &mut Self::Node<V>,
-        s: &mut Self::Stores<V, B>,
-        addr: u64,
-        level: u8,
-        ops: &mut O,
-        delta: &mut isize,
-    ) {
-        let i = super::chain::index::<Self>(addr);
-        match &n.slots[i] {
-            Slot::Large(_) if level == Self::LEVEL => {
-                split_slot::<D, V, B, S::Width, O>(n, &mut s.children, i, page_of::<Self>(addr), ops, delta);
-            }
-            &Slot::Table(id) => {
-                bitmap::set(&mut n.dirty, i);
-                D::split(s.children.get_mut(id), &mut s.below, addr, level, ops, delta);
-            }
-            _ => unreachable!("split without a probe"),
-        }
-    }
-
-    fn merge<V, B: Backend, O: PageOps<V>>(
-        n: &mut Self::Node<V>,
-        s: &mut Self::Stores<V, B>,
-        addr: u64,
-        level: u8,
-        ops: &mut O,
-        delta: &mut isize,
-    ) -> Result<(), Refusal> {
-        let i = super::chain::index::<Self>(addr);
-        match (&n.slots[i], level == Self::LEVEL) {
-            (&Slot::Table(id), true) => {
-                let v = D::merge_node(s.children.get(id), page_of::<Self>(addr), ops)?;
-                let child = s.children.remove(id);
-                n.set(i, Slot::Large(v));
-                *delta -= D::FANOUT as isize - 1;
-                drop(child);
-                Ok(())
-            }
-            (&Slot::Table(id), false) => {
-                D::merge(s.children.get_mut(id), &mut s.below, addr, level, ops, delta)?;
-                bitmap::set(&mut n.dirty, i);
-                Ok(())
-            }
-            (Slot::Large(_), false) => Err(Refusal::Larger(page_of::<Self>(addr))),
-            _ => Err(Refusal::Nothing),
-        }
-    }
-
-    fn plan_set<V, B: Backend>(
-        n: View<'_, Self::Node<V>>,
-        s: &Self::Stores<V, B>,
-        base: u64,
-        lo: u64,
-        last: u64,
-        need: &mut Need,
-    ) -> Result<(), Refusal> {
-        for i in span::<Self>(base, lo, last) {
-            let (a, b) = slot_bounds::<Self>(base, i);
-            if lo <= a && b <= last && Self::LARGE {
-                continue;
-            }
-            let below = match n {
-                View::Node(node) => match &node.slots[i] {
-                    Slot::Table(id) => View::Node(s.children.get(*id)),
-                    Slot::Large(_) => View::Split,
-                    Slot::Empty => View::Empty,
-                },
-                View::Split => View::Split,
-                View::Empty => View::Empty,
-            };
-            if let View::Split = below {
-                if !D::LARGE {
-                    return Err(Refusal::NoEntriesBelow(D::LEVEL));
-                }
-            }
-            if !matches!(below, View::Node(_)) {
-                need[D::LEVEL as usize] += 1;
-            }
-            D::plan_set(below, &s.below, a, lo, last, need)?;
-        }
-        Ok(())
-    }
-
-    #[allow(clippy::too_many_arguments)] // the recursion needs every one at every level
-    fn set_range<V: Clone, B: Backend, O: PageOps<V>>(
-        n: &mut Self::Node<V>,
-        s: &mut Self::Stores<V, B>,
-        base: u64,
-        lo: u64,
-        last: u64,
-        v: &V,
-        ops: &mut O,
-        delta: &mut isize,
-    ) {
-        for i in span::<Self>(base, lo, last) {
-            let (a, b) = slot_bounds::<Self>(base, i);
-            if lo <= a && b <= last && Self::LARGE {
-                let new = v.clone();
-                match n.set(i, Slot::Large(new)) {
-                    Slot::Table(id) => {
-                        *delta += 1 - D::count_entries(s.children.get(id), &s.below) as isize;
-                        let child = s.children.remove(id);
-                        D::free_children(child, &mut s.below);
-                    }
-                    Slot::Large(old) => drop(old),
-                    Slot::Empty => *delta += 1,
-                }
-                continue;
-            }
-            let id = match &n.slots[i] {
-                &Slot::Table(id) => id,
-                Slot::Empty => add_child::<D, V, B, S::Width>(n, &mut s.children, i),
-                Slot::Large(_) => split_slot::<D, V, B, S::Width, O>(
-                    n,
-                    &mut s.children,
-                    i,
-                    slot_page::<Self>(base, i),
-                    ops,
-                    delta,
-                ),
-            };
-            bitmap::set(&mut n.dirty, i);
-            D::set_range(s.children.get_mut(id), &mut s.below, a, lo, last, v, ops, delta);
-        }
-    }
-
-    fn plan_remove<V, B: Backend>(
-        n: View<'_, Self::Node<V>>,
-        s: &Self::Stores<V, B>,
-        base: u64,
-        lo: u64,
-        last: u64,
-        need: &mut Need,
-    ) -> Result<(), Refusal> {
-        for i in span::<Self>(base, lo, last) {
-            let (a, b) = slot_bounds::<Self>(base, i);
-            if lo <= a && b <= last {
-                continue;
-            }
-            let below = match n {
-                View::Node(node) => match &node.slots[i] {
-                    Slot::Table(id) => View::Node(s.children.get(*id)),
-                    Slot::Large(_) => View::Split,
-                    Slot::Empty => continue,
-                },
-                View::Split => View::Split,
-                View::Empty => continue,
-            };
-            if let View::Split = below {
-                if !D::LARGE {
-                    return Err(Refusal::NoEntriesBelow(D::LEVEL));
-                }
-                need[D::LEVEL as usize] += 1;
-            }
-            D::plan_remove(below, &s.below, a, lo, last, need)?;
-        }
-        Ok(())
-    }
-
-    fn remove_range<V, B: Backend, O: PageOps<V>>(
-        n: &mut Self::Node<V>,
-        s: &mut Self::Stores<V, B>,
-        base: u64,
-        lo: u64,
-        last: u64,
-        ops: &mut O,
-        delta: &mut isize,
-    ) {
-        for i in span::<Self>(base, lo, last) {
-            if matches!(n.slots[i], Slot::Empty) {
-                continue;
-            }
-            let (a, b) = slot_bounds::<Self>(base, i);
-            if lo <= a && b <= last {
-                match n.set(i, Slot::Empty) {
-                    Slot::Table(id) => {
-                        *delta -= D::count_entries(s.children.get(id), &s.below) as isize;
-                        let child = s.children.remove(id);
-                        D::free_children(child, &mut s.below);
-                    }
-                    Slot::Large(old) => {
-                        *delta -= 1;
-                        drop(old);
-                    }
-                    Slot::Empty => unreachable!(),
-                }
-                continue;
-            }
-            let id = match &n.slots[i] {
-                &Slot::Table(id) => id,
-                Slot::Large(_) => split_slot::<D, V, B, S::Width, O>(
-                    n,
-                    &mut s.children,
-                    i,
-                    slot_page::<Self>(base, i),
-                    ops,
-                    delta,
-                ),
-                Slot::Empty => unreachable!(),
-            };
-            let prune = PruneOnDrop::<D, V, B, S::Width>::new(n, &mut s.children, i, id);
-            D::remove_range(prune.children.get_mut(id), &mut s.below, a, lo, last, ops, delta);
-            // Mark the path only if something below changed: removing
-            // nothing is not a change.
-            let changed = D::has_marks(prune.children.get(id));
-            drop(prune);
-            if changed {
-                bitmap::set(&mut n.dirty, i);
-            }
-        }
-    }
-
-    fn compact<V, B: Backend, O: PageOps<V>>(
-        n: &mut Self::Node<V>,
-        s: &mut Self::Stores<V, B>,
-        base: u64,
-        ops: &mut O,
-        delta: &mut isize,
-    ) -> usize {
+        let lv = Self::lv(l);
         let mut merges = 0;
-        for i in 0..Self::FANOUT {
-            let Slot::Table(id) = n.slots[i] else { continue };
-            let child_base = slot_page::<Self>(base, i).addr();
-            let m = D::compact(s.children.get_mut(id), &mut s.below, child_base, ops, delta);
-            if m > 0 {
-                bitmap::set(&mut n.dirty, i);
-                merges += m;
+        let mut from = 0;
+        // SAFETY: `t` is a live table of level `l`.
+        while let Some(i) = unsafe { t.next_occupied(lv, from, lv.fanout - 1) } {
+            from = i + 1;
+            // SAFETY: as above.
+            let Slot::Table(c) = (unsafe { t.slot(i) }) else { continue };
+            let a = base + ((i as u64) << lv.shift);
+            {
+                let down = Down::new(self, t, l, i, c);
+                merges += down.raw.compact_in(c, l - 1, a, ops);
             }
-            if Self::LARGE {
-                if let Ok(v) = D::merge_node(s.children.get(id), slot_page::<Self>(base, i), ops) {
-                    let child = s.children.remove(id);
-                    n.set(i, Slot::Large(v));
+            if lv.large {
+                if let Ok(v) = Self::merge_value(c, l - 1, page_at(a, l as u8, lv.shift), ops) {
+                    self.merge_slot(t, l, i, c, v);
                     merges += 1;
-                    *delta -= D::FANOUT as isize - 1;
-                    drop(child);
                 }
             }
         }
         merges
+    }
+
+    /// Plans a range operation (`set`: insert, else remove) over
+    /// `lo..=last` in the table seen as `view` (level `l`, based at `base`):
+    /// adds the tables it will create to `need`.
+    #[allow(clippy::too_many_arguments)] // the recursion needs every one at every level
+    pub fn plan_range(
+        &self,
+        view: View,
+        l: usize,
+        base: u64,
+        lo: u64,
+        last: u64,
+        set: bool,
+        need: &mut Need,
+    ) -> Result<(), Refusal> {
+        let lv = Self::lv(l);
+        if l == 0 {
+            return Ok(());
+        }
+        let below = Self::lv(l - 1).large;
+        let (start, end) = span(lv, base, lo, last);
+        for i in start..=end {
+            let a = base + ((i as u64) << lv.shift);
+            let inside = lo <= a && a + ((1u64 << lv.shift) - 1) <= last;
+            let (state, child) = match view {
+                // SAFETY: a real table of level `l`, `i` in its fan-out.
+                View::Real(t) => match unsafe { t.slot(i) } {
+                    Slot::Empty => (State::Empty, View::Empty),
+                    Slot::Large => (State::Large, View::Split),
+                    Slot::Table(c) => (State::Table, View::Real(c)),
+                },
+                View::Empty => (State::Empty, View::Empty),
+                View::Split => (State::Large, View::Split),
+            };
+            match step(set, inside, lv.large, below, l, state)? {
+                Step::Skip | Step::Replace | Step::Clear => {}
+                Step::Descend => self.plan_range(child, l - 1, a, lo, last, set, need)?,
+                Step::Create | Step::Split => {
+                    need[l - 1] += 1;
+                    self.plan_range(child, l - 1, a, lo, last, set, need)?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Applies a planned range operation: `value` makes each value to
+    /// insert (`None`: remove) over `lo..=last` in table `t` (level `l`,
+    /// based at `base`).
+    #[allow(clippy::too_many_arguments)] // the recursion needs every one at every level
+    pub fn apply_range<O: PageOps<V>, F: FnMut() -> V>(
+        &mut self,
+        t: Tab,
+        l: usize,
+        base: u64,
+        lo: u64,
+        last: u64,
+        mut value: Option<&mut F>,
+        ops: &mut O,
+    ) {
+        let lv = Self::lv(l);
+        let below = l > 0 && Self::lv(l - 1).large;
+        let (start, end) = span(lv, base, lo, last);
+        for i in start..=end {
+            let a = base + ((i as u64) << lv.shift);
+            let inside = lo <= a && a + ((1u64 << lv.shift) - 1) <= last;
+            // SAFETY: `t` is a live table of level `l`, `i` in its fan-out.
+            let slot = unsafe {
+                if l == 0 {
+                    if t.occupied(lv, i) { Slot::Large } else { Slot::Empty }
+                } else {
+                    t.slot(i)
+                }
+            };
+            let state = match slot {
+                Slot::Empty => State::Empty,
+                Slot::Large => State::Large,
+                Slot::Table(_) => State::Table,
+            };
+            let step = step(value.is_some(), inside, lv.large, below, l, state).expect("planned");
+            match step {
+                Step::Skip => {}
+                Step::Replace => {
+                    let new = value.as_mut().expect("insert")();
+                    // SAFETY: as above; the mark is set before anything is
+                    // dropped, and the count before the drop.
+                    unsafe {
+                        t.mark(lv, i);
+                        if l == 0 {
+                            match t.put(lv, i, new) {
+                                Some(old) => drop(old),
+                                None => self.len += 1,
+                            }
+                            continue;
+                        }
+                        match slot {
+                            Slot::Large => drop(ptr::replace(t.val::<V>(lv, i), new)),
+                            Slot::Empty => {
+                                t.put_large(lv, i, new);
+                                self.len += 1;
+                            }
+                            Slot::Table(c) => {
+                                t.val::<V>(lv, i).write(new);
+                                t.set_word(lv, i, LARGE);
+                                self.len = self.len + 1 - Self::count(c, l - 1);
+                                self.free_tree(c, l - 1);
+                            }
+                        }
+                    }
+                }
+                Step::Clear => {
+                    // SAFETY: as above.
+                    unsafe {
+                        t.mark(lv, i);
+                        match slot {
+                            _ if l == 0 => {
+                                let v = t.take::<V>(lv, i);
+                                self.len -= 1;
+                                drop(v);
+                            }
+                            Slot::Large => {
+                                let v = t.take_large::<V>(lv, i);
+                                self.len -= 1;
+                                drop(v);
+                            }
+                            Slot::Table(c) => {
+                                t.set_word(lv, i, ptr::null_mut());
+                                self.len -= Self::count(c, l - 1);
+                                self.free_tree(c, l - 1);
+                            }
+                            Slot::Empty => unreachable!("cleared an empty slot"),
+                        }
+                    }
+                }
+                Step::Descend | Step::Create | Step::Split => {
+                    let c = match slot {
+                        Slot::Table(c) => c,
+                        Slot::Empty => self.add_child(t, l, i),
+                        Slot::Large => self.split_slot(t, l, i, page_at(a, l as u8, lv.shift), ops),
+                    };
+                    if value.is_some() {
+                        // SAFETY: as above: an insert always changes the slot.
+                        unsafe { t.mark(lv, i) };
+                    }
+                    let down = Down::new(self, t, l, i, c);
+                    down.raw.apply_range(c, l - 1, a, lo, last, value.as_deref_mut(), ops);
+                }
+            }
+        }
     }
 }

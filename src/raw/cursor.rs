@@ -1,0 +1,330 @@
+//! The one walk engine: a cursor that keeps the path from the root to the
+//! table it is in, and moves to the next (or previous) entry from there,
+//! never from the root.
+//!
+//! ```text
+//!   level 3  [ . . T . . . ]   tab[3] = root,  pos[3] = next slot to look at
+//!                  |
+//!   level 2  [ . T . L . . ]   tab[2],         pos[2]
+//!                |
+//!   level 1  [ T . . . . . ]   tab[1],         pos[1]
+//!              |
+//!   level 0  [ v v . v . v ]   tab[0]: the bottom table, scanned a bitmap
+//!                               word at a time (`word`, `bits`)
+//! ```
+//!
+//! Going forward, `pos[l]` is the first slot of `tab[l]` not yet looked at;
+//! going backward, it is one past the last. A step scans the occupancy map
+//! of the current table from there; an entry (a base value, or a large
+//! entry above) is the answer, a child table is entered, and the end of a
+//! table goes back up one level. Each table on the way is entered once, so
+//! a whole walk costs O(tables + entries).
+//!
+//! The cursor yields pointers; the iterators wrapped around it decide what
+//! may be borrowed and for how long. It is the engine under `iter`,
+//! `range`, `iter_mut`, `range_mut`, `into_iter`, `keys`, `values` and their
+//! reverses, `first_key_value`, `last_key_value`, `pop_first` and
+//! `pop_last`.
+
+use crate::geometry::{Geometry, MAX_LEVELS};
+use crate::page::Page;
+
+use super::layout::Info;
+use super::node::{Slot, Tab};
+
+/// A position in a table, moving one way.
+///
+/// # Invariants
+/// `tab[level..=TOP]` is the path from the root to the current table
+/// (`tab[l]` a live table of level `l` based at `base[l]`), as long as the
+/// table is not changed except through the cursor's own yields.
+#[derive(Clone, Debug)]
+pub struct Cursor {
+    tab: [Tab; MAX_LEVELS],
+    base: [u64; MAX_LEVELS],
+    pos: [usize; MAX_LEVELS],
+    level: usize,
+    /// The bottom table's word being scanned, and its bits not yet yielded.
+    word: usize,
+    bits: u64,
+    done: bool,
+}
+
+impl Cursor {
+    /// A cursor at the first entry overlapping `lo..` (forward) or the last
+    /// overlapping `..=hi` (backward, `rev`), in the table rooted at `root`.
+    pub fn new<V, G: Geometry>(root: Tab, at: u64, rev: bool) -> Cursor {
+        let top = G::LEVELS - 1;
+        let mut c = Cursor {
+            tab: [root; MAX_LEVELS],
+            base: [0; MAX_LEVELS],
+            pos: [0; MAX_LEVELS],
+            level: top,
+            word: 0,
+            bits: 0,
+            done: false,
+        };
+        let i = Info::<V, G>::lv(top).index(at);
+        c.enter::<V, G>(top, root, 0, if rev { i + 1 } else { i }, rev);
+        c
+    }
+
+    /// Makes `t` (level `l`, based at `base`) the current table, with `pos`
+    /// as its starting position.
+    #[inline]
+    fn enter<V, G: Geometry>(&mut self, l: usize, t: Tab, base: u64, pos: usize, rev: bool) {
+        self.tab[l] = t;
+        self.base[l] = base;
+        self.level = l;
+        if l > 0 {
+            self.pos[l] = pos;
+            return;
+        }
+        let lv = Info::<V, G>::lv(0);
+        // SAFETY: `t` is a live bottom table and `pos` (or `pos - 1`
+        // backward) is one of its slots.
+        unsafe {
+            if rev {
+                let last = pos - 1;
+                self.word = last / 64;
+                self.bits = *t.map(lv).add(self.word) & (u64::MAX >> (63 - last % 64));
+            } else {
+                self.word = pos / 64;
+                self.bits = *t.map(lv).add(self.word) & (u64::MAX << (pos % 64));
+            }
+        }
+    }
+
+    /// The table on the cursor's path at level `l`: after a yield of an
+    /// entry of level `l`, the table that holds it.
+    pub fn table_at(&self, l: usize) -> Tab {
+        self.tab[l]
+    }
+
+    /// Leaves the current table for its parent; false at the root.
+    #[inline]
+    fn up(&mut self, top: usize) -> bool {
+        if self.level == top {
+            self.done = true;
+            return false;
+        }
+        self.level += 1;
+        true
+    }
+
+    /// The next entry, ascending, that starts at or before `last`; a child
+    /// table entered is reached from `lo` on. With `mark`, marks every slot
+    /// it passes through (for mutable walks).
+    ///
+    /// # Safety
+    /// The cursor was made for this table (`V`, `G`) and the table has not
+    /// changed since except by taking the values the cursor yielded.
+    #[inline]
+    pub unsafe fn next<V, G: Geometry>(&mut self, lo: u64, last: u64, mark: bool) -> Option<(Page, *mut V)> {
+        let top = G::LEVELS - 1;
+        while !self.done {
+            let l = self.level;
+            let lv = Info::<V, G>::lv(l);
+            let t = self.tab[l];
+            let base = self.base[l];
+            if l == 0 {
+                loop {
+                    if self.bits != 0 {
+                        let i = self.word * 64 + self.bits.trailing_zeros() as usize;
+                        self.bits &= self.bits - 1;
+                        let addr = base + ((i as u64) << lv.shift);
+                        if addr > last {
+                            break;
+                        }
+                        // SAFETY: bit `i` of the live table's map was set
+                        // when the word was read, and nothing but the
+                        // cursor's own yields changed it since (caller).
+                        unsafe {
+                            if mark {
+                                t.mark(lv, i);
+                            }
+                            return Some((Page::new(addr, 0, lv.shift), t.val::<V>(lv, i)));
+                        }
+                    }
+                    self.word += 1;
+                    if self.word >= lv.words {
+                        break;
+                    }
+                    // SAFETY: the word is inside the map.
+                    self.bits = unsafe { *t.map(lv).add(self.word) };
+                }
+                self.up(top);
+                continue;
+            }
+            if last < base {
+                self.up(top);
+                continue;
+            }
+            let end = (((last - base) >> lv.shift) as usize).min(lv.fanout - 1);
+            // SAFETY: `t` is live, `end` inside its fan-out.
+            let Some(i) = (unsafe { t.next_occupied(lv, self.pos[l], end) }) else {
+                self.up(top);
+                continue;
+            };
+            self.pos[l] = i + 1;
+            let a = base + ((i as u64) << lv.shift);
+            // SAFETY: slot `i` is occupied.
+            unsafe {
+                if mark {
+                    t.mark(lv, i);
+                }
+                match t.slot(i) {
+                    Slot::Large => return Some((Page::new(a, l as u8, lv.shift), t.val::<V>(lv, i))),
+                    Slot::Table(c) => {
+                        let clv = Info::<V, G>::lv(l - 1);
+                        let start = if lo > a { ((lo - a) >> clv.shift) as usize } else { 0 };
+                        self.enter::<V, G>(l - 1, c, a, start, false);
+                    }
+                    Slot::Empty => unreachable!("occupied slot"),
+                }
+            }
+        }
+        None
+    }
+
+    /// The next entry, descending, that ends at or after `lo`; a child table
+    /// entered is reached from `last` down. As [`next`](Self::next).
+    ///
+    /// # Safety
+    /// As for [`next`](Self::next).
+    #[inline]
+    pub unsafe fn next_back<V, G: Geometry>(&mut self, lo: u64, last: u64, mark: bool) -> Option<(Page, *mut V)> {
+        let top = G::LEVELS - 1;
+        while !self.done {
+            let l = self.level;
+            let lv = Info::<V, G>::lv(l);
+            let t = self.tab[l];
+            let base = self.base[l];
+            if l == 0 {
+                loop {
+                    if self.bits != 0 {
+                        let b = 63 - self.bits.leading_zeros() as usize;
+                        self.bits &= !(1u64 << b);
+                        let i = self.word * 64 + b;
+                        let addr = base + ((i as u64) << lv.shift);
+                        if addr + ((1u64 << lv.shift) - 1) < lo {
+                            break;
+                        }
+                        // SAFETY: as in `next`.
+                        unsafe {
+                            if mark {
+                                t.mark(lv, i);
+                            }
+                            return Some((Page::new(addr, 0, lv.shift), t.val::<V>(lv, i)));
+                        }
+                    }
+                    if self.word == 0 {
+                        break;
+                    }
+                    self.word -= 1;
+                    // SAFETY: the word is inside the map.
+                    self.bits = unsafe { *t.map(lv).add(self.word) };
+                }
+                self.up(top);
+                continue;
+            }
+            let start = if lo > base { ((lo - base) >> lv.shift) as usize } else { 0 };
+            let to = self.pos[l];
+            // SAFETY: `t` is live; `to - 1` is inside its fan-out.
+            let found = if to == 0 || start >= to { None } else { unsafe { t.prev_occupied(lv, start, to - 1) } };
+            let Some(i) = found else {
+                self.up(top);
+                continue;
+            };
+            self.pos[l] = i;
+            let a = base + ((i as u64) << lv.shift);
+            // SAFETY: slot `i` is occupied.
+            unsafe {
+                if mark {
+                    t.mark(lv, i);
+                }
+                match t.slot(i) {
+                    Slot::Large => return Some((Page::new(a, l as u8, lv.shift), t.val::<V>(lv, i))),
+                    Slot::Table(c) => {
+                        let clv = Info::<V, G>::lv(l - 1);
+                        let end = if last - a >= clv.span_last() {
+                            clv.fanout
+                        } else {
+                            ((last - a) >> clv.shift) as usize + 1
+                        };
+                        self.enter::<V, G>(l - 1, c, a, end, true);
+                    }
+                    Slot::Empty => unreachable!("occupied slot"),
+                }
+            }
+        }
+        None
+    }
+
+    /// Calls `f` on every entry left, ascending, up to `last` (no marks):
+    /// the bottom tables a whole bitmap word at a time.
+    ///
+    /// # Safety
+    /// As for [`next`](Self::next).
+    #[inline]
+    pub unsafe fn fold<V, G: Geometry, Acc>(
+        &mut self,
+        lo: u64,
+        last: u64,
+        mut acc: Acc,
+        mut f: impl FnMut(Acc, Page, *mut V) -> Acc,
+    ) -> Acc {
+        loop {
+            if !self.done && self.level == 0 {
+                let lv = Info::<V, G>::lv(0);
+                let t = self.tab[0];
+                let base = self.base[0];
+                // The last slot in range of this table.
+                let end = if last - base >= lv.span_last() {
+                    lv.fanout - 1
+                } else {
+                    ((last - base) >> lv.shift) as usize
+                };
+                let last_word = end / 64;
+                if self.word <= last_word {
+                    let mut bits = self.bits;
+                    let mut w = self.word;
+                    loop {
+                        if w == last_word {
+                            bits &= u64::MAX >> (63 - end % 64);
+                        }
+                        let first = w * 64;
+                        if bits == u64::MAX {
+                            for i in first..first + 64 {
+                                let a = base + ((i as u64) << lv.shift);
+                                // SAFETY: every bit of the word is set.
+                                acc = f(acc, Page::new(a, 0, lv.shift), unsafe { t.val::<V>(lv, i) });
+                            }
+                        } else {
+                            while bits != 0 {
+                                let i = first + bits.trailing_zeros() as usize;
+                                bits &= bits - 1;
+                                let a = base + ((i as u64) << lv.shift);
+                                // SAFETY: bit `i` is set.
+                                acc = f(acc, Page::new(a, 0, lv.shift), unsafe { t.val::<V>(lv, i) });
+                            }
+                        }
+                        if w == last_word {
+                            break;
+                        }
+                        w += 1;
+                        // SAFETY: the word is inside the map.
+                        bits = unsafe { *t.map(lv).add(w) };
+                    }
+                }
+                self.word = lv.words;
+                self.bits = 0;
+            }
+            // SAFETY: forwarded.
+            match unsafe { self.next::<V, G>(lo, last, false) } {
+                Some((p, v)) => acc = f(acc, p, v),
+                None => return acc,
+            }
+        }
+    }
+}
