@@ -7,7 +7,8 @@ use crate::error::ErrorKind;
 use crate::geometry::Geometry;
 use crate::page::{Level, Page};
 use crate::raw::Probe;
-use crate::table::MemTable;
+use crate::table::{MemTable, hand_back};
+use core::mem::{ManuallyDrop, MaybeUninit};
 
 /// One place in a table, occupied or vacant: from [`MemTable::entry`] and
 /// [`MemTable::entry_at`].
@@ -84,7 +85,10 @@ impl<'a, V, G: Geometry, B: Backend> Entry<'a, V, G, B> {
     /// # Panics
     /// If the table runs out of nodes (use [`VacantEntry::try_insert`]).
     pub fn or_insert(self, default: V) -> &'a mut V {
-        self.or_insert_with(|| default)
+        match self {
+            Entry::Occupied(o) => o.into_mut(),
+            Entry::Vacant(v) => v.insert(default),
+        }
     }
 
     /// The value, inserting `f()` if vacant.
@@ -172,8 +176,13 @@ impl<'a, V, G: Geometry, B: Backend> VacantEntry<'a, V, G, B> {
     /// [`OutOfNodes`](ErrorKind::OutOfNodes), table unchanged.
     pub fn try_insert(self, v: V) -> Result<&'a mut V, Error<V>> {
         let table = self.table;
-        table.insert_at(self.addr, self.level, v)?;
-        Ok(table.get_mut(self.addr).expect("just inserted"))
+        let v = ManuallyDrop::new(v);
+        // The place is vacant: nothing is replaced, so `old` stays unwritten.
+        let mut old = MaybeUninit::<V>::uninit();
+        match table.insert_from(self.addr, self.level, &*v, old.as_mut_ptr()) {
+            Ok(_) => Ok(table.get_mut(self.addr).expect("just inserted")),
+            Err(e) => Err(hand_back(e, &v)),
+        }
     }
 
     /// Inserts `v` and returns it, mutably.

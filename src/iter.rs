@@ -159,7 +159,10 @@ impl<V, G: Geometry, B: Backend> Clone for Iter<'_, V, G, B> {
 
 impl<V, G: Geometry, B: Backend> fmt::Debug for Iter<'_, V, G, B> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Iter").field("lo", &self.ends.lo).field("last", &self.ends.last).finish_non_exhaustive()
+        f.debug_struct("Iter")
+            .field("lo", &self.ends.lo)
+            .field("last", &self.ends.last)
+            .finish_non_exhaustive()
     }
 }
 
@@ -230,7 +233,10 @@ impl<'a, V: 'a, G: Geometry, B: Backend + 'a> IterMut<'a, V, G, B> {
 
 impl<V, G: Geometry, B: Backend> fmt::Debug for IterMut<'_, V, G, B> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("IterMut").field("lo", &self.ends.lo).field("last", &self.ends.last).finish_non_exhaustive()
+        f.debug_struct("IterMut")
+            .field("lo", &self.ends.lo)
+            .field("last", &self.ends.last)
+            .finish_non_exhaustive()
     }
 }
 
@@ -277,7 +283,9 @@ impl<'a, V: 'a, G: Geometry, B: Backend + 'a> ExactSizeIterator for IterMut<'a, 
 /// Mutable references to the entries overlapping a range, in ascending
 /// order (or descending, from the back): from [`MemTable::range_mut`]. As
 /// [`IterMut`], without a known length.
-pub struct RangeMut<'a, V, G: Geometry = crate::X86_4Level, B: Backend = crate::backend::Heap>(IterMut<'a, V, G, B>);
+pub struct RangeMut<'a, V, G: Geometry = crate::X86_4Level, B: Backend = crate::backend::Heap>(
+    IterMut<'a, V, G, B>,
+);
 
 impl<'a, V: 'a, G: Geometry, B: Backend + 'a> Iterator for RangeMut<'a, V, G, B> {
     type Item = (Page, &'a mut V);

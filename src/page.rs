@@ -39,9 +39,17 @@ impl Level {
         }
     }
 
-    /// The level one up (which may be past the top of a given geometry).
+    /// The level one up (which may be past the top of a given geometry;
+    /// [`Level::new(255)`](Level::new) is its own level above, as no
+    /// geometry reaches it).
+    ///
+    /// ```
+    /// use mem_table::Level;
+    /// assert_eq!(Level::BASE.above(), Level::new(1));
+    /// assert_eq!(Level::new(255).above(), Level::new(255));
+    /// ```
     pub const fn above(self) -> Level {
-        Level(self.0 + 1)
+        Level(self.0.saturating_add(1))
     }
 }
 

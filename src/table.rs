@@ -2,6 +2,7 @@
 
 use alloc::string::String;
 use core::fmt;
+use core::mem::{ManuallyDrop, MaybeUninit};
 
 use crate::backend::{Backend, Heap, Store};
 use crate::error::{Error, ErrorKind};
@@ -38,6 +39,14 @@ pub struct MemTable<V, G: Geometry = X86_4Level, B: Backend = Heap> {
     /// the root included, lives in its level's store, so moving a
     /// `MemTable` moves no table.
     pub(crate) raw: RawTable<V, G, B>,
+}
+
+/// Attaches the value at `v`, which was not moved, to the error.
+#[inline(never)]
+pub(crate) fn hand_back<V>(e: Error, v: &ManuallyDrop<V>) -> Error<V> {
+    // SAFETY: the value was not moved out (the insert failed), and the
+    // caller forgets its copy.
+    e.with_value(unsafe { core::ptr::read(&**v) })
 }
 
 /// Figures for one level of a table, from [`MemTable::stats`].
@@ -316,24 +325,41 @@ impl<V, G: Geometry, B: Backend> MemTable<V, G, B> {
     /// assert_eq!(t.get(0x21_0000), Some(&2));
     /// ```
     pub fn insert_at(&mut self, addr: u64, level: Level, v: V) -> Result<Option<V>, Error<V>> {
-        if let Err(e) = Self::check_place(addr, level) {
-            return Err(e.with_value(v));
+        // The value stays here until it is copied into its slot, so that a
+        // large value is not moved through every frame on the way.
+        let v = ManuallyDrop::new(v);
+        let mut old = MaybeUninit::<V>::uninit();
+        match self.insert_from(addr, level, &*v, old.as_mut_ptr()) {
+            // SAFETY: `true`: the replaced value was moved to `old`.
+            Ok(true) => Ok(Some(unsafe { old.assume_init() })),
+            Ok(false) => Ok(None),
+            Err(e) => Err(hand_back(e, &v)),
         }
+    }
+
+    /// Inserts the value at `src` as [`insert_at`](Self::insert_at) does.
+    /// On `Ok` the value was moved out of `src` (the caller must forget it)
+    /// and the result says whether a replaced value was moved to `old`; on
+    /// `Err` neither was touched.
+    pub(crate) fn insert_from(
+        &mut self,
+        addr: u64,
+        level: Level,
+        src: *const V,
+        old: *mut V,
+    ) -> Result<bool, Error> {
+        Self::check_place(addr, level)?;
         // Fast path: the tables on the way exist and nothing conflicts.
-        let v = match self.raw.insert_existing(addr, level.index(), v) {
-            Ok(old) => return Ok(old),
-            Err(v) => v,
-        };
-        let (probe, need) = match self.plan_insert(addr, level) {
-            Ok(plan) => plan,
-            Err(e) => return Err(e.with_value(v)),
-        };
-        if let Err(e) = self.reserve_need(&need, addr) {
-            return Err(e.with_value(v));
+        // SAFETY: `src` is the caller's initialized value, `old` writable.
+        if let Some(had) = unsafe { self.raw.insert_existing(addr, level.index(), src, old) } {
+            return Ok(had);
         }
-        let old = self.raw.insert_planned(addr, level.index(), v);
-        debug_assert_eq!(old.is_some(), probe == Probe::Occupied);
-        Ok(old)
+        let (probe, need) = self.plan_insert(addr, level)?;
+        self.reserve_need(&need, addr)?;
+        // SAFETY: as above.
+        let had = unsafe { self.raw.insert_planned(addr, level.index(), src, old) };
+        debug_assert_eq!(had, probe == Probe::Occupied);
+        Ok(had)
     }
 
     /// Reserves the tables an insert at `(addr, level)` needs, so that the

@@ -592,16 +592,18 @@ fn reservation_on_a_pool_checks_what_is_free() {
     let mut t = pool_table(2);
     t.insert(KIB4, 1).unwrap();
     let was = snapshot(&t);
+    // One table free per level; the insert at 1 GiB needs one at levels 0
+    // and 1. Reservations add up: nothing more fits at those levels.
     t.reserve_insert(GIB1, L0).unwrap();
-    t.reserve_tables(L0, 1).unwrap();
     t.reserve_tables(L2, 1).unwrap();
     assert_eq!(snapshot(&t), was, "a pool reserves by checking");
 
-    for e in [t.reserve_tables(L0, 2).unwrap_err(), t.reserve_tables(L1, 5).unwrap_err()] {
+    for e in [t.reserve_tables(L0, 1).unwrap_err(), t.reserve_tables(L1, 5).unwrap_err()] {
         assert_eq!(e.kind(), ErrorKind::OutOfNodes);
         assert_eq!(snapshot(&t), was);
     }
     assert_eq!(t.reserve_tables(L1, 5).unwrap_err().level(), L1);
+    // A failed reservation added nothing: the reserved insert still fits.
     t.insert(GIB1, 2).unwrap();
     let e = t.reserve_insert(GIB512, L0).unwrap_err();
     assert_eq!((e.kind(), e.addr()), (ErrorKind::OutOfNodes, GIB512));

@@ -193,7 +193,12 @@ impl Cursor {
     /// # Safety
     /// As for [`next`](Self::next).
     #[inline]
-    pub unsafe fn next_back<V, G: Geometry>(&mut self, lo: u64, last: u64, mark: bool) -> Option<(Page, *mut V)> {
+    pub unsafe fn next_back<V, G: Geometry>(
+        &mut self,
+        lo: u64,
+        last: u64,
+        mark: bool,
+    ) -> Option<(Page, *mut V)> {
         let top = G::LEVELS - 1;
         while !self.done {
             let l = self.level;
@@ -231,7 +236,8 @@ impl Cursor {
             let start = if lo > base { ((lo - base) >> lv.shift) as usize } else { 0 };
             let to = self.pos[l];
             // SAFETY: `t` is live; `to - 1` is inside its fan-out.
-            let found = if to == 0 || start >= to { None } else { unsafe { t.prev_occupied(lv, start, to - 1) } };
+            let found =
+                if to == 0 || start >= to { None } else { unsafe { t.prev_occupied(lv, start, to - 1) } };
             let Some(i) = found else {
                 self.up(top);
                 continue;

@@ -144,7 +144,11 @@ impl<V, G: Geometry, B: Backend> RawTable<V, G, B> {
                     }
                     _ => {
                         if !f(page_at(a, l as u8, lv.shift), &mut *t.val::<V>(lv, i)) {
-                            let v = if l == 0 { t.take::<V>(lv, i).expect("occupied") } else { t.take_large::<V>(lv, i) };
+                            let v = if l == 0 {
+                                t.take::<V>(lv, i).expect("occupied")
+                            } else {
+                                t.take_large::<V>(lv, i)
+                            };
                             self.len -= 1;
                             drop(v);
                         }

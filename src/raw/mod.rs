@@ -34,7 +34,7 @@ use crate::backend::{Backend, Store};
 use crate::geometry::{Geometry, MAX_LEVELS, Shape};
 use crate::page::Page;
 use layout::{Info, Lv};
-use node::{LARGE, Slot, Tab};
+use node::{Slot, Tab};
 
 /// Everything the table needs from a geometry's chain of levels.
 pub trait Tree: Shape {}
@@ -332,45 +332,55 @@ impl<V, G: Geometry, B: Backend> RawTable<V, G, B> {
         unreachable!("the probe ends at the level")
     }
 
-    /// Inserts at `(addr, level)` if every table on the way exists and
-    /// nothing conflicts; otherwise hands `v` back. One walk.
+    /// Inserts the value at `src` at `(addr, level)` if every table on the
+    /// way exists and nothing conflicts (`Some(whether a value was replaced
+    /// and moved to old)`); otherwise leaves it (`None`). One walk.
+    ///
+    /// # Safety
+    /// `src` points to an initialized value, which is moved out (the caller
+    /// must forget it) when the result is `Some`; `old` is writable.
     #[inline]
-    pub fn insert_existing(&mut self, addr: u64, level: usize, v: V) -> Result<Option<V>, V> {
+    pub unsafe fn insert_existing(
+        &mut self,
+        addr: u64,
+        level: usize,
+        src: *const V,
+        old: *mut V,
+    ) -> Option<bool> {
         let mut path = Path::new();
         let mut t = self.root;
         let mut l = Self::TOP;
-        let old = loop {
+        let had = loop {
             let lv = Self::lv(l);
             let i = lv.index(addr);
             path.push((t, i));
             if l == 0 {
-                // SAFETY: live bottom table, masked index.
-                break unsafe { t.put(lv, i, v) };
+                // SAFETY: live bottom table, masked index; `src` (caller).
+                break unsafe { t.put_from(lv, i, src, old) };
             }
             // SAFETY: live upper table, masked index.
             match (unsafe { t.slot(i) }, l == level) {
                 (Slot::Table(c), false) => t = c,
-                // SAFETY: the level holds entries (level == l was checked by
-                // the caller); the slot is empty / holds a value.
-                (Slot::Empty, true) => {
-                    unsafe { t.put_large(lv, i, v) };
-                    break None;
-                }
-                // SAFETY: LARGE slot: its value is initialized.
-                (Slot::Large, true) => break Some(unsafe { ptr::replace(t.val::<V>(lv, i), v) }),
-                _ => return Err(v),
+                // SAFETY: the level holds entries (the caller checked the
+                // place); `src` (caller).
+                (Slot::Empty | Slot::Large, true) => break unsafe { t.put_large_from(lv, i, src, old) },
+                _ => return None,
             }
             l -= 1;
         };
         Self::mark_path(&path);
-        self.len += old.is_none() as usize;
-        Ok(old)
+        self.len += !had as usize;
+        Some(had)
     }
 
-    /// Inserts at `(addr, level)` after a [`probe`](Self::probe) said
-    /// `Vacant` or `Occupied` and its need was prepared: creates the
-    /// missing tables and marks the path.
-    pub fn insert_planned(&mut self, addr: u64, level: usize, v: V) -> Option<V> {
+    /// Inserts the value at `src` at `(addr, level)` after a
+    /// [`probe`](Self::probe) said `Vacant` or `Occupied` and its need was
+    /// prepared: creates the missing tables and marks the path.
+    ///
+    /// # Safety
+    /// `src` points to an initialized value, which is moved out; `old` is
+    /// writable and receives the value replaced (the result says whether).
+    pub unsafe fn insert_planned(&mut self, addr: u64, level: usize, src: *const V, old: *mut V) -> bool {
         let mut t = self.root;
         for l in (level + 1..=Self::TOP).rev() {
             let lv = Self::lv(l);
@@ -387,20 +397,13 @@ impl<V, G: Geometry, B: Backend> RawTable<V, G, B> {
         }
         let lv = Self::lv(level);
         let i = lv.index(addr);
-        // SAFETY: `t` is a live table of `level`, `i` masked.
-        let old = unsafe {
+        // SAFETY: `t` is a live table of `level`, `i` masked; `src` (caller).
+        let had = unsafe {
             t.mark(lv, i);
-            if level == 0 {
-                t.put(lv, i, v)
-            } else if t.word(i) == LARGE {
-                Some(ptr::replace(t.val::<V>(lv, i), v))
-            } else {
-                t.put_large(lv, i, v);
-                None
-            }
+            if level == 0 { t.put_from(lv, i, src, old) } else { t.put_large_from(lv, i, src, old) }
         };
-        self.len += old.is_none() as usize;
-        old
+        self.len += !had as usize;
+        had
     }
 
     /// Puts a new, empty table in the empty slot `i` of `t` (level `l`) and
@@ -581,11 +584,16 @@ impl<V, G: Geometry, B: Backend> RawTable<V, G, B> {
             while let Some(j) = src.next_occupied(lv, i, lv.fanout - 1) {
                 i = j + 1;
                 if l == 0 {
-                    dst.put(lv, j, (*src.val::<V>(lv, j)).clone());
+                    clone_to(src.val::<V>(lv, j), dst.val::<V>(lv, j));
+                    bitmap::set(dst.map(lv), j);
+                    *dst.len_ptr(lv) += 1;
                     continue;
                 }
                 match src.slot(j) {
-                    Slot::Large => dst.put_large(lv, j, (*src.val::<V>(lv, j)).clone()),
+                    Slot::Large => {
+                        clone_to(src.val::<V>(lv, j), dst.val::<V>(lv, j));
+                        dst.set_word(lv, j, node::LARGE);
+                    }
                     Slot::Table(c) => {
                         self.prepare(&need_one(l - 1)).unwrap_or_else(|_| {
                             alloc::alloc::handle_alloc_error(alloc_layout(Self::lv(l - 1)))
@@ -611,10 +619,18 @@ impl<V, G: Geometry, B: Backend> RawTable<V, G, B> {
         }
         for (l, s) in self.stores.iter().enumerate() {
             if s.store.live() != tables[l] {
-                return Err(format!("level {l}: store holds {} tables, {} reachable", s.store.live(), tables[l]));
+                return Err(format!(
+                    "level {l}: store holds {} tables, {} reachable",
+                    s.store.live(),
+                    tables[l]
+                ));
             }
             if s.store.available() < s.credit {
-                return Err(format!("level {l}: {} reserved but {} available", s.credit, s.store.available()));
+                return Err(format!(
+                    "level {l}: {} reserved but {} available",
+                    s.credit,
+                    s.store.available()
+                ));
             }
         }
         Ok(())
@@ -644,7 +660,9 @@ impl<V, G: Geometry, B: Backend> RawTable<V, G, B> {
                 }
                 match slot {
                     Slot::Empty => {}
-                    Slot::Large if !lv.large => return Err(format!("large entry at level {l}, which holds none")),
+                    Slot::Large if !lv.large => {
+                        return Err(format!("large entry at level {l}, which holds none"));
+                    }
                     Slot::Large => entries += 1,
                     Slot::Table(c) => {
                         if c.len(Self::lv(l - 1)) == 0 {
@@ -673,6 +691,17 @@ impl<V, G: Geometry, B: Backend> Drop for RawTable<V, G, B> {
         let root = r.0.root;
         r.0.empty(root, Self::TOP);
     }
+}
+
+/// Writes a clone of `*src` to `dst`. Out of line, so that the recursive
+/// walks that clone hold no value in their frames.
+///
+/// # Safety
+/// `src` points to an initialized value, `dst` to writable memory for one.
+#[inline(never)]
+unsafe fn clone_to<V: Clone>(src: *const V, dst: *mut V) {
+    // SAFETY: caller.
+    unsafe { dst.write((*src).clone()) }
 }
 
 /// One table at level `l`.

@@ -264,6 +264,52 @@ impl Tab {
         }
     }
 
+    /// Moves the value at `src` into bottom slot `i` by a byte copy (so that
+    /// a large value is not moved through the stack); the value it replaces
+    /// is moved to `old`, and the result says whether there was one.
+    ///
+    /// # Safety
+    /// See above; `lv.level == 0`; `src` points to an initialized value,
+    /// which the caller must forget; `old` is writable.
+    #[inline]
+    pub unsafe fn put_from<V>(self, lv: &Lv, i: usize, src: *const V, old: *mut V) -> bool {
+        // SAFETY: contract; the value is initialized exactly when the bit is set.
+        unsafe {
+            let p = self.val::<V>(lv, i);
+            let had = self.occupied(lv, i);
+            if had {
+                ptr::copy_nonoverlapping(p, old, 1);
+            } else {
+                bitmap::set(self.map(lv), i);
+                *self.len_ptr(lv) += 1;
+            }
+            ptr::copy_nonoverlapping(src, p, 1);
+            had
+        }
+    }
+
+    /// Moves the value at `src` into upper slot `i` as a large entry, as
+    /// [`put_from`](Self::put_from) does.
+    ///
+    /// # Safety
+    /// See above; the level holds entries; slot `i` is empty or holds a
+    /// large entry; `src` points to an initialized value, which the caller
+    /// must forget; `old` is writable.
+    #[inline]
+    pub unsafe fn put_large_from<V>(self, lv: &Lv, i: usize, src: *const V, old: *mut V) -> bool {
+        // SAFETY: contract; the value is written before the slot says so.
+        unsafe {
+            let p = self.val::<V>(lv, i);
+            let had = self.word(i) == LARGE;
+            if had {
+                ptr::copy_nonoverlapping(p, old, 1);
+            }
+            ptr::copy_nonoverlapping(src, p, 1);
+            self.set_word(lv, i, LARGE);
+            had
+        }
+    }
+
     /// Takes the value out of bottom slot `i`. The slot is empty before the
     /// value is handed back, so dropping it cannot see it twice.
     ///

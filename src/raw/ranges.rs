@@ -21,6 +21,7 @@
 
 use core::ptr;
 
+use super::bitmap;
 use super::marks::Down;
 use super::node::{LARGE, Slot, Tab};
 use super::{Need, RawTable, page_at};
@@ -72,7 +73,14 @@ pub enum State {
 /// `set`: inserting (else removing); `inside`: the slot lies wholly in the
 /// range; `holds`: the slot's level holds entries; `below_holds`: so does
 /// the level below.
-pub fn step(set: bool, inside: bool, holds: bool, below_holds: bool, l: usize, state: State) -> Result<Step, Refusal> {
+pub fn step(
+    set: bool,
+    inside: bool,
+    holds: bool,
+    below_holds: bool,
+    l: usize,
+    state: State,
+) -> Result<Step, Refusal> {
     let split = || if below_holds { Ok(Step::Split) } else { Err(Refusal::NoEntriesBelow(l as u8 - 1)) };
     match (set, state) {
         (true, _) if inside && holds => Ok(Step::Replace),
@@ -106,6 +114,77 @@ fn span(lv: &super::layout::Lv, base: u64, lo: u64, last: u64) -> (usize, usize)
 }
 
 impl<V, G: Geometry, B: Backend> RawTable<V, G, B> {
+    /// Puts a new value from `make` in slot `i` of `t` (level `l`, holding
+    /// `slot`), freeing what was there. Out of line, so that the range
+    /// walk's recursive frames hold no value.
+    #[inline(never)]
+    fn replace_slot<F: FnMut() -> V>(&mut self, t: Tab, l: usize, i: usize, slot: Slot, make: &mut F) {
+        let lv = Self::lv(l);
+        // SAFETY: `t` is a live table of level `l`, `i` in its fan-out,
+        // holding `slot`; the mark is set before anything is dropped, the
+        // count before the drop, and the new value is made before the slot
+        // changes.
+        unsafe {
+            t.mark(lv, i);
+            if l == 0 {
+                let had = t.occupied(lv, i);
+                let p = t.val::<V>(lv, i);
+                if had {
+                    drop(ptr::replace(p, make()));
+                } else {
+                    p.write(make());
+                    bitmap::set(t.map(lv), i);
+                    *t.len_ptr(lv) += 1;
+                    self.len += 1;
+                }
+                return;
+            }
+            match slot {
+                Slot::Large => drop(ptr::replace(t.val::<V>(lv, i), make())),
+                Slot::Empty => {
+                    t.val::<V>(lv, i).write(make());
+                    t.set_word(lv, i, LARGE);
+                    self.len += 1;
+                }
+                Slot::Table(c) => {
+                    t.val::<V>(lv, i).write(make());
+                    t.set_word(lv, i, LARGE);
+                    self.len = self.len + 1 - Self::count(c, l - 1);
+                    self.free_tree(c, l - 1);
+                }
+            }
+        }
+    }
+
+    /// Empties slot `i` of `t` (level `l`, holding `slot`), freeing what was
+    /// there. Out of line, as [`replace_slot`](Self::replace_slot).
+    #[inline(never)]
+    fn clear_slot(&mut self, t: Tab, l: usize, i: usize, slot: Slot) {
+        let lv = Self::lv(l);
+        // SAFETY: as in `replace_slot`.
+        unsafe {
+            t.mark(lv, i);
+            match slot {
+                _ if l == 0 => {
+                    let v = t.take::<V>(lv, i);
+                    self.len -= 1;
+                    drop(v);
+                }
+                Slot::Large => {
+                    let v = t.take_large::<V>(lv, i);
+                    self.len -= 1;
+                    drop(v);
+                }
+                Slot::Table(c) => {
+                    t.set_word(lv, i, ptr::null_mut());
+                    self.len -= Self::count(c, l - 1);
+                    self.free_tree(c, l - 1);
+                }
+                Slot::Empty => unreachable!("cleared an empty slot"),
+            }
+        }
+    }
+
     /// Checks that the large entry at `(addr, level)` can be split.
     pub fn probe_split(&self, addr: u64, level: usize) -> Result<(), Refusal> {
         let mut t = self.root;
@@ -346,11 +425,7 @@ impl<V, G: Geometry, B: Backend> RawTable<V, G, B> {
             let inside = lo <= a && a + ((1u64 << lv.shift) - 1) <= last;
             // SAFETY: `t` is a live table of level `l`, `i` in its fan-out.
             let slot = unsafe {
-                if l == 0 {
-                    if t.occupied(lv, i) { Slot::Large } else { Slot::Empty }
-                } else {
-                    t.slot(i)
-                }
+                if l == 0 { if t.occupied(lv, i) { Slot::Large } else { Slot::Empty } } else { t.slot(i) }
             };
             let state = match slot {
                 Slot::Empty => State::Empty,
@@ -360,58 +435,8 @@ impl<V, G: Geometry, B: Backend> RawTable<V, G, B> {
             let step = step(value.is_some(), inside, lv.large, below, l, state).expect("planned");
             match step {
                 Step::Skip => {}
-                Step::Replace => {
-                    let new = value.as_mut().expect("insert")();
-                    // SAFETY: as above; the mark is set before anything is
-                    // dropped, and the count before the drop.
-                    unsafe {
-                        t.mark(lv, i);
-                        if l == 0 {
-                            match t.put(lv, i, new) {
-                                Some(old) => drop(old),
-                                None => self.len += 1,
-                            }
-                            continue;
-                        }
-                        match slot {
-                            Slot::Large => drop(ptr::replace(t.val::<V>(lv, i), new)),
-                            Slot::Empty => {
-                                t.put_large(lv, i, new);
-                                self.len += 1;
-                            }
-                            Slot::Table(c) => {
-                                t.val::<V>(lv, i).write(new);
-                                t.set_word(lv, i, LARGE);
-                                self.len = self.len + 1 - Self::count(c, l - 1);
-                                self.free_tree(c, l - 1);
-                            }
-                        }
-                    }
-                }
-                Step::Clear => {
-                    // SAFETY: as above.
-                    unsafe {
-                        t.mark(lv, i);
-                        match slot {
-                            _ if l == 0 => {
-                                let v = t.take::<V>(lv, i);
-                                self.len -= 1;
-                                drop(v);
-                            }
-                            Slot::Large => {
-                                let v = t.take_large::<V>(lv, i);
-                                self.len -= 1;
-                                drop(v);
-                            }
-                            Slot::Table(c) => {
-                                t.set_word(lv, i, ptr::null_mut());
-                                self.len -= Self::count(c, l - 1);
-                                self.free_tree(c, l - 1);
-                            }
-                            Slot::Empty => unreachable!("cleared an empty slot"),
-                        }
-                    }
-                }
+                Step::Replace => self.replace_slot(t, l, i, slot, value.as_mut().expect("insert")),
+                Step::Clear => self.clear_slot(t, l, i, slot),
                 Step::Descend | Step::Create | Step::Split => {
                     let c = match slot {
                         Slot::Table(c) => c,
