@@ -99,7 +99,7 @@ impl<V, G: Geometry, B: Backend> MemTable<V, G, B> {
     /// assert_eq!(t.take_changes().count(), 0);
     /// ```
     pub fn take_changes(&mut self) -> Changes<'_, V, G, B> {
-        Changes { walk: MarkWalk::new::<V, G>(self.raw.root), _table: PhantomData }
+        Changes { walk: MarkWalk::new::<G>(self.raw.root), _table: PhantomData }
     }
 
     /// Whether anything changed since the previous

@@ -31,6 +31,9 @@
 //! // Change tracking: what to tell the hypervisor since last time.
 //! let changed = rights.take_changes().count();
 //! assert_eq!(changed, 1 + 512);
+//!
+//! // Both ways, in address order.
+//! assert_eq!(rights.last_key_value().map(|(p, _)| p.addr()), Some(0x3f_f000));
 //! ```
 //!
 //! # Glossary
@@ -52,13 +55,29 @@
 //!
 //! | table | slot holds | representation | cost with `V = u64` |
 //! |---|---|---|---|
-//! | bottom (level 0) | nothing, or a base entry | a presence bit + `MaybeUninit<V>` | 8 bytes + 1 bit |
-//! | upper, may hold entries (x86 levels 1, 2) | nothing, a child table, or a large entry | `enum { Empty, Table(u32), Large(V) }` | 16 bytes |
-//! | upper, tables only (x86 level 3) | nothing, or a child table | the same enum; `Large` never occurs | 16 bytes |
+//! | bottom (level 0) | nothing, or a base entry | a presence bit + the value in place (`MaybeUninit<V>`) | 8 bytes + 1 bit |
+//! | upper, may hold entries (x86 levels 1, 2) | nothing, a child table, or a large entry | one 8-byte word: null, the child's address, or the tag `1` with the value at the same index of the table's value array | 8 + 8 bytes |
+//! | upper, tables only (x86 level 3) | nothing, or a child table | one 8-byte word: null or the child's address | 8 bytes |
 //!
-//! A child table is named by a `u32` id in the store of its level, not by a
-//! pointer; every table also keeps one change bit per slot and a count of its
-//! used slots, so empty tables are found and freed at once.
+//! A child table is linked by its address on every backend, so a lookup is
+//! one load per level and no bounds check (links are valid by
+//! construction). Every table also keeps an occupancy bitmap, one change
+//! bit per slot and a count of its used slots, so empty tables are found
+//! and freed at once. Tables are allocated where they live and initialised
+//! there: no table is ever moved or built on the stack, so a table of
+//! 4 KiB values, or with 16-bit levels, runs on a 64 KiB thread stack.
+//!
+//! ```text
+//!   lookup of 0x0000_4020_3123 on x86-64 (4 levels)
+//!
+//!   root (L3)         L2 table          L1 table          bottom table (L0)
+//!   +-----------+     +-----------+     +-----------+     +----------------+
+//!   | [0] ------+---->| [1] ------+---->| [1] ------+---->| present bit 3  |
+//!   |           |     |           |     | (or tag 1:|     | value[3]       |
+//!   +-----------+     +-----------+     |  2 MiB    |     +----------------+
+//!   index = addr>>39  addr>>30 & 511    |  entry)   |     addr>>12 & 511
+//!                                       +-----------+
+//! ```
 //!
 //! # Large pages
 //!
@@ -119,9 +138,11 @@
 //! | `insert`, `insert_at`, `remove` | O(levels) | at most one table per level |
 //! | `split`, `merge` | O(fan-out) | one table (split) |
 //! | `insert_range`, `remove_range` | O(levels x tables touched + entries written) | tables touched |
-//! | `iter`, `range` | O(levels) per table or large entry, O(1) per base entry | none |
-//! | `take_changes` | O(changes x levels) | the list of changes |
+//! | `get_many` | O(levels) per address, the misses of a batch overlapped | none |
+//! | `iter`, `range`, both ways, `into_iter` | O(1) amortised per entry and per table (one cursor, never from the root) | none |
+//! | `take_changes` | O(changes x levels) | none |
 //! | `clear`, drop | O(tables) (and the values' drops) | none |
+//! | `clone` | O(tables + entries) | the tables in use |
 //!
 //! # Change tracking
 //!
@@ -134,28 +155,19 @@
 //!
 //! # Choosing a backend
 //!
-//! | backend | nodes | use it for |
+//! | backend | tables | use it for |
 //! |---|---|---|
 //! | [`backend::Heap`] (default) | one allocation each | general use |
-//! | [`backend::Arena`] | packed in 2 MiB+ slabs | large tables: locality, cheap teardown |
+//! | [`backend::Arena`] | carved out of chunks of up to 2 MiB that never move, returned as they empty | large tables: locality, cheap teardown |
 //! | [`backend::Pool`] | a fixed number per level, allocated up front | code that must not allocate, or must bound its memory |
 //!
-//! All three give identical results (apart from a pool running out). Bytes
-//! per entry with `u64` values at 2^20 entries, measured with a counting
-//! allocator by `cargo run --release --example compare`:
-//!
-//! | backend | dense | clustered in 64 GiB | clustered over 48 bits | random 12.5% |
-//! |---|---|---|---|---|
-//! | `Heap` | 8.34 | 8.82 | 28.5 | 66.6 |
-//! | `Arena` | 8.32 | 8.80 | 28.6 | 66.5 |
-//! | `Pool` (sized per level) | 8.32 | 8.80 | 28.4 | 66.5 |
-//! | `HashMap<u64, u64>`, for scale | 34.0 | 34.0 | 34.0 | 34.0 |
-//!
-//! `Heap` returns a table's memory the moment it empties but pays one more
-//! pointer per level on lookups; `Arena` and `Pool` index one block per
-//! level (the fastest lookups), the arena growing it and keeping freed
-//! tables for reuse, the pool never growing and reporting
-//! [`ErrorKind::OutOfNodes`] instead.
+//! All three run the same code and give identical results (apart from a
+//! pool running out); a link is an address on each, so lookups cost the
+//! same. `Heap` returns a table's memory the moment it empties; `Arena`
+//! packs neighbouring tables into shared pages and releases a chunk when its
+//! tables are all freed; the pool never grows and reports
+//! [`ErrorKind::OutOfNodes`] instead. Measured bytes per entry are in the
+//! README's performance section.
 //!
 //! # `no_std`
 //!
@@ -165,11 +177,13 @@
 //!
 //! # Safety
 //!
-//! One module uses `unsafe`: bottom tables keep values in
-//! `MaybeUninit<V>` slots guarded by a presence bitmap, so a `u64` costs
-//! 8 bytes, not the 16 of an `Option<u64>`. Every block says why it is sound
-//! (`clippy::undocumented_unsafe_blocks` is denied), and the test suite runs
-//! under Miri with strict provenance.
+//! `unsafe` lives in the private raw layer (tables behind raw pointers, values
+//! in `MaybeUninit` slots guarded by presence bitmaps) and in the backends
+//! (memory for tables). Every unsafe block says why it is sound
+//! (`clippy::undocumented_unsafe_blocks` is denied), every unsafe function
+//! has a `# Safety` section, every type with invariants an `# Invariants`
+//! section; links are pointers with provenance (no integer-to-pointer
+//! casts), and the test suite runs under Miri with strict provenance.
 #![no_std]
 #![deny(missing_docs)]
 #![deny(unsafe_op_in_unsafe_fn, clippy::undocumented_unsafe_blocks, clippy::missing_safety_doc)]

@@ -119,8 +119,35 @@ impl Cursor {
     /// # Safety
     /// The cursor was made for this table (`V`, `G`) and the table has not
     /// changed since except by taking the values the cursor yielded.
-    #[inline]
+    #[inline(always)]
     pub unsafe fn next<V, G: Geometry>(&mut self, lo: u64, last: u64, mark: bool) -> Option<(Page, *mut V)> {
+        // The common step: the next base entry in the same bitmap word.
+        if self.level == 0 && self.bits != 0 && !self.done {
+            let lv = Info::<V, G>::lv(0);
+            let i = self.word * 64 + self.bits.trailing_zeros() as usize;
+            let addr = self.base[0] + ((i as u64) << lv.shift);
+            if addr <= last {
+                self.bits &= self.bits - 1;
+                let t = self.tab[0];
+                // SAFETY: as in `next_slow`.
+                unsafe {
+                    if mark {
+                        t.mark(lv, i);
+                    }
+                    return Some((Page::new(addr, 0, lv.shift), t.val::<V>(lv, i)));
+                }
+            }
+        }
+        // SAFETY: forwarded.
+        unsafe { self.next_slow::<V, G>(lo, last, mark) }
+    }
+
+    /// [`next`](Self::next), from any position.
+    ///
+    /// # Safety
+    /// As for [`next`](Self::next).
+    #[inline(never)]
+    unsafe fn next_slow<V, G: Geometry>(&mut self, lo: u64, last: u64, mark: bool) -> Option<(Page, *mut V)> {
         let top = G::LEVELS - 1;
         while !self.done {
             let l = self.level;
@@ -235,9 +262,12 @@ impl Cursor {
             }
             let start = if lo > base { ((lo - base) >> lv.shift) as usize } else { 0 };
             let to = self.pos[l];
-            // SAFETY: `t` is live; `to - 1` is inside its fan-out.
-            let found =
-                if to == 0 || start >= to { None } else { unsafe { t.prev_occupied(lv, start, to - 1) } };
+            let found = if to == 0 || start >= to {
+                None
+            } else {
+                // SAFETY: `t` is live; `to - 1` is inside its fan-out.
+                unsafe { t.prev_occupied(lv, start, to - 1) }
+            };
             let Some(i) = found else {
                 self.up(top);
                 continue;

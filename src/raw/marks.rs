@@ -29,7 +29,7 @@ pub struct MarkWalk {
 
 impl MarkWalk {
     /// A walk from the first marked slot of the table rooted at `root`.
-    pub fn new<V, G: Geometry>(root: Tab) -> MarkWalk {
+    pub fn new<G: Geometry>(root: Tab) -> MarkWalk {
         MarkWalk {
             tab: [root; MAX_LEVELS],
             base: [0; MAX_LEVELS],

@@ -149,8 +149,8 @@ impl<V, G: Geometry, B: Backend> RawTable<V, G, B> {
                 s.store.ensure(total).map_err(|_| l as u8)?;
             }
         }
-        for l in 0..Self::TOP {
-            self.stores[l].credit += need[l];
+        for (s, n) in self.stores.iter_mut().zip(need) {
+            s.credit += n;
         }
         Ok(())
     }
@@ -261,37 +261,54 @@ impl<V, G: Geometry, B: Backend> RawTable<V, G, B> {
         Some(found)
     }
 
-    /// Looks up several addresses at once, each walk interleaved with the
-    /// others: every level's loads of all `N` walks are issued before any of
-    /// them is needed, so their cache misses overlap.
-    #[inline]
-    pub fn find_many<const N: usize>(&self, addrs: &[u64; N]) -> [Option<(Page, *mut V)>; N] {
-        let mut tabs = [Some(self.root); N];
-        let mut out = [None; N];
+    /// Walks the upper levels for `addr` (in reach): the bottom table that
+    /// covers it (`Ok`), or the answer found above (`Err`: a large entry, or
+    /// nothing).
+    #[inline(always)]
+    fn descend(&self, addr: u64) -> Result<Tab, Option<(Page, *mut V)>> {
+        let mut t = self.root;
         let mut l = Self::TOP;
         while l > 0 {
             let lv = Self::lv(l);
-            for k in 0..N {
-                let Some(t) = tabs[k] else { continue };
-                let i = lv.index(addrs[k]);
+            let i = lv.index(addr);
+            // SAFETY: as in `find`.
+            let w = unsafe { t.word(i) };
+            if w.addr() <= 1 {
+                if w.is_null() {
+                    return Err(None);
+                }
                 // SAFETY: as in `find`.
-                let w = unsafe { t.word(i) };
-                tabs[k] = if w.addr() <= 1 {
-                    if !w.is_null() {
-                        // SAFETY: as in `find`.
-                        out[k] = Some((page_at(addrs[k], l as u8, lv.shift), unsafe { t.val::<V>(lv, i) }));
-                    }
-                    None
-                } else {
-                    // SAFETY: as in `find`.
-                    Some(Tab(unsafe { ptr::NonNull::new_unchecked(w) }))
-                };
+                return Err(Some((page_at(addr, l as u8, lv.shift), unsafe { t.val::<V>(lv, i) })));
             }
+            // SAFETY: as in `find`.
+            t = Tab(unsafe { ptr::NonNull::new_unchecked(w) });
             l -= 1;
         }
+        Ok(t)
+    }
+
+    /// Looks up several addresses at once: first every walk down to its
+    /// bottom table (the upper tables are few and mostly cached), prefetching
+    /// the bottom table's presence word and value; then every bottom lookup,
+    /// whose cache misses now overlap instead of queueing.
+    #[inline]
+    pub fn find_many<const N: usize>(&self, addrs: &[u64; N]) -> [Option<(Page, *mut V)>; N] {
         let lv = Self::lv(0);
+        let mut out = [None; N];
+        let mut leaf = [None; N];
         for k in 0..N {
-            if let Some(t) = tabs[k] {
+            match self.descend(addrs[k]) {
+                Ok(t) => {
+                    let i = lv.index(addrs[k]);
+                    prefetch(t.ptr().wrapping_add(lv.off_map + i / 64 * 8));
+                    prefetch(t.ptr().wrapping_add(lv.off_vals + i * size_of::<V>()));
+                    leaf[k] = Some(t);
+                }
+                Err(found) => out[k] = found,
+            }
+        }
+        for k in 0..N {
+            if let Some(t) = leaf[k] {
                 let i = lv.index(addrs[k]);
                 // SAFETY: as in `find`.
                 if unsafe { t.occupied(lv, i) } {
@@ -437,8 +454,7 @@ impl<V, G: Geometry, B: Backend> RawTable<V, G, B> {
         let v = unsafe { if l == 0 { t.take(lv, i).expect("found") } else { t.take_large(lv, i) } };
         self.len -= 1;
         // Free the tables left empty, bottom up.
-        let mut l = l;
-        for k in (0..depth - 1).rev() {
+        for (l, k) in (l..).zip((0..depth - 1).rev()) {
             let (child, _) = path[k + 1];
             // SAFETY: `child` is a live table of level `l`.
             if unsafe { child.len(Self::lv(l)) } != 0 {
@@ -448,7 +464,6 @@ impl<V, G: Geometry, B: Backend> RawTable<V, G, B> {
             // SAFETY: `parent` links `child` in slot `pi`.
             unsafe { parent.set_word(Self::lv(l + 1), pi, ptr::null_mut()) };
             self.free_table(l, child);
-            l += 1;
         }
         Some((page, v))
     }
@@ -702,6 +717,20 @@ impl<V, G: Geometry, B: Backend> Drop for RawTable<V, G, B> {
 unsafe fn clone_to<V: Clone>(src: *const V, dst: *mut V) {
     // SAFETY: caller.
     unsafe { dst.write((*src).clone()) }
+}
+
+/// Asks the processor to bring the line at `p` into the cache; a hint that
+/// never faults, whatever `p` is.
+#[inline(always)]
+fn prefetch(p: *const u8) {
+    #[cfg(all(target_arch = "x86_64", not(miri)))]
+    // SAFETY: `prefetcht0` is a hint; it neither faults nor reads memory
+    // architecturally, and SSE is part of the x86-64 baseline.
+    unsafe {
+        core::arch::x86_64::_mm_prefetch::<{ core::arch::x86_64::_MM_HINT_T0 }>(p.cast());
+    }
+    #[cfg(not(all(target_arch = "x86_64", not(miri))))]
+    let _ = p;
 }
 
 /// One table at level `l`.
