@@ -68,11 +68,33 @@ impl Ends {
     /// # Safety
     /// The cursors were made for this table, which has not changed since
     /// except by taking yielded values.
-    #[inline]
+    #[inline(always)]
     unsafe fn next<V, G: Geometry>(&mut self, mark: bool) -> Option<(Page, *mut V)> {
         if self.done {
             return None;
         }
+        // The common step, with the page size a constant.
+        // SAFETY: forwarded.
+        if let Some((addr, v)) = unsafe { self.front.next_base::<V, G>(self.last, mark) } {
+            let shift = G::PAGE_SHIFT;
+            let end = addr + ((1u64 << shift) - 1);
+            if end >= self.last {
+                self.done = true;
+            } else {
+                self.lo = end + 1;
+            }
+            return Some((Page::new(addr, 0, shift), v));
+        }
+        // SAFETY: forwarded.
+        unsafe { self.next_slow::<V, G>(mark) }
+    }
+
+    /// [`next`](Self::next), from any position.
+    ///
+    /// # Safety
+    /// As for [`next`](Self::next).
+    #[inline(never)]
+    unsafe fn next_slow<V, G: Geometry>(&mut self, mark: bool) -> Option<(Page, *mut V)> {
         // SAFETY: forwarded.
         let (p, v) = unsafe { self.front.next::<V, G>(self.lo, self.last, mark) }.or_else(|| {
             self.done = true;
@@ -89,11 +111,30 @@ impl Ends {
     ///
     /// # Safety
     /// As for [`next`](Self::next).
-    #[inline]
+    #[inline(always)]
     unsafe fn next_back<V, G: Geometry>(&mut self, mark: bool) -> Option<(Page, *mut V)> {
         if self.done {
             return None;
         }
+        // SAFETY: forwarded.
+        if let Some((addr, v)) = unsafe { self.back.next_back_base::<V, G>(self.lo, mark) } {
+            if addr <= self.lo {
+                self.done = true;
+            } else {
+                self.last = addr - 1;
+            }
+            return Some((Page::new(addr, 0, G::PAGE_SHIFT), v));
+        }
+        // SAFETY: forwarded.
+        unsafe { self.next_back_slow::<V, G>(mark) }
+    }
+
+    /// [`next_back`](Self::next_back), from any position.
+    ///
+    /// # Safety
+    /// As for [`next`](Self::next).
+    #[inline(never)]
+    unsafe fn next_back_slow<V, G: Geometry>(&mut self, mark: bool) -> Option<(Page, *mut V)> {
         // SAFETY: forwarded.
         let (p, v) = unsafe { self.back.next_back::<V, G>(self.lo, self.last, mark) }.or_else(|| {
             self.done = true;
@@ -325,7 +366,22 @@ pub struct IntoIter<V, G: Geometry = crate::X86_4Level, B: Backend = crate::back
 impl<V, G: Geometry, B: Backend> IntoIter<V, G, B> {
     /// Takes the value of `p`, which the cursor `back` or front just
     /// yielded, out of its slot.
+    #[inline(always)]
     fn take(&mut self, p: Page, back: bool) -> V {
+        let l = p.level().index();
+        if l == 0 {
+            let t = if back { self.ends.back.table_at(0) } else { self.ends.front.table_at(0) };
+            let lv = RawTable::<V, G, B>::lv(0);
+            self.table.raw.len -= 1;
+            // SAFETY: as below.
+            return unsafe { t.take::<V>(lv, lv.index(p.addr())).expect("yielded") };
+        }
+        self.take_large(p, back)
+    }
+
+    /// [`take`](Self::take) of a large entry.
+    #[inline(never)]
+    fn take_large(&mut self, p: Page, back: bool) -> V {
         let l = p.level().index();
         let t = if back { self.ends.back.table_at(l) } else { self.ends.front.table_at(l) };
         let lv = RawTable::<V, G, B>::lv(l);

@@ -35,9 +35,11 @@ use super::node::{Slot, Tab};
 /// A position in a table, moving one way.
 ///
 /// # Invariants
-/// `tab[level..=TOP]` is the path from the root to the current table
-/// (`tab[l]` a live table of level `l` based at `base[l]`), as long as the
-/// table is not changed except through the cursor's own yields.
+/// - `tab[level..=TOP]` is the path from the root to the current table
+///   (`tab[l]` a live table of level `l` based at `base[l]`), as long as the
+///   table is not changed except through the cursor's own yields;
+/// - `bits` is zero unless `level == 0` and the cursor is not done; then it
+///   holds the occupied slots of word `word` not yet yielded.
 #[derive(Clone, Debug)]
 pub struct Cursor {
     tab: [Tab; MAX_LEVELS],
@@ -104,6 +106,7 @@ impl Cursor {
     /// Leaves the current table for its parent; false at the root.
     #[inline]
     fn up(&mut self, top: usize) -> bool {
+        self.bits = 0;
         if self.level == top {
             self.done = true;
             return false;
@@ -121,25 +124,42 @@ impl Cursor {
     /// changed since except by taking the values the cursor yielded.
     #[inline(always)]
     pub unsafe fn next<V, G: Geometry>(&mut self, lo: u64, last: u64, mark: bool) -> Option<(Page, *mut V)> {
-        // The common step: the next base entry in the same bitmap word.
-        if self.level == 0 && self.bits != 0 && !self.done {
-            let lv = Info::<V, G>::lv(0);
-            let i = self.word * 64 + self.bits.trailing_zeros() as usize;
-            let addr = self.base[0] + ((i as u64) << lv.shift);
-            if addr <= last {
-                self.bits &= self.bits - 1;
-                let t = self.tab[0];
-                // SAFETY: as in `next_slow`.
-                unsafe {
-                    if mark {
-                        t.mark(lv, i);
-                    }
-                    return Some((Page::new(addr, 0, lv.shift), t.val::<V>(lv, i)));
-                }
-            }
+        // SAFETY: forwarded.
+        if let Some((addr, v)) = unsafe { self.next_base::<V, G>(last, mark) } {
+            return Some((Page::new(addr, 0, Info::<V, G>::lv(0).shift), v));
         }
         // SAFETY: forwarded.
         unsafe { self.next_slow::<V, G>(lo, last, mark) }
+    }
+
+    /// The common step of [`next`](Self::next): the next base entry in the
+    /// same bitmap word, as its address and value; `None` when the step
+    /// needs more than that.
+    ///
+    /// # Safety
+    /// As for [`next`](Self::next).
+    #[inline(always)]
+    pub unsafe fn next_base<V, G: Geometry>(&mut self, last: u64, mark: bool) -> Option<(u64, *mut V)> {
+        // `bits` is zero unless the cursor is in a bottom table (invariant).
+        if self.bits == 0 {
+            return None;
+        }
+        let lv = Info::<V, G>::lv(0);
+        let i = self.word * 64 + self.bits.trailing_zeros() as usize;
+        let addr = self.base[0] + ((i as u64) << lv.shift);
+        if addr > last {
+            return None;
+        }
+        self.bits &= self.bits - 1;
+        let t = self.tab[0];
+        // SAFETY: bit `i` of the live bottom table's map was set when the
+        // word was read, and only the cursor's own yields changed it since.
+        unsafe {
+            if mark {
+                t.mark(lv, i);
+            }
+            Some((addr, t.val::<V>(lv, i)))
+        }
     }
 
     /// [`next`](Self::next), from any position.
@@ -219,8 +239,55 @@ impl Cursor {
     ///
     /// # Safety
     /// As for [`next`](Self::next).
-    #[inline]
+    #[inline(always)]
     pub unsafe fn next_back<V, G: Geometry>(
+        &mut self,
+        lo: u64,
+        last: u64,
+        mark: bool,
+    ) -> Option<(Page, *mut V)> {
+        // SAFETY: forwarded.
+        if let Some((addr, v)) = unsafe { self.next_back_base::<V, G>(lo, mark) } {
+            return Some((Page::new(addr, 0, Info::<V, G>::lv(0).shift), v));
+        }
+        // SAFETY: forwarded.
+        unsafe { self.next_back_slow::<V, G>(lo, last, mark) }
+    }
+
+    /// The common step of [`next_back`](Self::next_back), as
+    /// [`next_base`](Self::next_base).
+    ///
+    /// # Safety
+    /// As for [`next`](Self::next).
+    #[inline(always)]
+    pub unsafe fn next_back_base<V, G: Geometry>(&mut self, lo: u64, mark: bool) -> Option<(u64, *mut V)> {
+        if self.bits == 0 {
+            return None;
+        }
+        let lv = Info::<V, G>::lv(0);
+        let b = 63 - self.bits.leading_zeros() as usize;
+        let i = self.word * 64 + b;
+        let addr = self.base[0] + ((i as u64) << lv.shift);
+        if addr + ((1u64 << lv.shift) - 1) < lo {
+            return None;
+        }
+        self.bits &= !(1u64 << b);
+        let t = self.tab[0];
+        // SAFETY: as in `next_base`.
+        unsafe {
+            if mark {
+                t.mark(lv, i);
+            }
+            Some((addr, t.val::<V>(lv, i)))
+        }
+    }
+
+    /// [`next_back`](Self::next_back), from any position.
+    ///
+    /// # Safety
+    /// As for [`next`](Self::next).
+    #[inline(never)]
+    unsafe fn next_back_slow<V, G: Geometry>(
         &mut self,
         lo: u64,
         last: u64,
