@@ -16,6 +16,21 @@ use super::NoRoom;
 /// The largest chunk grown to, unless one table is larger.
 const CHUNK_BYTES: usize = if cfg!(miri) { 64 << 10 } else { 2 << 20 };
 
+/// Asks the kernel for transparent huge pages under a chunk of 2 MiB or
+/// more (feature `thp`, Linux); a no-op otherwise.
+#[allow(unused_variables)]
+fn advise_huge(base: NonNull<u8>, layout: Layout) {
+    #[cfg(all(feature = "thp", target_os = "linux", not(miri)))]
+    if layout.size() >= CHUNK_BYTES && layout.align() >= CHUNK_BYTES {
+        // SAFETY: `madvise` only changes how the kernel backs the pages of
+        // this allocation, which is page-aligned and `layout.size()` long; it
+        // does not touch the contents. A failure is harmless and ignored.
+        unsafe {
+            libc::madvise(base.as_ptr().cast(), layout.size(), libc::MADV_HUGEPAGE);
+        }
+    }
+}
+
 /// One chunk.
 ///
 /// # Invariants
@@ -80,6 +95,7 @@ impl Chunks {
         self.chunks.try_reserve(1).map_err(|_| NoRoom)?;
         // SAFETY: `size` is non-zero.
         let base = NonNull::new(unsafe { alloc::alloc::alloc(layout) }).ok_or(NoRoom)?;
+        advise_huge(base, layout);
         let at = self.chunks.partition_point(|c| c.base < base);
         self.chunks.insert(at, Chunk { base, layout, cap: tables, bump: 0, live: 0, free: ptr::null_mut() });
         self.hint = at;
