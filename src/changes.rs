@@ -10,7 +10,7 @@ use core::marker::PhantomData;
 use crate::backend::Backend;
 use crate::geometry::Geometry;
 use crate::page::Page;
-use crate::raw::marks::MarkWalk;
+use crate::raw::cursor::Cursor;
 use crate::table::MemTable;
 
 /// One changed region and what it holds now.
@@ -35,7 +35,7 @@ impl<V> Copy for Change<'_, V> {}
 /// [`MemTable::take_changes`]. A walk over the marked paths that clears
 /// each mark as it passes; dropping it clears the rest. Allocates nothing.
 pub struct Changes<'a, V, G: Geometry = crate::X86_4Level, B: Backend = crate::backend::Heap> {
-    walk: MarkWalk,
+    walk: Cursor,
     _table: PhantomData<&'a mut MemTable<V, G, B>>,
 }
 
@@ -46,7 +46,7 @@ impl<'a, V, G: Geometry, B: Backend> Iterator for Changes<'a, V, G, B> {
         // SAFETY: the table is borrowed mutably for 'a; the walk writes only
         // change marks, which no yielded reference covers, and values are
         // only read.
-        let (page, value) = unsafe { self.walk.next::<V, G>() }?;
+        let (page, value) = unsafe { self.walk.next_mark::<V, G>() }?;
         // SAFETY: as above; the pointer is to an initialized value.
         Some(Change { page, value: value.map(|v| unsafe { &*v }) })
     }
@@ -58,7 +58,7 @@ impl<V, G: Geometry, B: Backend> Drop for Changes<'_, V, G, B> {
     /// Clears the marks not yet walked.
     fn drop(&mut self) {
         // SAFETY: as in `next`.
-        while unsafe { self.walk.next::<V, G>() }.is_some() {}
+        while unsafe { self.walk.next_mark::<V, G>() }.is_some() {}
     }
 }
 
@@ -99,7 +99,7 @@ impl<V, G: Geometry, B: Backend> MemTable<V, G, B> {
     /// assert_eq!(t.take_changes().count(), 0);
     /// ```
     pub fn take_changes(&mut self) -> Changes<'_, V, G, B> {
-        Changes { walk: MarkWalk::new::<G>(self.raw.root), _table: PhantomData }
+        Changes { walk: Cursor::marks::<G>(self.raw.root), _table: PhantomData }
     }
 
     /// Whether anything changed since the previous

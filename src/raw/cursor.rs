@@ -23,12 +23,14 @@
 //! The cursor yields pointers; the iterators wrapped around it decide what
 //! may be borrowed and for how long. It is the engine under `iter`,
 //! `range`, `iter_mut`, `range_mut`, `into_iter`, `keys`, `values` and their
-//! reverses, `first_key_value`, `last_key_value`, `pop_first` and
-//! `pop_last`.
+//! reverses, `first_key_value`, `last_key_value`, `pop_first`, `pop_last`,
+//! and (walking the change maps instead of the occupancy maps)
+//! `take_changes`.
 
 use crate::geometry::{Geometry, MAX_LEVELS};
 use crate::page::Page;
 
+use super::bitmap;
 use super::layout::Info;
 use super::node::{Slot, Tab};
 
@@ -69,6 +71,62 @@ impl Cursor {
         let i = Info::<V, G>::lv(top).index(at);
         c.enter::<V, G>(top, root, 0, if rev { i + 1 } else { i }, rev);
         c
+    }
+
+    /// A cursor over the change marks of the table rooted at `root`, from
+    /// the start: see [`next_mark`](Self::next_mark).
+    pub fn marks<G: Geometry>(root: Tab) -> Cursor {
+        Cursor {
+            tab: [root; MAX_LEVELS],
+            base: [0; MAX_LEVELS],
+            pos: [0; MAX_LEVELS],
+            level: G::LEVELS - 1,
+            word: 0,
+            bits: 0,
+            done: false,
+        }
+    }
+
+    /// The next marked slot, ascending, clearing its mark as it passes: the
+    /// changed region and a pointer to the entry now there, if any. A marked
+    /// slot that links a table is entered, not reported; `bits` stays zero
+    /// (the walk reads the change maps, not the occupancy maps).
+    ///
+    /// # Safety
+    /// The cursor was made by [`marks`](Self::marks) for this table, which has
+    /// not changed since except through the walk.
+    pub unsafe fn next_mark<V, G: Geometry>(&mut self) -> Option<(Page, Option<*mut V>)> {
+        let top = G::LEVELS - 1;
+        while !self.done {
+            let l = self.level;
+            let lv = Info::<V, G>::lv(l);
+            let t = self.tab[l];
+            // SAFETY: `t` is a live table of level `l` (invariant).
+            unsafe {
+                let Some(i) = bitmap::next(t.dirty(lv), self.pos[l], lv.fanout - 1) else {
+                    self.up(top);
+                    continue;
+                };
+                self.pos[l] = i + 1;
+                bitmap::clear(t.dirty(lv), i);
+                let a = self.base[l] + ((i as u64) << lv.shift);
+                let page = Page::new(a, l as u8, lv.shift);
+                if l == 0 {
+                    return Some((page, t.occupied(lv, i).then(|| t.val::<V>(lv, i))));
+                }
+                match t.slot(i) {
+                    Slot::Empty => return Some((page, None)),
+                    Slot::Large => return Some((page, Some(t.val::<V>(lv, i)))),
+                    Slot::Table(c) => {
+                        self.tab[l - 1] = c;
+                        self.base[l - 1] = a;
+                        self.pos[l - 1] = 0;
+                        self.level = l - 1;
+                    }
+                }
+            }
+        }
+        None
     }
 
     /// Makes `t` (level `l`, based at `base`) the current table, with `pos`

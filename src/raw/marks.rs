@@ -1,87 +1,17 @@
-//! Change marks: the lazy walk behind change reports, and `retain`.
+//! Change marks and the walks that prune: the [`Down`] guard, `retain`.
 //!
 //! Every mutation marks its slot and the slots on the path to it, so a
-//! report visits only marked paths: O(changes x levels), not O(table).
-//! A child table with marks always has its parent slot marked.
+//! report (the [`Cursor`](super::cursor::Cursor) over the change maps)
+//! visits only marked paths: O(changes x levels), not O(table). A child
+//! table with marks always has its parent slot marked.
 
 use core::ptr;
 
-use super::bitmap;
-use super::layout::Info;
 use super::node::{Slot, Tab};
 use super::{RawTable, page_at};
 use crate::backend::Backend;
-use crate::geometry::{Geometry, MAX_LEVELS};
+use crate::geometry::Geometry;
 use crate::page::Page;
-
-/// A walk over the marked slots, clearing each mark as it passes.
-///
-/// # Invariants
-/// As for [`Cursor`](super::cursor::Cursor): `tab[level..]` is the path to
-/// the current table.
-pub struct MarkWalk {
-    tab: [Tab; MAX_LEVELS],
-    base: [u64; MAX_LEVELS],
-    pos: [usize; MAX_LEVELS],
-    level: usize,
-    done: bool,
-}
-
-impl MarkWalk {
-    /// A walk from the first marked slot of the table rooted at `root`.
-    pub fn new<G: Geometry>(root: Tab) -> MarkWalk {
-        MarkWalk {
-            tab: [root; MAX_LEVELS],
-            base: [0; MAX_LEVELS],
-            pos: [0; MAX_LEVELS],
-            level: G::LEVELS - 1,
-            done: false,
-        }
-    }
-
-    /// The next changed region and a pointer to the entry now there, if any.
-    ///
-    /// # Safety
-    /// The walk was made for this table, which has not changed since except
-    /// through the walk.
-    pub unsafe fn next<V, G: Geometry>(&mut self) -> Option<(Page, Option<*mut V>)> {
-        let top = G::LEVELS - 1;
-        while !self.done {
-            let l = self.level;
-            let lv = Info::<V, G>::lv(l);
-            let t = self.tab[l];
-            // SAFETY: `t` is a live table of level `l` (invariant).
-            unsafe {
-                let Some(i) = bitmap::next(t.dirty(lv), self.pos[l], lv.fanout - 1) else {
-                    if l == top {
-                        self.done = true;
-                    } else {
-                        self.level += 1;
-                    }
-                    continue;
-                };
-                self.pos[l] = i + 1;
-                bitmap::clear(t.dirty(lv), i);
-                let a = self.base[l] + ((i as u64) << lv.shift);
-                let page = page_at(a, l as u8, lv.shift);
-                if l == 0 {
-                    return Some((page, t.occupied(lv, i).then(|| t.val::<V>(lv, i))));
-                }
-                match t.slot(i) {
-                    Slot::Empty => return Some((page, None)),
-                    Slot::Large => return Some((page, Some(t.val::<V>(lv, i)))),
-                    Slot::Table(c) => {
-                        self.tab[l - 1] = c;
-                        self.base[l - 1] = a;
-                        self.pos[l - 1] = 0;
-                        self.level = l - 1;
-                    }
-                }
-            }
-        }
-        None
-    }
-}
 
 /// Goes down into child `c` of slot `i` of `t` (level `l`) for a walk that
 /// may empty it; when dropped (also on unwind), marks the slot if the child
