@@ -579,8 +579,7 @@ impl<V, G: Geometry, B: Backend> MemTable<V, G, B> {
     /// assert_eq!(t.len(), 1);
     /// ```
     pub fn pop_first(&mut self) -> Option<(Page, V)> {
-        let addr = self.first_key_value()?.0.addr();
-        self.raw.remove_covering(addr)
+        self.raw.pop_end(false)
     }
 
     /// The entry with the highest address.
@@ -603,8 +602,7 @@ impl<V, G: Geometry, B: Backend> MemTable<V, G, B> {
     /// assert_eq!(t.len(), 1);
     /// ```
     pub fn pop_last(&mut self) -> Option<(Page, V)> {
-        let addr = self.last_key_value()?.0.addr();
-        self.raw.remove_covering(addr)
+        self.raw.pop_end(true)
     }
 }
 

@@ -482,8 +482,7 @@ impl<V, G: Geometry, B: Backend> MemTable<V, G, B> {
     /// assert_eq!(t.values().copied().collect::<Vec<_>>(), [0, 2, 4, 6]);
     /// ```
     pub fn retain<F: FnMut(Page, &mut V) -> bool>(&mut self, mut f: F) {
-        let root = self.raw.root;
-        self.raw.retain_in(root, RawTable::<V, G, B>::TOP, 0, &mut f);
+        self.raw.retain(&mut f);
     }
 
     /// Table and memory figures, per level.

@@ -498,3 +498,22 @@ fn clone_of_shrunk_arena_is_small() {
         c.stats().levels()
     );
 }
+
+/// A mutable walk that enters a table but yields nothing from it (a range
+/// starting after the table's last entry) must mark nothing: marks used to
+/// be set on the way down, so `has_changes()` said yes and the report was
+/// empty.
+#[test]
+fn range_mut_that_yields_nothing_marks_nothing() {
+    let mut t: MemTable<u64> = MemTable::new();
+    t.insert(0x1000, 1).unwrap();
+    t.insert(0x40_0000, 2).unwrap();
+    assert_eq!(t.take_changes().count(), 2);
+    // Enters the bottom table of 0x1000 (the range starts inside its
+    // region) but finds nothing there.
+    assert_eq!(t.range_mut(0x2000..0x3000).count(), 0);
+    assert!(!t.has_changes(), "a mutable walk that yielded nothing left a mark");
+    assert_eq!(t.iter_mut().rev().count(), 2);
+    let changed: Vec<u64> = t.take_changes().map(|c| c.page.addr()).collect();
+    assert_eq!(changed, [0x1000, 0x40_0000]);
+}

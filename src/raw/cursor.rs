@@ -30,9 +30,11 @@
 use crate::geometry::{Geometry, MAX_LEVELS};
 use crate::page::Page;
 
+use super::RawTable;
 use super::bitmap;
 use super::layout::Info;
 use super::node::{Slot, Tab};
+use crate::backend::Backend;
 
 /// A position in a table, moving one way.
 ///
@@ -52,6 +54,9 @@ pub struct Cursor {
     word: usize,
     bits: u64,
     done: bool,
+    /// The slots on the path above the current table are marked (by a
+    /// marking walk's yield since it entered the table).
+    path_marked: bool,
 }
 
 impl Cursor {
@@ -67,6 +72,7 @@ impl Cursor {
             word: 0,
             bits: 0,
             done: false,
+            path_marked: false,
         };
         let i = Info::<V, G>::lv(top).index(at);
         c.enter::<V, G>(top, root, 0, if rev { i + 1 } else { i }, rev);
@@ -84,6 +90,7 @@ impl Cursor {
             word: 0,
             bits: 0,
             done: false,
+            path_marked: false,
         }
     }
 
@@ -96,6 +103,8 @@ impl Cursor {
     /// The cursor was made by [`marks`](Self::marks) for this table, which has
     /// not changed since except through the walk.
     pub unsafe fn next_mark<V, G: Geometry>(&mut self) -> Option<(Page, Option<*mut V>)> {
+        const REV: bool = false;
+        let hook = &mut Stay;
         let top = G::LEVELS - 1;
         while !self.done {
             let l = self.level;
@@ -104,7 +113,7 @@ impl Cursor {
             // SAFETY: `t` is a live table of level `l` (invariant).
             unsafe {
                 let Some(i) = bitmap::next(t.dirty(lv), self.pos[l], lv.fanout - 1) else {
-                    self.up(top);
+                    self.up(top, REV, hook);
                     continue;
                 };
                 self.pos[l] = i + 1;
@@ -136,6 +145,7 @@ impl Cursor {
         self.tab[l] = t;
         self.base[l] = base;
         self.level = l;
+        self.path_marked = false;
         if l > 0 {
             self.pos[l] = pos;
             return;
@@ -155,22 +165,66 @@ impl Cursor {
         }
     }
 
+    /// Marks slot `i` of the current table, which a marking walk yields,
+    /// and (once per table) the slots on the path above it. Only the path to
+    /// an entry yielded is marked: entering a table whose entries are out of
+    /// range marks nothing.
+    ///
+    /// # Safety
+    /// The path is live (invariant); `i` is a slot of the current table.
+    #[inline(always)]
+    unsafe fn mark_yield<V, G: Geometry>(&mut self, i: usize, rev: bool) {
+        let l = self.level;
+        // SAFETY: caller.
+        unsafe { self.tab[l].mark(Info::<V, G>::lv(l), i) };
+        if !self.path_marked {
+            self.path_marked = true;
+            for k in l + 1..G::LEVELS {
+                let slot = if rev { self.pos[k] } else { self.pos[k] - 1 };
+                // SAFETY: `tab[k]` is live and came down through `slot`.
+                unsafe { self.tab[k].mark(Info::<V, G>::lv(k), slot) };
+            }
+        }
+    }
+
     /// The table on the cursor's path at level `l`: after a yield of an
     /// entry of level `l`, the table that holds it.
     pub fn table_at(&self, l: usize) -> Tab {
         self.tab[l]
     }
 
-    /// Leaves the current table for its parent; false at the root.
+    /// Leaves the current table for its parent (telling `hook`); false at
+    /// the root.
     #[inline]
-    fn up(&mut self, top: usize) -> bool {
+    fn up<H: Leave>(&mut self, top: usize, rev: bool, hook: &mut H) -> bool {
         self.bits = 0;
         if self.level == top {
             self.done = true;
             return false;
         }
+        let l = self.level;
+        // The slot the cursor came down through: one before the forward
+        // position, at the backward one.
+        let i = if rev { self.pos[l + 1] } else { self.pos[l + 1] - 1 };
+        hook.leave(self.tab[l + 1], i, self.tab[l], l);
         self.level += 1;
         true
+    }
+
+    /// Frees the empty tables on the cursor's path, bottom up, as a pruning
+    /// walk that stops (or unwinds) half-way must: the tables it emptied and
+    /// has not left yet.
+    pub fn prune_path<V, G: Geometry, B: Backend>(&self, raw: &mut RawTable<V, G, B>, rev: bool) {
+        let top = G::LEVELS - 1;
+        let mut prune = Prune(raw);
+        for l in self.level..top {
+            // SAFETY: `tab[l]` is a live table of level `l` on the path.
+            if unsafe { self.tab[l].len(Info::<V, G>::lv(l)) } != 0 {
+                break;
+            }
+            let i = if rev { self.pos[l + 1] } else { self.pos[l + 1] - 1 };
+            prune.leave(self.tab[l + 1], i, self.tab[l], l);
+        }
     }
 
     /// The next entry, ascending, that starts at or before `last`; a child
@@ -187,7 +241,7 @@ impl Cursor {
             return Some((Page::new(addr, 0, Info::<V, G>::lv(0).shift), v));
         }
         // SAFETY: forwarded.
-        unsafe { self.next_slow::<V, G>(lo, last, mark) }
+        unsafe { self.next_slow::<V, G, Stay>(lo, last, mark, &mut Stay) }
     }
 
     /// The common step of [`next`](Self::next): the next base entry in the
@@ -214,7 +268,7 @@ impl Cursor {
         // word was read, and only the cursor's own yields changed it since.
         unsafe {
             if mark {
-                t.mark(lv, i);
+                self.mark_yield::<V, G>(i, false);
             }
             Some((addr, t.val::<V>(lv, i)))
         }
@@ -225,7 +279,14 @@ impl Cursor {
     /// # Safety
     /// As for [`next`](Self::next).
     #[inline(never)]
-    unsafe fn next_slow<V, G: Geometry>(&mut self, lo: u64, last: u64, mark: bool) -> Option<(Page, *mut V)> {
+    pub unsafe fn next_slow<V, G: Geometry, H: Leave>(
+        &mut self,
+        lo: u64,
+        last: u64,
+        mark: bool,
+        hook: &mut H,
+    ) -> Option<(Page, *mut V)> {
+        const REV: bool = false;
         let top = G::LEVELS - 1;
         while !self.done {
             let l = self.level;
@@ -246,7 +307,7 @@ impl Cursor {
                         // cursor's own yields changed it since (caller).
                         unsafe {
                             if mark {
-                                t.mark(lv, i);
+                                self.mark_yield::<V, G>(i, false);
                             }
                             return Some((Page::new(addr, 0, lv.shift), t.val::<V>(lv, i)));
                         }
@@ -258,28 +319,30 @@ impl Cursor {
                     // SAFETY: the word is inside the map.
                     self.bits = unsafe { *t.map(lv).add(self.word) };
                 }
-                self.up(top);
+                self.up(top, REV, hook);
                 continue;
             }
             if last < base {
-                self.up(top);
+                self.up(top, REV, hook);
                 continue;
             }
             let end = (((last - base) >> lv.shift) as usize).min(lv.fanout - 1);
             // SAFETY: `t` is live, `end` inside its fan-out.
             let Some(i) = (unsafe { t.next_occupied(lv, self.pos[l], end) }) else {
-                self.up(top);
+                self.up(top, REV, hook);
                 continue;
             };
             self.pos[l] = i + 1;
             let a = base + ((i as u64) << lv.shift);
             // SAFETY: slot `i` is occupied.
             unsafe {
-                if mark {
-                    t.mark(lv, i);
-                }
                 match t.slot(i) {
-                    Slot::Large => return Some((Page::new(a, l as u8, lv.shift), t.val::<V>(lv, i))),
+                    Slot::Large => {
+                        if mark {
+                            self.mark_yield::<V, G>(i, REV);
+                        }
+                        return Some((Page::new(a, l as u8, lv.shift), t.val::<V>(lv, i)));
+                    }
                     Slot::Table(c) => {
                         let clv = Info::<V, G>::lv(l - 1);
                         let start = if lo > a { ((lo - a) >> clv.shift) as usize } else { 0 };
@@ -334,7 +397,7 @@ impl Cursor {
         // SAFETY: as in `next_base`.
         unsafe {
             if mark {
-                t.mark(lv, i);
+                self.mark_yield::<V, G>(i, true);
             }
             Some((addr, t.val::<V>(lv, i)))
         }
@@ -351,6 +414,8 @@ impl Cursor {
         last: u64,
         mark: bool,
     ) -> Option<(Page, *mut V)> {
+        const REV: bool = true;
+        let hook = &mut Stay;
         let top = G::LEVELS - 1;
         while !self.done {
             let l = self.level;
@@ -370,7 +435,7 @@ impl Cursor {
                         // SAFETY: as in `next`.
                         unsafe {
                             if mark {
-                                t.mark(lv, i);
+                                self.mark_yield::<V, G>(i, true);
                             }
                             return Some((Page::new(addr, 0, lv.shift), t.val::<V>(lv, i)));
                         }
@@ -382,7 +447,7 @@ impl Cursor {
                     // SAFETY: the word is inside the map.
                     self.bits = unsafe { *t.map(lv).add(self.word) };
                 }
-                self.up(top);
+                self.up(top, REV, hook);
                 continue;
             }
             let start = if lo > base { ((lo - base) >> lv.shift) as usize } else { 0 };
@@ -394,18 +459,20 @@ impl Cursor {
                 unsafe { t.prev_occupied(lv, start, to - 1) }
             };
             let Some(i) = found else {
-                self.up(top);
+                self.up(top, REV, hook);
                 continue;
             };
             self.pos[l] = i;
             let a = base + ((i as u64) << lv.shift);
             // SAFETY: slot `i` is occupied.
             unsafe {
-                if mark {
-                    t.mark(lv, i);
-                }
                 match t.slot(i) {
-                    Slot::Large => return Some((Page::new(a, l as u8, lv.shift), t.val::<V>(lv, i))),
+                    Slot::Large => {
+                        if mark {
+                            self.mark_yield::<V, G>(i, REV);
+                        }
+                        return Some((Page::new(a, l as u8, lv.shift), t.val::<V>(lv, i)));
+                    }
                     Slot::Table(c) => {
                         let clv = Info::<V, G>::lv(l - 1);
                         let end = if last - a >= clv.span_last() {
@@ -485,6 +552,42 @@ impl Cursor {
             match unsafe { self.next::<V, G>(lo, last, false) } {
                 Some((p, v)) => acc = f(acc, p, v),
                 None => return acc,
+            }
+        }
+    }
+}
+
+/// What a walk does with each table it leaves.
+pub trait Leave {
+    /// The walk leaves table `child` (level `l`), linked from slot `i` of
+    /// `parent` (level `l + 1`).
+    fn leave(&mut self, parent: Tab, i: usize, child: Tab, l: usize);
+}
+
+/// Leaves tables as they are: the read-only walks.
+pub struct Stay;
+
+impl Leave for Stay {
+    #[inline(always)]
+    fn leave(&mut self, _: Tab, _: usize, _: Tab, _: usize) {}
+}
+
+/// Frees each table left empty, and marks its parent slot if it had marks:
+/// the walks that remove entries.
+pub struct Prune<'a, V, G: Geometry, B: Backend>(pub &'a mut RawTable<V, G, B>);
+
+impl<V, G: Geometry, B: Backend> Leave for Prune<'_, V, G, B> {
+    fn leave(&mut self, parent: Tab, i: usize, child: Tab, l: usize) {
+        let (lv, clv) = (Info::<V, G>::lv(l + 1), Info::<V, G>::lv(l));
+        // SAFETY: `parent` links the live table `child` in slot `i` (the
+        // cursor's path).
+        unsafe {
+            if child.has_marks(clv) {
+                parent.mark(lv, i);
+            }
+            if child.len(clv) == 0 {
+                parent.set_word(lv, i, core::ptr::null_mut());
+                self.0.free_table(l, child);
             }
         }
     }

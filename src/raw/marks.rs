@@ -1,4 +1,6 @@
-//! Change marks and the walks that prune: the [`Down`] guard, `retain`.
+//! Change marks and the walks that remove: the [`Down`] guard of the
+//! recursive walks, and the cursor walks behind `retain`, `pop_first` and
+//! `pop_last`.
 //!
 //! Every mutation marks its slot and the slots on the path to it, so a
 //! report (the [`Cursor`](super::cursor::Cursor) over the change maps)
@@ -7,8 +9,9 @@
 
 use core::ptr;
 
-use super::node::{Slot, Tab};
-use super::{RawTable, page_at};
+use super::RawTable;
+use super::cursor::{Cursor, Prune};
+use super::node::Tab;
 use crate::backend::Backend;
 use crate::geometry::Geometry;
 use crate::page::Page;
@@ -53,38 +56,74 @@ impl<V, G: Geometry, B: Backend> RawTable<V, G, B> {
         unsafe { self.root.has_marks(Self::lv(Self::TOP)) }
     }
 
-    /// Keeps the entries of table `t` (level `l`, based at `base`) for which
-    /// `f` is true, marking every entry it visits; frees tables left empty.
-    pub fn retain_in<F: FnMut(Page, &mut V) -> bool>(&mut self, t: Tab, l: usize, base: u64, f: &mut F) {
-        let lv = Self::lv(l);
-        let mut from = 0;
-        // SAFETY: `t` is a live table of level `l`; values are borrowed only
-        // for the call to `f`, and each is taken out of its slot before it
-        // is dropped.
-        unsafe {
-            while let Some(i) = t.next_occupied(lv, from, lv.fanout - 1) {
-                from = i + 1;
-                let a = base + ((i as u64) << lv.shift);
-                t.mark(lv, i);
-                let slot = if l == 0 { Slot::Large } else { t.slot(i) };
-                match slot {
-                    Slot::Table(c) => {
-                        let down = Down::new(self, t, l, i, c);
-                        down.raw.retain_in(c, l - 1, a, f);
-                    }
-                    _ => {
-                        if !f(page_at(a, l as u8, lv.shift), &mut *t.val::<V>(lv, i)) {
-                            let v = if l == 0 {
-                                t.take::<V>(lv, i).expect("occupied")
-                            } else {
-                                t.take_large::<V>(lv, i)
-                            };
-                            self.len -= 1;
-                            drop(v);
-                        }
-                    }
+    /// Keeps the entries for which `f` is true, marking every entry it
+    /// visits (`f` may change it); frees the tables it empties. One cursor
+    /// walk; if `f` or a drop unwinds, the tables emptied so far are freed
+    /// on the way out.
+    pub fn retain<F: FnMut(Page, &mut V) -> bool>(&mut self, f: &mut F) {
+        let cur = Cursor::new::<V, G>(self.root, 0, false);
+        let mut walk = Walk { raw: self, cur, rev: false };
+        loop {
+            let w = &mut walk;
+            // SAFETY: the cursor was made for this table, which changes only
+            // by the removal of the entries the cursor yielded (and the
+            // pruning of tables it has left).
+            let found = unsafe {
+                match w.cur.next_base::<V, G>(u64::MAX, true) {
+                    Some((a, v)) => Some((Page::new(a, 0, G::PAGE_SHIFT), v)),
+                    None => w.cur.next_slow::<V, G, _>(0, u64::MAX, true, &mut Prune(&mut *w.raw)),
                 }
+            };
+            let Some((page, v)) = found else { break };
+            // SAFETY: `v` is an initialized value of this table, borrowed
+            // only for the call.
+            if !f(page, unsafe { &mut *v }) {
+                let v = w.take(page);
+                drop(v);
             }
         }
+    }
+
+    /// Removes and returns the first entry (`last`: the last one), marking
+    /// it and its path, freeing the tables it empties.
+    pub fn pop_end(&mut self, last: bool) -> Option<(Page, V)> {
+        let mut cur = Cursor::new::<V, G>(self.root, if last { u64::MAX } else { 0 }, last);
+        // SAFETY: a fresh cursor for this table.
+        let (page, _) = unsafe {
+            if last { cur.next_back::<V, G>(0, u64::MAX, true) } else { cur.next::<V, G>(0, u64::MAX, true) }
+        }?;
+        let mut walk = Walk { raw: self, cur, rev: last };
+        Some((page, walk.take(page)))
+    }
+}
+
+/// A cursor walk that removes entries: frees the tables on its path that it
+/// emptied when it ends, also on unwind.
+struct Walk<'a, V, G: Geometry, B: Backend> {
+    raw: &'a mut RawTable<V, G, B>,
+    cur: Cursor,
+    rev: bool,
+}
+
+impl<V, G: Geometry, B: Backend> Walk<'_, V, G, B> {
+    /// Takes out the entry `page` that the cursor just yielded.
+    fn take(&mut self, page: Page) -> V {
+        let l = page.level().index();
+        let lv = RawTable::<V, G, B>::lv(l);
+        let t = self.cur.table_at(l);
+        let i = lv.index(page.addr());
+        self.raw.len -= 1;
+        // SAFETY: the cursor just yielded this entry from slot `i` of `t`;
+        // the slot is emptied as the value is moved out.
+        unsafe {
+            t.mark(lv, i);
+            if l == 0 { t.take::<V>(lv, i).expect("yielded") } else { t.take_large::<V>(lv, i) }
+        }
+    }
+}
+
+impl<V, G: Geometry, B: Backend> Drop for Walk<'_, V, G, B> {
+    fn drop(&mut self) {
+        self.cur.prune_path(self.raw, self.rev);
     }
 }
