@@ -6,7 +6,7 @@ use crate::error::Error;
 use crate::error::ErrorKind;
 use crate::geometry::Geometry;
 use crate::page::{Level, Page};
-use crate::raw::Probe;
+use crate::raw::{Path, Probe, RawTable};
 use crate::table::{MemTable, hand_back};
 use core::mem::{ManuallyDrop, MaybeUninit};
 
@@ -33,6 +33,9 @@ pub enum Entry<'a, V, G: Geometry, B: Backend> {
 pub struct OccupiedEntry<'a, V, G: Geometry, B: Backend> {
     table: &'a mut MemTable<V, G, B>,
     page: Page,
+    /// The tables and slots from the root to the entry, as the lookup found
+    /// them: the value is reached, and marked, without another walk.
+    path: Path,
 }
 
 /// A place with no entry, where one may be inserted.
@@ -56,6 +59,10 @@ impl<V, G: Geometry, B: Backend> MemTable<V, G, B> {
 
     /// The entry of `level` at `addr`.
     ///
+    /// One walk: an occupied entry keeps the path it found, so reading,
+    /// changing or replacing its value walks no further (filling a vacant
+    /// one walks again, to create the tables it needs).
+    ///
     /// # Errors
     /// As [`insert_at`](Self::insert_at), except that running out of nodes is
     /// only reported when a vacant entry is filled.
@@ -67,12 +74,14 @@ impl<V, G: Geometry, B: Backend> MemTable<V, G, B> {
     /// assert_eq!(t.get_key_value(0x20_1000).unwrap().0.level(), Level::new(1));
     /// ```
     pub fn entry_at(&mut self, addr: u64, level: Level) -> Result<Entry<'_, V, G, B>, Error> {
-        let (probe, _) = self.plan_insert(addr, level)?;
+        let mut path = Path::new();
+        let (probe, _) = self.plan_insert_path(addr, level, &mut path)?;
         let shift = G::page_shift(level).expect("checked level");
         Ok(match probe {
             Probe::Occupied => Entry::Occupied(OccupiedEntry {
                 table: self,
                 page: Page::new(addr, level.index() as u8, shift),
+                path,
             }),
             _ => Entry::Vacant(VacantEntry { table: self, addr, level }),
         })
@@ -138,17 +147,23 @@ impl<'a, V, G: Geometry, B: Backend> OccupiedEntry<'a, V, G, B> {
 
     /// The value.
     pub fn get(&self) -> &V {
-        self.table.get(self.page.addr()).expect("occupied entry")
+        // SAFETY: the path leads to this entry's initialized value, and the
+        // table is borrowed for as long as the entry is.
+        unsafe { &*RawTable::<V, G, B>::path_value(&self.path) }
     }
 
     /// The value, mutably (marks it changed).
     pub fn get_mut(&mut self) -> &mut V {
-        self.table.get_mut(self.page.addr()).expect("occupied entry")
+        RawTable::<V, G, B>::mark_path(&self.path);
+        // SAFETY: as in `get`; the table is borrowed mutably.
+        unsafe { &mut *RawTable::<V, G, B>::path_value(&self.path) }
     }
 
-    /// The value, mutably, for the table's borrow.
+    /// The value, mutably, for the table's borrow (marks it changed).
     pub fn into_mut(self) -> &'a mut V {
-        self.table.get_mut(self.page.addr()).expect("occupied entry")
+        RawTable::<V, G, B>::mark_path(&self.path);
+        // SAFETY: as in `get`, for the table's borrow `'a`.
+        unsafe { &mut *RawTable::<V, G, B>::path_value(&self.path) }
     }
 
     /// Replaces the value, returning the old one.

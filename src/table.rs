@@ -8,7 +8,7 @@ use crate::backend::{Backend, Heap, Store};
 use crate::error::{Error, ErrorKind};
 use crate::geometry::{Geometry, MAX_LEVELS, X86_4Level};
 use crate::page::{Level, Page};
-use crate::raw::{Need, Probe, RawTable};
+use crate::raw::{Need, Path, Probe, RawTable};
 
 /// A sparse map from page addresses to `V`, shaped like a hardware page
 /// table: one table per level, `2^bits` slots per table, an entry at any
@@ -267,9 +267,19 @@ impl<V, G: Geometry, B: Backend> MemTable<V, G, B> {
 
     /// Probes an insert at `(addr, level)`: its conflicts and its node need.
     pub(crate) fn plan_insert(&self, addr: u64, level: Level) -> Result<(Probe, Need), Error> {
+        self.plan_insert_path(addr, level, &mut Path::new())
+    }
+
+    /// As [`plan_insert`](Self::plan_insert), keeping the path walked.
+    pub(crate) fn plan_insert_path(
+        &self,
+        addr: u64,
+        level: Level,
+        path: &mut Path,
+    ) -> Result<(Probe, Need), Error> {
         Self::check_place(addr, level)?;
         let mut need = [0; MAX_LEVELS];
-        let probe = self.raw.probe(addr, level.index(), &mut need);
+        let probe = self.raw.probe(addr, level.index(), &mut need, path);
         match probe {
             Probe::Larger(p) => Err(Error::new(ErrorKind::ConflictLarger, p.addr(), p.level(), ())),
             Probe::Smaller => Err(Error::new(ErrorKind::ConflictSmaller, addr, level, ())),

@@ -88,7 +88,7 @@ unsafe impl<V: Send, G: Geometry, B: Backend> Send for RawTable<V, G, B> {}
 unsafe impl<V: Sync, G: Geometry, B: Backend> Sync for RawTable<V, G, B> {}
 
 /// A walk's path: the table and slot taken at each level.
-type Path = ArrayVec<(Tab, usize), MAX_LEVELS>;
+pub type Path = ArrayVec<(Tab, usize), MAX_LEVELS>;
 
 /// The layout of level `l`'s tables, as an allocator layout.
 fn alloc_layout(lv: &Lv) -> Layout {
@@ -245,8 +245,18 @@ impl<V, G: Geometry, B: Backend> RawTable<V, G, B> {
         unreachable!("the walk ends at the bottom")
     }
 
+    /// The value of the entry at the end of `path`, a path that
+    /// [`probe`](Self::probe) found `Occupied`.
+    pub fn path_value(path: &Path) -> *mut V {
+        let &(t, i) = path.last().expect("a probed path");
+        let lv = Self::lv(Self::TOP + 1 - path.len());
+        // SAFETY: the probe found an entry in slot `i` of the live table `t`,
+        // whose level has a value array.
+        unsafe { t.val::<V>(lv, i) }
+    }
+
     /// Marks every slot of `path` changed.
-    fn mark_path(path: &Path) {
+    pub fn mark_path(path: &Path) {
         for (k, &(t, i)) in path.iter().enumerate() {
             // SAFETY: the path was just walked; level of entry `k` is TOP - k.
             unsafe { t.mark(Self::lv(Self::TOP - k), i) };
@@ -321,12 +331,14 @@ impl<V, G: Geometry, B: Backend> RawTable<V, G, B> {
     }
 
     /// What an insert at `(addr, level)` meets; adds the tables it would
-    /// create to `need`.
-    pub fn probe(&self, addr: u64, level: usize, need: &mut Need) -> Probe {
+    /// create to `need`, and the tables and slots walked to `path` (for
+    /// `Occupied`, the last is the entry's).
+    pub fn probe(&self, addr: u64, level: usize, need: &mut Need, path: &mut Path) -> Probe {
         let mut t = self.root;
         for l in (level..=Self::TOP).rev() {
             let lv = Self::lv(l);
             let i = lv.index(addr);
+            path.push((t, i));
             if l == 0 {
                 // SAFETY: live bottom table, masked index.
                 return if unsafe { t.occupied(lv, i) } { Probe::Occupied } else { Probe::Vacant };
