@@ -1,6 +1,7 @@
 //! Lookups, every contender side by side: hits in random and in ascending
-//! order, the dependent chain (each value is the next address: latency),
-//! and misses far from and near populated pages.
+//! order, random hits in batches (`get_many` for `mem-table`, a loop of
+//! `get` for the others), the dependent chain (each value is the next
+//! address: latency), and misses far from and near populated pages.
 //!
 //! `cargo bench --bench lookup -- --quick [filter]`, e.g. the filter
 //! `get_random/.*dense`.
@@ -29,6 +30,7 @@ fn lookups(c: &mut Criterion) {
             let near = w.misses_near(MISSES);
 
             common::bench_tables(c, "get_random", &w, &tables, w.len(), |t| t.get_all(&w.lookups));
+            common::bench_tables(c, "get_batch", &w, &tables, w.len(), |t| t.get_batched(&w.lookups));
             common::bench_tables(c, "get_ascending", &w, &tables, w.len(), |t| t.get_all(&ascending));
             common::bench_tables(c, "get_chain", &w, &tables, w.len(), |t| t.chain(w.chain_start, w.len()));
             common::bench_tables(c, "miss_far", &w, &tables, MISSES, |t| t.get_all(&far));

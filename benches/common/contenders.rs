@@ -1,5 +1,8 @@
 //! The contenders: every implementation behind one small trait, [`Impl`],
 //! and [`Run`], its object-safe face that drives whole loops.
+//!
+//! [`contenders`] is every implementation (the benchmarks run them all);
+//! [`report_contenders`] is the comparison report's list.
 
 use std::collections::{BTreeMap, HashMap};
 use std::hint::black_box;
@@ -9,8 +12,13 @@ use mem_table::backend::{Arena, Backend, Heap, Pool};
 use mem_table::{Level, MemTable, X86_4Level};
 use rustc_hash::FxBuildHasher;
 
+use super::plain_radix::PlainRadix;
 use super::radix::RuntimeRadix;
 use super::workload::{ADDRESS_BITS, Entry, Hint, PAGE, Workload, page_size};
+
+/// Lookups per batch in the batched rows: `get_many::<BATCH>` for
+/// `mem-table`, a plain loop of `get` over the batch for the others.
+pub const BATCH: usize = 8;
 
 /// What a benchmark needs of an implementation: a map from pages (of any
 /// level) to `u64`, looked up by any address inside an entry.
@@ -33,8 +41,39 @@ pub trait Impl: Clone + 'static {
     /// Removes the entry covering `addr`.
     fn remove(&mut self, addr: u64) -> Option<u64>;
     /// Every entry as `(address, value)`; in ascending order where the
-    /// implementation is ordered.
+    /// implementation is ordered. Internal iteration (`for_each`), which an
+    /// iterator may run faster than a chain of `next` calls.
     fn for_each(&self, f: impl FnMut(u64, u64));
+
+    /// The values covering each of `addrs` (0 where none), summed. A plain
+    /// loop of [`get`](Impl::get) unless the implementation has a batched
+    /// lookup.
+    #[inline]
+    fn get_batch(&self, addrs: &[u64; BATCH]) -> u64 {
+        let mut sum = 0u64;
+        for &a in addrs {
+            sum = sum.wrapping_add(self.get(a).unwrap_or(0));
+        }
+        sum
+    }
+
+    /// A plain `for` loop over `&table` (external iteration, one `next` at a
+    /// time): the wrapping sum of `address ^ value`. `None` where the
+    /// implementation has no such iterator.
+    fn sum_for(&self) -> Option<u64> {
+        None
+    }
+
+    /// The same over the table's reverse iterator (`iter().rev()`), where
+    /// it has one.
+    fn sum_rev(&self) -> Option<u64> {
+        None
+    }
+
+    /// The same, consuming the table with `into_iter`, where it can.
+    fn sum_into(self) -> Option<u64> {
+        None
+    }
 
     /// The entries overlapping `range`. By default, one lookup per base
     /// page (what an unordered map has to do); exact for base pages only.
@@ -128,11 +167,82 @@ impl<B: MakeBackend> Impl for Table<B> {
     fn for_each_in(&self, range: Range<u64>, mut f: impl FnMut(u64, u64)) {
         self.range(range).for_each(|(page, v)| f(page.addr(), *v));
     }
+    #[inline]
+    fn get_batch(&self, addrs: &[u64; BATCH]) -> u64 {
+        let mut sum = 0u64;
+        for v in self.get_many(addrs) {
+            sum = sum.wrapping_add(v.copied().unwrap_or(0));
+        }
+        sum
+    }
+    fn sum_for(&self) -> Option<u64> {
+        let mut sum = 0u64;
+        for (page, v) in self {
+            sum = sum.wrapping_add(page.addr() ^ v);
+        }
+        Some(sum)
+    }
+    fn sum_rev(&self) -> Option<u64> {
+        #[allow(unused_imports)]
+        use rev_probe::{Available as _, Unavailable as _};
+        (&rev_probe::Probe(self.iter())).rev_sum()
+    }
+    fn sum_into(self) -> Option<u64> {
+        let mut sum = 0u64;
+        for (page, v) in self {
+            sum = sum.wrapping_add(page.addr() ^ v);
+        }
+        Some(sum)
+    }
     fn split(&mut self, addr: u64, level: u8) {
         MemTable::split(self, addr, Level::new(level)).expect("split");
     }
     fn merge(&mut self, addr: u64, level: u8) {
         MemTable::merge(self, addr, Level::new(level)).expect("merge");
+    }
+}
+
+/// Reverse iteration of a `mem-table`, measured as soon as the crate has it
+/// and reported as not available until then, with nothing to switch on.
+///
+/// `(&Probe(table.iter())).rev_sum()` resolves at compile time (autoref
+/// specialisation): to [`Available`] when `mem_table::Iter` implements
+/// `DoubleEndedIterator` (the method takes the probe by reference, found
+/// first), and otherwise to [`Unavailable`] (which takes a reference to a
+/// reference, found one step later), which answers `None`: the report
+/// prints "n/a". The choice is made inside `impl<B> Impl for Table<B>`, so
+/// an impl of `DoubleEndedIterator` for `Iter` must hold for every backend
+/// (as a blanket `impl<V, G, B: Backend>` does) to be picked up.
+pub mod rev_probe {
+    use mem_table::Page;
+
+    /// A table's forward iterator, to be tried for `rev`.
+    pub struct Probe<I>(pub I);
+
+    /// The iterator can run backwards: a plain `for` loop over `rev()`.
+    pub trait Available {
+        fn rev_sum(&self) -> Option<u64>;
+    }
+
+    impl<'a, I: DoubleEndedIterator<Item = (Page, &'a u64)> + Clone> Available for Probe<I> {
+        fn rev_sum(&self) -> Option<u64> {
+            let mut sum = 0u64;
+            for (page, v) in self.0.clone().rev() {
+                sum = sum.wrapping_add(page.addr() ^ v);
+            }
+            Some(sum)
+        }
+    }
+
+    /// The iterator runs forward only.
+    pub trait Unavailable {
+        fn rev_sum(&self) -> Option<u64>;
+    }
+
+    impl<I> Unavailable for &Probe<I> {
+        fn rev_sum(&self) -> Option<u64> {
+            None
+        }
     }
 }
 
@@ -145,6 +255,10 @@ pub trait HashLike: Default + Clone + 'static {
     fn insert(&mut self, k: u64, v: u64) -> Option<u64>;
     fn remove(&mut self, k: u64) -> Option<u64>;
     fn for_each(&self, f: impl FnMut(u64, u64));
+    /// A `for` loop over `&map`: the wrapping sum of `f(key, value)`.
+    fn sum_for(&self, f: impl Fn(u64, u64) -> u64) -> u64;
+    /// A `for` loop consuming the map.
+    fn sum_into(self, f: impl Fn(u64, u64) -> u64) -> u64;
 }
 
 /// `std::collections::HashMap` with its default hasher (SipHash-1-3).
@@ -185,6 +299,20 @@ impl<S: std::hash::BuildHasher + Default + Clone + HasherName + 'static> HashLik
     fn for_each(&self, mut f: impl FnMut(u64, u64)) {
         self.iter().for_each(|(k, v)| f(*k, *v));
     }
+    fn sum_for(&self, f: impl Fn(u64, u64) -> u64) -> u64 {
+        let mut sum = 0u64;
+        for (&k, &v) in self {
+            sum = sum.wrapping_add(f(k, v));
+        }
+        sum
+    }
+    fn sum_into(self, f: impl Fn(u64, u64) -> u64) -> u64 {
+        let mut sum = 0u64;
+        for (k, v) in self {
+            sum = sum.wrapping_add(f(k, v));
+        }
+        sum
+    }
 }
 
 impl HashLike for BrownHashMap {
@@ -203,6 +331,20 @@ impl HashLike for BrownHashMap {
     }
     fn for_each(&self, mut f: impl FnMut(u64, u64)) {
         self.iter().for_each(|(k, v)| f(*k, *v));
+    }
+    fn sum_for(&self, f: impl Fn(u64, u64) -> u64) -> u64 {
+        let mut sum = 0u64;
+        for (&k, &v) in self {
+            sum = sum.wrapping_add(f(k, v));
+        }
+        sum
+    }
+    fn sum_into(self, f: impl Fn(u64, u64) -> u64) -> u64 {
+        let mut sum = 0u64;
+        for (k, v) in self {
+            sum = sum.wrapping_add(f(k, v));
+        }
+        sum
     }
 }
 
@@ -258,6 +400,12 @@ impl<M: HashLike> Impl for Hashed<M> {
     }
     fn for_each(&self, mut f: impl FnMut(u64, u64)) {
         self.map.for_each(|k, v| f(k & !3, v));
+    }
+    fn sum_for(&self) -> Option<u64> {
+        Some(self.map.sum_for(|k, v| (k & !3) ^ v))
+    }
+    fn sum_into(self) -> Option<u64> {
+        Some(self.map.sum_into(|k, v| (k & !3) ^ v))
     }
 }
 
@@ -316,6 +464,27 @@ impl Impl for Ordered {
     fn for_each_in(&self, range: Range<u64>, mut f: impl FnMut(u64, u64)) {
         self.map.range(range).for_each(|(k, v)| f(k & !3, *v));
     }
+    fn sum_for(&self) -> Option<u64> {
+        let mut sum = 0u64;
+        for (k, v) in &self.map {
+            sum = sum.wrapping_add((k & !3) ^ v);
+        }
+        Some(sum)
+    }
+    fn sum_rev(&self) -> Option<u64> {
+        let mut sum = 0u64;
+        for (k, v) in self.map.iter().rev() {
+            sum = sum.wrapping_add((k & !3) ^ v);
+        }
+        Some(sum)
+    }
+    fn sum_into(self) -> Option<u64> {
+        let mut sum = 0u64;
+        for (k, v) in self.map {
+            sum = sum.wrapping_add((k & !3) ^ v);
+        }
+        Some(sum)
+    }
 }
 
 // ---------------------------------------------------------------- flat array
@@ -370,11 +539,191 @@ impl Impl for Flat {
             }
         }
     }
+    fn sum_for(&self) -> Option<u64> {
+        let mut sum = 0u64;
+        for (i, s) in self.slots.iter().enumerate() {
+            if let Some(v) = s {
+                sum = sum.wrapping_add((self.base + i as u64 * PAGE) ^ v);
+            }
+        }
+        Some(sum)
+    }
+    fn sum_rev(&self) -> Option<u64> {
+        let mut sum = 0u64;
+        for (i, s) in self.slots.iter().enumerate().rev() {
+            if let Some(v) = s {
+                sum = sum.wrapping_add((self.base + i as u64 * PAGE) ^ v);
+            }
+        }
+        Some(sum)
+    }
+    fn sum_into(self) -> Option<u64> {
+        let mut sum = 0u64;
+        for (i, s) in self.slots.into_iter().enumerate() {
+            if let Some(v) = s {
+                sum = sum.wrapping_add((self.base + i as u64 * PAGE) ^ v);
+            }
+        }
+        Some(sum)
+    }
     fn split(&mut self, _: u64, _: u8) {
         unreachable!("no large entries in a flat array")
     }
     fn merge(&mut self, _: u64, _: u8) {
         unreachable!("no large entries in a flat array")
+    }
+}
+
+/// The physical limit without `Option`'s tag: `Vec<u64>` indexed by page
+/// number over the workload's span, [`FlatU64::ABSENT`] (`u64::MAX`) in
+/// empty slots; base pages only, spans up to [`super::workload::FLAT_LIMIT_PAGES`].
+#[derive(Clone)]
+pub struct FlatU64 {
+    /// The address of slot 0.
+    base: u64,
+    slots: Vec<u64>,
+}
+
+impl FlatU64 {
+    /// The value of an empty slot.
+    pub const ABSENT: u64 = u64::MAX;
+}
+
+impl Impl for FlatU64 {
+    const NAME: &'static str = "flat Vec<u64>";
+
+    fn supports(w: &Workload) -> bool {
+        w.hint.flat_span.is_some() && w.base_pages_only()
+    }
+    fn new(hint: &Hint) -> Self {
+        let (lo, hi) = hint.flat_span.expect("a span for the flat array");
+        FlatU64 { base: lo, slots: vec![Self::ABSENT; ((hi - lo) / PAGE) as usize] }
+    }
+    #[inline]
+    fn insert_at(&mut self, addr: u64, level: u8, v: u64) -> Option<u64> {
+        assert!(level == 0 && v != Self::ABSENT, "base pages only, and not the absent marker");
+        let old = std::mem::replace(&mut self.slots[((addr - self.base) / PAGE) as usize], v);
+        (old != Self::ABSENT).then_some(old)
+    }
+    #[inline]
+    fn get(&self, addr: u64) -> Option<u64> {
+        let i = addr.wrapping_sub(self.base) / PAGE;
+        self.slots.get(i as usize).copied().filter(|&v| v != Self::ABSENT)
+    }
+    #[inline]
+    fn remove(&mut self, addr: u64) -> Option<u64> {
+        let i = addr.wrapping_sub(self.base) / PAGE;
+        let old = std::mem::replace(self.slots.get_mut(i as usize)?, Self::ABSENT);
+        (old != Self::ABSENT).then_some(old)
+    }
+    fn for_each(&self, mut f: impl FnMut(u64, u64)) {
+        for (i, &v) in self.slots.iter().enumerate() {
+            if v != Self::ABSENT {
+                f(self.base + i as u64 * PAGE, v);
+            }
+        }
+    }
+    fn for_each_in(&self, range: Range<u64>, mut f: impl FnMut(u64, u64)) {
+        let lo = (range.start.max(self.base) - self.base) / PAGE;
+        let hi = ((range.end.max(self.base) - self.base) / PAGE).min(self.slots.len() as u64);
+        for i in lo..hi.max(lo) {
+            let v = self.slots[i as usize];
+            if v != Self::ABSENT {
+                f(self.base + i * PAGE, v);
+            }
+        }
+    }
+    fn sum_for(&self) -> Option<u64> {
+        let mut sum = 0u64;
+        for (i, &v) in self.slots.iter().enumerate() {
+            if v != Self::ABSENT {
+                sum = sum.wrapping_add((self.base + i as u64 * PAGE) ^ v);
+            }
+        }
+        Some(sum)
+    }
+    fn sum_rev(&self) -> Option<u64> {
+        let mut sum = 0u64;
+        for (i, &v) in self.slots.iter().enumerate().rev() {
+            if v != Self::ABSENT {
+                sum = sum.wrapping_add((self.base + i as u64 * PAGE) ^ v);
+            }
+        }
+        Some(sum)
+    }
+    fn sum_into(self) -> Option<u64> {
+        let mut sum = 0u64;
+        for (i, v) in self.slots.into_iter().enumerate() {
+            if v != Self::ABSENT {
+                sum = sum.wrapping_add((self.base + i as u64 * PAGE) ^ v);
+            }
+        }
+        Some(sum)
+    }
+    fn split(&mut self, _: u64, _: u8) {
+        unreachable!("no large entries in a flat array")
+    }
+    fn merge(&mut self, _: u64, _: u8) {
+        unreachable!("no large entries in a flat array")
+    }
+}
+
+// ---------------------------------------------------------------- plain radix
+
+impl Impl for PlainRadix {
+    const NAME: &'static str = "plain 4x512 radix";
+
+    fn supports(w: &Workload) -> bool {
+        w.base_pages_only()
+    }
+    fn new(_: &Hint) -> Self {
+        PlainRadix::default()
+    }
+    #[inline]
+    fn insert_at(&mut self, addr: u64, level: u8, v: u64) -> Option<u64> {
+        assert_eq!(level, 0, "the plain radix table holds base pages only");
+        PlainRadix::insert(self, addr, v)
+    }
+    #[inline]
+    fn get(&self, addr: u64) -> Option<u64> {
+        PlainRadix::get(self, addr)
+    }
+    #[inline]
+    fn remove(&mut self, addr: u64) -> Option<u64> {
+        PlainRadix::remove(self, addr)
+    }
+    fn for_each(&self, mut f: impl FnMut(u64, u64)) {
+        self.iter().for_each(|(k, v)| f(k, v));
+    }
+    fn for_each_in(&self, range: Range<u64>, mut f: impl FnMut(u64, u64)) {
+        self.range(range).for_each(|(k, v)| f(k, v));
+    }
+    fn sum_for(&self) -> Option<u64> {
+        let mut sum = 0u64;
+        for (k, v) in self.iter() {
+            sum = sum.wrapping_add(k ^ v);
+        }
+        Some(sum)
+    }
+    fn sum_rev(&self) -> Option<u64> {
+        let mut sum = 0u64;
+        for (k, v) in self.iter().rev() {
+            sum = sum.wrapping_add(k ^ v);
+        }
+        Some(sum)
+    }
+    fn sum_into(self) -> Option<u64> {
+        let mut sum = 0u64;
+        for (k, v) in self.into_entries() {
+            sum = sum.wrapping_add(k ^ v);
+        }
+        Some(sum)
+    }
+    fn split(&mut self, _: u64, _: u8) {
+        unreachable!("no large entries in the plain radix table")
+    }
+    fn merge(&mut self, _: u64, _: u8) {
+        unreachable!("no large entries in the plain radix table")
     }
 }
 
@@ -419,11 +768,22 @@ pub trait Run {
     fn insert_all(&mut self, entries: &[Entry]);
     /// Looks up every address; the wrapping sum of the values found.
     fn get_all(&self, addrs: &[u64]) -> u64;
+    /// The same in batches of [`BATCH`] ([`Impl::get_batch`]); the sum is
+    /// `get_all`'s.
+    fn get_batched(&self, addrs: &[u64]) -> u64;
     /// Follows `steps` values from `start`, each the next address: one
     /// lookup's latency at a time. Returns where it ends.
     fn chain(&self, start: u64, steps: usize) -> u64;
     /// Walks every entry; a checksum of addresses and values.
     fn iter_sum(&self) -> u64;
+    /// A plain `for` loop over the table; `iter_sum`'s checksum, or `None`
+    /// where the implementation has no iterator ([`Impl::sum_for`]).
+    fn for_sum(&self) -> Option<u64>;
+    /// A `for` loop over `iter().rev()`; `iter_sum`'s checksum, or `None`.
+    fn rev_sum(&self) -> Option<u64>;
+    /// Consumes the table with a `for` loop over `into_iter`; `iter_sum`'s
+    /// checksum, or `None`.
+    fn into_sum(self: Box<Self>) -> Option<u64>;
     /// Walks the entries overlapping `range`; a checksum.
     fn range_sum(&self, range: Range<u64>) -> u64;
     /// Removes the entry covering each address; the sum of the values.
@@ -451,6 +811,17 @@ impl<I: Impl> Run for I {
         }
         black_box(sum)
     }
+    fn get_batched(&self, addrs: &[u64]) -> u64 {
+        let chunks = black_box(addrs).chunks_exact(BATCH);
+        let mut sum = 0u64;
+        for &a in chunks.remainder() {
+            sum = sum.wrapping_add(self.get(a).unwrap_or(0));
+        }
+        for batch in chunks {
+            sum = sum.wrapping_add(self.get_batch(batch.try_into().expect("a whole batch")));
+        }
+        black_box(sum)
+    }
     fn chain(&self, start: u64, steps: usize) -> u64 {
         let mut a = black_box(start);
         for _ in 0..steps {
@@ -462,6 +833,15 @@ impl<I: Impl> Run for I {
         let mut sum = 0u64;
         self.for_each(|k, v| sum = sum.wrapping_add(k ^ v));
         black_box(sum)
+    }
+    fn for_sum(&self) -> Option<u64> {
+        black_box(self.sum_for())
+    }
+    fn rev_sum(&self) -> Option<u64> {
+        black_box(self.sum_rev())
+    }
+    fn into_sum(self: Box<Self>) -> Option<u64> {
+        black_box((*self).sum_into())
     }
     fn range_sum(&self, range: Range<u64>) -> u64 {
         let mut sum = 0u64;
@@ -522,7 +902,7 @@ impl Contender {
     }
 }
 
-/// Every contender, `mem-table`'s backends first.
+/// Every contender, `mem-table`'s backends first: what the benchmarks run.
 pub fn contenders() -> Vec<Contender> {
     vec![
         Contender::of::<Table<Heap>>(),
@@ -532,11 +912,35 @@ pub fn contenders() -> Vec<Contender> {
         Contender::of::<Hashed<FxHashMap>>(),
         Contender::of::<Hashed<BrownHashMap>>(),
         Contender::of::<Ordered>(),
+        Contender::of::<FlatU64>(),
         Contender::of::<Flat>(),
+        Contender::of::<PlainRadix>(),
         Contender::of::<RuntimeRadix>(),
     ]
 }
 
-/// The name of the Fx hash map and the flat array, the ratios' bases.
+/// The comparison report's contenders: `mem-table` on every backend, the
+/// maps a user would reach for, the two flat arrays (the physical limit)
+/// and the plain radix table (the same shape without the crate's
+/// features). Not SipHash (the Fx map shows a hash map's best case) nor the
+/// runtime-geometry radix (`cargo bench` keeps both).
+pub fn report_contenders() -> Vec<Contender> {
+    vec![
+        Contender::of::<Table<Heap>>(),
+        Contender::of::<Table<Arena>>(),
+        Contender::of::<Table<Pool>>(),
+        Contender::of::<Hashed<FxHashMap>>(),
+        Contender::of::<Hashed<BrownHashMap>>(),
+        Contender::of::<Ordered>(),
+        Contender::of::<FlatU64>(),
+        Contender::of::<Flat>(),
+        Contender::of::<PlainRadix>(),
+    ]
+}
+
+/// Contender names, the ratios' bases.
+pub const HEAP: &str = <Table<Heap> as Impl>::NAME;
 pub const FX: &str = <Hashed<FxHashMap> as Impl>::NAME;
 pub const FLAT: &str = <Flat as Impl>::NAME;
+pub const FLAT_U64: &str = <FlatU64 as Impl>::NAME;
+pub const PLAIN: &str = <PlainRadix as Impl>::NAME;

@@ -1,11 +1,13 @@
 //! Shared by the benchmarks (`benches/*.rs`) and the comparison report
-//! (`examples/compare.rs`), included by `#[path]`: the workloads, the
-//! contenders behind one trait, a runtime-geometry radix table to compare
-//! against, and a counting allocator. Each includer uses a part of it.
+//! (`examples/compare.rs`, `examples/hit_loop.rs`), included by `#[path]`:
+//! the workloads, the contenders behind one trait, a plain fixed 4 x 512
+//! radix table and a runtime-geometry one to compare against, and a
+//! counting allocator. Each includer uses a part of it.
 #![allow(dead_code)]
 
 pub mod alloc;
 pub mod contenders;
+pub mod plain_radix;
 pub mod radix;
 pub mod rng;
 pub mod workload;
@@ -52,14 +54,42 @@ pub fn bench_tables(
     ops: usize,
     f: impl Fn(&dyn contenders::Run) -> u64,
 ) {
-    let expected = f(&*tables[0]);
+    let tables: Vec<&dyn contenders::Run> = tables.iter().map(|t| &**t).collect();
+    bench_refs(c, op, w, &tables, ops, f);
+}
+
+/// [`bench_tables`] for an operation that some implementations lack (`f`
+/// gives `None` for them): benchmarks the others.
+pub fn bench_some(
+    c: &mut criterion::Criterion,
+    op: &str,
+    w: &workload::Workload,
+    tables: &[Box<dyn contenders::Run>],
+    ops: usize,
+    f: impl Fn(&dyn contenders::Run) -> Option<u64>,
+) {
+    let some: Vec<&dyn contenders::Run> = tables.iter().map(|t| &**t).filter(|t| f(*t).is_some()).collect();
+    if !some.is_empty() {
+        bench_refs(c, op, w, &some, ops, |t| f(t).expect("checked above"));
+    }
+}
+
+fn bench_refs(
+    c: &mut criterion::Criterion,
+    op: &str,
+    w: &workload::Workload,
+    tables: &[&dyn contenders::Run],
+    ops: usize,
+    f: impl Fn(&dyn contenders::Run) -> u64,
+) {
+    let expected = f(tables[0]);
     for t in tables {
-        assert_eq!(f(&**t), expected, "{op} on {}: {} disagrees with {}", w.name, t.name(), tables[0].name());
+        assert_eq!(f(*t), expected, "{op} on {}: {} disagrees with {}", w.name, t.name(), tables[0].name());
     }
     let mut g = c.benchmark_group(op);
     g.throughput(criterion::Throughput::Elements(ops as u64));
-    for t in tables {
-        g.bench_with_input(criterion::BenchmarkId::new(t.name(), &w.name), t, |b, t| b.iter(|| f(&**t)));
+    for &t in tables {
+        g.bench_function(criterion::BenchmarkId::new(t.name(), &w.name), |b| b.iter(|| f(t)));
     }
     g.finish();
 }

@@ -14,9 +14,9 @@ use super::rng::Rng;
 pub const PAGE: u64 = 1 << 12;
 /// The reach of an x86-64 4-level table.
 pub const ADDRESS_BITS: u32 = 48;
-/// The largest span, in pages, given to the flat array: 64 GiB, which is
-/// 256 MiB of `Option<u64>`.
-pub const FLAT_LIMIT_PAGES: u64 = 1 << 24;
+/// The largest span, in pages, given to the flat arrays: 256 GiB, which is
+/// 1 GiB of `Option<u64>` (the clustered shape at 2^24 entries).
+pub const FLAT_LIMIT_PAGES: u64 = 1 << 26;
 
 /// The size of an entry at `level` (0: 4 KiB, 1: 2 MiB, 2: 1 GiB).
 pub fn page_size(level: u8) -> u64 {
@@ -29,7 +29,9 @@ pub enum Shape {
     /// Contiguous pages from address 0.
     Dense,
     /// Runs of 512 pages (full 2 MiB regions) at random 2 MiB-aligned bases
-    /// inside the first 64 GiB.
+    /// inside the first 64 GiB; inside a larger window when the entries
+    /// would fill more than a quarter of it ([`clustered_window_bits`]: at
+    /// 2^24 entries, 256 GiB).
     Clustered64G,
     /// Runs of 512 pages at random 2 MiB-aligned bases over the whole
     /// 48-bit space.
@@ -69,6 +71,17 @@ impl Shape {
         }
     }
 
+    /// The name for `n` entries: [`name`](Shape::name), but with the window
+    /// the clustered shape really spans at that size.
+    pub fn label(self, n: usize) -> String {
+        match self {
+            Shape::Clustered64G if clustered_window_bits(n) != 36 => {
+                format!("clustered-{}GiB", 1u64 << (clustered_window_bits(n) - 30))
+            }
+            _ => self.name().to_string(),
+        }
+    }
+
     /// The entry count used for a requested size (the uniform shape is
     /// kept small whatever is asked).
     pub fn len_for(self, requested: usize) -> usize {
@@ -83,7 +96,7 @@ impl Shape {
     fn generate(self, n: usize, rng: &mut Rng) -> Vec<(u64, u8)> {
         match self {
             Shape::Dense => (0..n as u64).map(|i| (i * PAGE, 0)).collect(),
-            Shape::Clustered64G => clustered(n, 36, rng),
+            Shape::Clustered64G => clustered(n, clustered_window_bits(n), rng),
             Shape::Clustered48 => clustered(n, ADDRESS_BITS, rng),
             Shape::Random1 => random_in_window(n, 100, rng),
             Shape::Random12 => random_in_window(n, 8, rng),
@@ -164,7 +177,7 @@ impl Workload {
         let n = shape.len_for(n);
         let mut rng = Rng::new(0x6d65_6d2d_7461_626c ^ ((shape as u64) << 40) ^ n as u64);
         let pages = shape.generate(n, &mut rng);
-        Workload::from_pages(Some(shape), format!("{}/{}", shape.name(), size_label(n)), pages, &mut rng)
+        Workload::from_pages(Some(shape), format!("{}/{}", shape.label(n), size_label(n)), pages, &mut rng)
     }
 
     /// `n` entries of one `level`, side by side from address 0: to compare
@@ -252,6 +265,14 @@ impl Workload {
         rng.shuffle(&mut out);
         out
     }
+}
+
+/// The window of the clustered shape, as address bits: 64 GiB (36 bits),
+/// or the smallest power of two that `n` pages fill to at most a quarter
+/// (2^24 pages are 64 GiB by themselves).
+pub fn clustered_window_bits(n: usize) -> u32 {
+    let pages_bits = n.next_power_of_two().trailing_zeros() + 12;
+    36.max(pages_bits + 2)
 }
 
 /// `k` distinct numbers below `range`, in random order (rejection).
