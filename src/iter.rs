@@ -355,47 +355,43 @@ impl<V, G: Geometry, B: Backend> fmt::Debug for RangeMut<'_, V, G, B> {
 }
 
 /// The entries of a table, by value, in ascending order (or descending, from
-/// the back): from [`MemTable::into_iter`]. Each step takes one value out of
-/// its slot (O(1) amortised, no walk from the root); the tables are freed
-/// when the iterator is dropped, with the entries not taken.
+/// the back): from [`MemTable::into_iter`]. Each step moves one value out
+/// (O(1) amortised, no walk from the root, nothing written to the table);
+/// dropping the iterator drops the entries not taken and frees the tables.
+///
+/// # Invariants
+/// The values the cursors have yielded were moved out: only the entries
+/// still between the two ends are owned by the table, so the table is never
+/// dropped as it is, but released by [`RawTable::release`] once the
+/// remaining values are dropped.
 pub struct IntoIter<V, G: Geometry = crate::X86_4Level, B: Backend = crate::backend::Heap> {
     table: MemTable<V, G, B>,
     ends: Ends,
 }
 
-impl<V, G: Geometry, B: Backend> IntoIter<V, G, B> {
-    /// Takes the value of `p`, which the cursor `back` or front just
-    /// yielded, out of its slot.
-    #[inline(always)]
-    fn take(&mut self, p: Page, back: bool) -> V {
-        let l = p.level().index();
-        if l == 0 {
-            let t = if back { self.ends.back.table_at(0) } else { self.ends.front.table_at(0) };
-            let lv = RawTable::<V, G, B>::lv(0);
-            self.table.raw.len -= 1;
-            // SAFETY: as below.
-            return unsafe { t.take::<V>(lv, lv.index(p.addr())).expect("yielded") };
-        }
-        self.take_large(p, back)
-    }
-
-    /// [`take`](Self::take) of a large entry.
-    #[inline(never)]
-    fn take_large(&mut self, p: Page, back: bool) -> V {
-        let l = p.level().index();
-        let t = if back { self.ends.back.table_at(l) } else { self.ends.front.table_at(l) };
-        let lv = RawTable::<V, G, B>::lv(l);
-        self.table.raw.len -= 1;
-        // SAFETY: the iterator owns the table; the cursor just yielded this
-        // entry from table `t` and never returns to it. The slot is emptied
-        // as the value is moved out, so the table's drop does not see it.
-        unsafe {
-            if l == 0 {
-                t.take::<V>(lv, lv.index(p.addr())).expect("yielded")
-            } else {
-                t.take_large::<V>(lv, lv.index(p.addr()))
+impl<V, G: Geometry, B: Backend> Drop for IntoIter<V, G, B> {
+    fn drop(&mut self) {
+        /// Drops what is left and frees the tables, also if a drop unwinds.
+        struct Rest<'a, V, G: Geometry, B: Backend>(&'a mut IntoIter<V, G, B>);
+        impl<V, G: Geometry, B: Backend> Drop for Rest<'_, V, G, B> {
+            fn drop(&mut self) {
+                if core::mem::needs_drop::<V>() {
+                    for entry in &mut *self.0 {
+                        drop(entry);
+                    }
+                }
+                self.0.table.raw.release();
             }
         }
+        let rest = Rest(self);
+        if core::mem::needs_drop::<V>() {
+            // If a drop unwinds, `rest` drops the others (a second panic
+            // aborts, as for a slice) and frees the tables.
+            while let Some(entry) = rest.0.next() {
+                drop(entry);
+            }
+        }
+        drop(rest);
     }
 }
 
@@ -410,10 +406,12 @@ impl<V, G: Geometry, B: Backend> Iterator for IntoIter<V, G, B> {
 
     #[inline]
     fn next(&mut self) -> Option<(Page, V)> {
-        // SAFETY: the cursors were made for this table; it changed only by
-        // taking yielded values.
-        let (p, _) = unsafe { self.ends.next::<V, G>(false) }?;
-        Some((p, self.take(p, false)))
+        // SAFETY: the cursors were made for this table, which has not
+        // changed; each value is yielded, and so moved out, once.
+        let (p, v) = unsafe { self.ends.next::<V, G>(false) }?;
+        self.table.raw.len -= 1;
+        // SAFETY: as above.
+        Some((p, unsafe { v.read() }))
     }
 
     fn size_hint(&self) -> (usize, Option<usize>) {
@@ -425,8 +423,10 @@ impl<V, G: Geometry, B: Backend> DoubleEndedIterator for IntoIter<V, G, B> {
     #[inline]
     fn next_back(&mut self) -> Option<(Page, V)> {
         // SAFETY: as in `next`.
-        let (p, _) = unsafe { self.ends.next_back::<V, G>(false) }?;
-        Some((p, self.take(p, true)))
+        let (p, v) = unsafe { self.ends.next_back::<V, G>(false) }?;
+        self.table.raw.len -= 1;
+        // SAFETY: as in `next`.
+        Some((p, unsafe { v.read() }))
     }
 }
 

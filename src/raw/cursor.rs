@@ -104,8 +104,11 @@ impl Cursor {
     /// not changed since except through the walk.
     pub unsafe fn next_mark<V, G: Geometry>(&mut self) -> Option<(Page, Option<*mut V>)> {
         const REV: bool = false;
-        let hook = &mut Stay;
         let top = G::LEVELS - 1;
+        // A table slot's mark is cleared when the walk leaves the table, so
+        // that a walk stopped half-way (a report leaked, not dropped) leaves
+        // the path to the marks it did not reach.
+        let hook = &mut Unmark::<V, G>(core::marker::PhantomData);
         while !self.done {
             let l = self.level;
             let lv = Info::<V, G>::lv(l);
@@ -117,15 +120,21 @@ impl Cursor {
                     continue;
                 };
                 self.pos[l] = i + 1;
-                bitmap::clear(t.dirty(lv), i);
                 let a = self.base[l] + ((i as u64) << lv.shift);
                 let page = Page::new(a, l as u8, lv.shift);
                 if l == 0 {
+                    bitmap::clear(t.dirty(lv), i);
                     return Some((page, t.occupied(lv, i).then(|| t.val::<V>(lv, i))));
                 }
                 match t.slot(i) {
-                    Slot::Empty => return Some((page, None)),
-                    Slot::Large => return Some((page, Some(t.val::<V>(lv, i)))),
+                    Slot::Empty => {
+                        bitmap::clear(t.dirty(lv), i);
+                        return Some((page, None));
+                    }
+                    Slot::Large => {
+                        bitmap::clear(t.dirty(lv), i);
+                        return Some((page, Some(t.val::<V>(lv, i))));
+                    }
                     Slot::Table(c) => {
                         self.tab[l - 1] = c;
                         self.base[l - 1] = a;
@@ -590,5 +599,16 @@ impl<V, G: Geometry, B: Backend> Leave for Prune<'_, V, G, B> {
                 self.0.free_table(l, child);
             }
         }
+    }
+}
+
+/// Clears the mark of the parent slot of each table a change walk leaves.
+struct Unmark<V, G>(core::marker::PhantomData<fn() -> (V, G)>);
+
+impl<V, G: Geometry> Leave for Unmark<V, G> {
+    fn leave(&mut self, parent: Tab, i: usize, _: Tab, l: usize) {
+        // SAFETY: `parent` is a live table of level `l + 1` on the path, `i`
+        // its slot the walk came down through.
+        unsafe { bitmap::clear(parent.dirty(Info::<V, G>::lv(l + 1)), i) }
     }
 }

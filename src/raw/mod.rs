@@ -564,6 +564,34 @@ impl<V, G: Geometry, B: Backend> RawTable<V, G, B> {
         drop(f);
     }
 
+    /// Frees every table below the root and empties the root without
+    /// touching a value: for a table whose values were all moved out or
+    /// dropped already (an exhausted `IntoIter`).
+    pub fn release(&mut self) {
+        let root = self.root;
+        self.release_below(root, Self::TOP);
+        // SAFETY: the root is live; a zeroed header is an empty table.
+        unsafe { root.init(Self::lv(Self::TOP)) };
+        self.len = 0;
+    }
+
+    fn release_below(&mut self, t: Tab, l: usize) {
+        if l == 0 {
+            return;
+        }
+        let lv = Self::lv(l);
+        let mut from = 0;
+        // SAFETY: `t` is a live table of level `l`.
+        while let Some(i) = unsafe { t.next_occupied(lv, from, lv.fanout - 1) } {
+            from = i + 1;
+            // SAFETY: as above.
+            if let Slot::Table(c) = unsafe { t.slot(i) } {
+                self.release_below(c, l - 1);
+                self.free_table(l - 1, c);
+            }
+        }
+    }
+
     /// Removes every entry, marking every slot of the root that held one.
     /// If a drop panics, the table is already empty; the remaining values
     /// are still dropped.

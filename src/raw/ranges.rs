@@ -123,9 +123,12 @@ impl<V, G: Geometry, B: Backend> RawTable<V, G, B> {
         // SAFETY: `t` is a live table of level `l`, `i` in its fan-out,
         // holding `slot`; the mark is set before anything is dropped, the
         // count before the drop, and the new value is made before the slot
-        // changes.
+        // changes. A slot that links a table is marked only once it no
+        // longer does (a marked table slot must lead to marks).
         unsafe {
-            t.mark(lv, i);
+            if !matches!(slot, Slot::Table(_)) {
+                t.mark(lv, i);
+            }
             if l == 0 {
                 let had = t.occupied(lv, i);
                 let p = t.val::<V>(lv, i);
@@ -149,6 +152,7 @@ impl<V, G: Geometry, B: Backend> RawTable<V, G, B> {
                 Slot::Table(c) => {
                     t.val::<V>(lv, i).write(make());
                     t.set_word(lv, i, LARGE);
+                    t.mark(lv, i);
                     self.len = self.len + 1 - Self::count(c, l - 1);
                     self.free_tree(c, l - 1);
                 }
@@ -206,32 +210,27 @@ impl<V, G: Geometry, B: Backend> RawTable<V, G, B> {
     /// [`probe_split`](Self::probe_split) and a prepared table at
     /// `level - 1`.
     pub fn split_at<O: PageOps<V>>(&mut self, addr: u64, level: usize, ops: &mut O) {
+        // Mark the path and the entry first: if `ops` or the old value's
+        // drop unwinds, the report still covers the entry (which is then
+        // either unchanged or split).
         let mut t = self.root;
         for l in (level + 1..=Self::TOP).rev() {
             let lv = Self::lv(l);
             let i = lv.index(addr);
             // SAFETY: the probe walked this path.
-            match unsafe { t.slot(i) } {
-                Slot::Table(c) => t = c,
-                _ => unreachable!("split without a probe"),
+            unsafe {
+                t.mark(lv, i);
+                match t.slot(i) {
+                    Slot::Table(c) => t = c,
+                    _ => unreachable!("split without a probe"),
+                }
             }
         }
         let lv = Self::lv(level);
         let i = lv.index(addr);
+        // SAFETY: as above.
+        unsafe { t.mark(lv, i) };
         self.split_slot(t, level, i, page_at(addr, level as u8, lv.shift), ops);
-        // Mark the path once the split is done (it changed nothing before).
-        let mut t = self.root;
-        for l in (level..=Self::TOP).rev() {
-            let lv = Self::lv(l);
-            let i = lv.index(addr);
-            // SAFETY: the path exists.
-            unsafe {
-                t.mark(lv, i);
-                if let Slot::Table(c) = t.slot(i) {
-                    t = c;
-                }
-            }
-        }
     }
 
     /// Replaces the large entry in slot `i` of `t` (level `l`, the entry
@@ -443,10 +442,9 @@ impl<V, G: Geometry, B: Backend> RawTable<V, G, B> {
                         Slot::Empty => self.add_child(t, l, i),
                         Slot::Large => self.split_slot(t, l, i, page_at(a, l as u8, lv.shift), ops),
                     };
-                    if value.is_some() {
-                        // SAFETY: as above: an insert always changes the slot.
-                        unsafe { t.mark(lv, i) };
-                    }
+                    // The guard marks the slot if the work below marked
+                    // anything (also if it unwinds), and frees the child if
+                    // it is left empty.
                     let down = Down::new(self, t, l, i, c);
                     down.raw.apply_range(c, l - 1, a, lo, last, value.as_deref_mut(), ops);
                 }
