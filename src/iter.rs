@@ -387,7 +387,7 @@ impl<V, G: Geometry, B: Backend> Drop for IntoIter<V, G, B> {
         if core::mem::needs_drop::<V>() {
             // If a drop unwinds, `rest` drops the others (a second panic
             // aborts, as for a slice) and frees the tables.
-            while let Some(entry) = rest.0.next() {
+            for entry in rest.0.by_ref() {
                 drop(entry);
             }
         }
