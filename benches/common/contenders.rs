@@ -183,9 +183,11 @@ impl<B: MakeBackend> Impl for Table<B> {
         Some(sum)
     }
     fn sum_rev(&self) -> Option<u64> {
-        #[allow(unused_imports)]
-        use rev_probe::{Available as _, Unavailable as _};
-        (&rev_probe::Probe(self.iter())).rev_sum()
+        let mut sum = 0u64;
+        for (page, v) in self.iter().rev() {
+            sum = sum.wrapping_add(page.addr() ^ v);
+        }
+        Some(sum)
     }
     fn sum_into(self) -> Option<u64> {
         let mut sum = 0u64;
@@ -199,50 +201,6 @@ impl<B: MakeBackend> Impl for Table<B> {
     }
     fn merge(&mut self, addr: u64, level: u8) {
         MemTable::merge(self, addr, Level::new(level)).expect("merge");
-    }
-}
-
-/// Reverse iteration of a `mem-table`, measured as soon as the crate has it
-/// and reported as not available until then, with nothing to switch on.
-///
-/// `(&Probe(table.iter())).rev_sum()` resolves at compile time (autoref
-/// specialisation): to [`Available`] when `mem_table::Iter` implements
-/// `DoubleEndedIterator` (the method takes the probe by reference, found
-/// first), and otherwise to [`Unavailable`] (which takes a reference to a
-/// reference, found one step later), which answers `None`: the report
-/// prints "n/a". The choice is made inside `impl<B> Impl for Table<B>`, so
-/// an impl of `DoubleEndedIterator` for `Iter` must hold for every backend
-/// (as a blanket `impl<V, G, B: Backend>` does) to be picked up.
-pub mod rev_probe {
-    use mem_table::Page;
-
-    /// A table's forward iterator, to be tried for `rev`.
-    pub struct Probe<I>(pub I);
-
-    /// The iterator can run backwards: a plain `for` loop over `rev()`.
-    pub trait Available {
-        fn rev_sum(&self) -> Option<u64>;
-    }
-
-    impl<'a, I: DoubleEndedIterator<Item = (Page, &'a u64)> + Clone> Available for Probe<I> {
-        fn rev_sum(&self) -> Option<u64> {
-            let mut sum = 0u64;
-            for (page, v) in self.0.clone().rev() {
-                sum = sum.wrapping_add(page.addr() ^ v);
-            }
-            Some(sum)
-        }
-    }
-
-    /// The iterator runs forward only.
-    pub trait Unavailable {
-        fn rev_sum(&self) -> Option<u64>;
-    }
-
-    impl<I> Unavailable for &Probe<I> {
-        fn rev_sum(&self) -> Option<u64> {
-            None
-        }
     }
 }
 
