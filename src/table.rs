@@ -200,17 +200,9 @@ impl<V, G: Geometry, B: Backend> MemTable<V, G, B> {
     /// ```
     #[inline]
     pub fn get_many<const N: usize>(&self, addrs: &[u64; N]) -> [Option<&V>; N] {
-        let mut masked = *addrs;
-        let mut reach = [true; N];
-        for k in 0..N {
-            if !G::in_reach(masked[k]) {
-                reach[k] = false;
-                masked[k] = 0;
-            }
-        }
-        let found = self.raw.find_many(&masked);
-        // SAFETY: as in `get_key_value`.
-        core::array::from_fn(|k| if reach[k] { found[k].map(|(_, v)| unsafe { &*v }) } else { None })
+        // SAFETY: each non-null pointer is to an initialized value of this
+        // table, borrowed for as long as `self` is.
+        self.raw.find_many(addrs).map(|v| unsafe { v.as_ref() })
     }
 
     /// The value of the entry covering `addr`, mutably. Marks the entry

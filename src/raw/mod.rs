@@ -300,30 +300,37 @@ impl<V, G: Geometry, B: Backend> RawTable<V, G, B> {
     /// Looks up several addresses at once: first every walk down to its
     /// bottom table (the upper tables are few and mostly cached), prefetching
     /// the bottom table's presence word and value; then every bottom lookup,
-    /// whose cache misses now overlap instead of queueing.
+    /// whose cache misses now overlap instead of queueing. Addresses out of
+    /// reach find nothing. The results are value pointers (null: none).
     #[inline]
-    pub fn find_many<const N: usize>(&self, addrs: &[u64; N]) -> [Option<(Page, *mut V)>; N] {
+    pub fn find_many<const N: usize>(&self, addrs: &[u64; N]) -> [*mut V; N] {
         let lv = Self::lv(0);
-        let mut out = [None; N];
-        let mut leaf = [None; N];
+        let mut out = [ptr::null_mut(); N];
+        let mut leaf = [ptr::null_mut::<u8>(); N];
         for k in 0..N {
-            match self.descend(addrs[k]) {
+            let a = addrs[k];
+            if !G::in_reach(a) {
+                continue;
+            }
+            match self.descend(a) {
                 Ok(t) => {
-                    let i = lv.index(addrs[k]);
+                    let i = lv.index(a);
                     prefetch(t.ptr().wrapping_add(lv.off_map + i / 64 * 8));
                     prefetch(t.ptr().wrapping_add(lv.off_vals + i * size_of::<V>()));
-                    leaf[k] = Some(t);
+                    leaf[k] = t.ptr();
                 }
-                Err(found) => out[k] = found,
+                Err(Some((_, v))) => out[k] = v,
+                Err(None) => {}
             }
         }
         for k in 0..N {
-            if let Some(t) = leaf[k] {
+            if let Some(p) = ptr::NonNull::new(leaf[k]) {
+                let t = Tab(p);
                 let i = lv.index(addrs[k]);
                 // SAFETY: as in `find`.
                 if unsafe { t.occupied(lv, i) } {
                     // SAFETY: as in `find`.
-                    out[k] = Some((page_at(addrs[k], 0, lv.shift), unsafe { t.val::<V>(lv, i) }));
+                    out[k] = unsafe { t.val::<V>(lv, i) };
                 }
             }
         }
