@@ -3,8 +3,10 @@
 //! geometries; then deterministic edge cases (address 0, the last page of the
 //! address space, level boundaries).
 //!
-//! One generic property, [`check`], is instantiated per backend and geometry.
-//! Under Miri the runs are few and short.
+//! One generic property, [`check`], is instantiated per backend and geometry;
+//! the `armed_*` ones run with the values' planned panics armed (a value
+//! whose `clone` or `drop` panics, see `model::Value`), checking what a
+//! panicking op leaves. Under Miri the runs are few and short.
 
 mod model;
 
@@ -15,7 +17,8 @@ use mem_table::{ErrorKind, Level, MemTable};
 use quickcheck::{Arbitrary, Gen, QuickCheck};
 
 use model::{
-    Addr, BoundArg, Gappy, Geo, Len, Look, Lvl, Model, Nudge, Op, RangeArg, SplitHow, Sweep, Tiny, Val, Wide,
+    Addr, BoundArg, Ends, FoldHow, Gappy, Geo, Len, Look, Lvl, Mem, Model, Nudge, Op, RangeArg, SplitHow,
+    Sweep, Tiny, Val, Wide,
 };
 
 /// Random cases per property, and the most ops in one case.
@@ -31,7 +34,8 @@ struct Ops(Vec<Op>);
 impl Arbitrary for Ops {
     fn arbitrary(g: &mut Gen) -> Ops {
         let len = <usize as Arbitrary>::arbitrary(g) % (g.size() + 1);
-        let bytes: Vec<u8> = (0..len * 16).map(|_| <u8 as Arbitrary>::arbitrary(g)).collect();
+        // Enough bytes for the longest ops (`GetMany8`: eight addresses).
+        let bytes: Vec<u8> = (0..len * 24).map(|_| <u8 as Arbitrary>::arbitrary(g)).collect();
         let mut u = Unstructured::new(&bytes);
         Ops((0..len).map_while(|_| u.arbitrary().ok()).collect())
     }
@@ -79,14 +83,30 @@ fn agrees<G: Geometry, B: TestBackend>(ops: Ops) -> bool {
     true
 }
 
-/// Runs the property for one geometry and backend (`QUICKCHECK_TESTS` in
-/// the environment sets the number of cases).
+/// The property with the planned panics armed: after a panicking op the
+/// table is valid, owns exactly its values and its change report still
+/// holds; else it agrees with the model.
+fn agrees_armed<G: Geometry, B: TestBackend>(ops: Ops) -> bool {
+    model::check_ops_armed::<G, B>(B::make(), &ops.0);
+    true
+}
+
+/// A `QuickCheck` of `cases` cases (`QUICKCHECK_TESTS` in the environment
+/// overrides it).
+fn quickcheck(cases: u64) -> QuickCheck {
+    let qc = QuickCheck::new().rng(Gen::new(MAX_OPS));
+    if std::env::var_os("QUICKCHECK_TESTS").is_none() { qc.tests(cases) } else { qc }
+}
+
+/// Runs the property for one geometry and backend.
 fn check<G: Geometry, B: TestBackend>() {
-    let mut qc = QuickCheck::new().rng(Gen::new(MAX_OPS));
-    if std::env::var_os("QUICKCHECK_TESTS").is_none() {
-        qc = qc.tests(CASES);
-    }
-    qc.quickcheck(agrees::<G, B> as fn(Ops) -> bool);
+    quickcheck(CASES).quickcheck(agrees::<G, B> as fn(Ops) -> bool);
+}
+
+/// Runs the armed property for one geometry and backend (fewer cases: the
+/// plain ones cover the rest).
+fn check_armed<G: Geometry, B: TestBackend>() {
+    quickcheck(CASES.div_ceil(2)).quickcheck(agrees_armed::<G, B> as fn(Ops) -> bool);
 }
 
 #[test]
@@ -149,6 +169,41 @@ fn wide_pool() {
     check::<Wide, Pool>();
 }
 
+#[test]
+fn armed_tiny_heap() {
+    check_armed::<Tiny, Heap>();
+}
+
+#[test]
+fn armed_tiny_arena() {
+    check_armed::<Tiny, Arena>();
+}
+
+#[test]
+fn armed_tiny_pool() {
+    check_armed::<Tiny, Pool>();
+}
+
+#[test]
+fn armed_x86_heap() {
+    check_armed::<X86_4Level, Heap>();
+}
+
+#[test]
+fn armed_x86_arena() {
+    check_armed::<X86_4Level, Arena>();
+}
+
+#[test]
+fn armed_x86_pool() {
+    check_armed::<X86_4Level, Pool>();
+}
+
+#[test]
+fn armed_wide_pool() {
+    check_armed::<Wide, Pool>();
+}
+
 // ---------------------------------------------------------------------------
 // The model's view of the geometries, checked by hand.
 
@@ -181,6 +236,10 @@ fn edge_addresses_resolve() {
     assert_eq!(Addr::Low(0).resolve(&m, 0), 0);
     assert_eq!(Addr::High(0).resolve(&m, 1), (1 << 21) - 0x1000);
     assert_eq!(Addr::PastReach(0).resolve(&m, 0), 1 << 21);
+    // Two bits a level, from the top: slot 7 (last), slot 4 (middle), slot 1.
+    assert_eq!(Addr::Deep(0b01_10_11).resolve(&m, 0), (7 << 18) + (4 << 15) + (1 << 12));
+    assert_eq!(Addr::Deep(0b01_10_11).resolve(&m, 1), (7 << 18) + (4 << 15));
+    assert_eq!(Addr::Deep(0).resolve(&m, 0), 0);
     assert_eq!(Addr::Page { n: 1, from_top: false }.resolve(&m, 1), 0x8000);
     assert_eq!(Addr::Page { n: 0, from_top: true }.resolve(&m, 1), (1 << 21) - 0x8000);
     assert_eq!(Addr::Page { n: 1, from_top: false }.resolve(&m, 7), 1 << 18);
@@ -265,6 +324,51 @@ fn edge_ops() -> Vec<Op> {
             ]);
         }
     }
+    // Both ends of the table, at every depth.
+    let walk = |range, ends| Op::Look(Look::Walk { range, ends, limit: None });
+    for path in [0u16, 0x5555, 0xaaaa, 0xffff, 0x1b1b] {
+        ops.push(Op::Insert { addr: Addr::Deep(path), value: Val(2) });
+        ops.push(Op::InsertAt { addr: Addr::Deep(path), level: Lvl::Large(0), value: Val(1) });
+    }
+    ops.extend([
+        walk(None, Ends::Back),
+        walk(None, Ends::Alternate),
+        walk(Some(RangeArg::From(Addr::High(0))), Ends::Back),
+        walk(Some(RangeArg::Full), Ends::Bits(0b1011_0010)),
+        Op::Look(Look::Walk { range: None, ends: Ends::Alternate, limit: Some(3) }),
+        Op::Look(Look::FirstLast),
+        Op::Look(Look::GetMany4 { addrs: [Addr::Low(0), Addr::High(0), Addr::PastReach(0), any(u64::MAX)] }),
+        Op::Look(Look::GetMany8 {
+            addrs: [
+                Addr::Deep(0x5555),
+                Addr::Deep(0xffff),
+                Addr::PastReach(3),
+                Addr::Low(1),
+                Addr::High(1),
+                any(0),
+                any(u64::MAX),
+                Addr::Entry(2),
+            ],
+        }),
+        Op::Look(Look::Fold { range: None, front: 1, back: 2, how: FoldHow::IterFold }),
+        Op::Look(Look::Fold { range: Some(RangeArg::Full), front: 3, back: 1, how: FoldHow::IterLast }),
+        Op::Look(Look::Fold { range: None, front: 2, back: 2, how: FoldHow::ValuesSum }),
+        Op::Look(Look::Fold { range: None, front: 0, back: 3, how: FoldHow::KeysForEach }),
+        Op::Look(Look::IntoIter { ends: Ends::Alternate, limit: None }),
+        Op::Look(Look::IntoIter { ends: Ends::Back, limit: Some(2) }),
+        Op::RangeMut { range: RangeArg::From(Addr::High(0)), limit: None, add: Val(1), ends: Ends::Back },
+        Op::RangeMut { range: RangeArg::Full, limit: Some(5), add: Val(3), ends: Ends::Alternate },
+        Op::IterMut { limit: None, add: Val(1), ends: Ends::Bits(0x0f0f) },
+        Op::TakeChanges,
+        Op::Memory(Mem::Reserve { addr: Addr::Deep(0x1234), level: Lvl::At(0) }),
+        Op::Memory(Mem::ReserveTables { level: Lvl::At(0), count: 2 }),
+        Op::Memory(Mem::ShrinkToFit),
+        Op::Memory(Mem::Unreserve),
+        Op::Memory(Mem::ShrinkToFit),
+        Op::Sweep(Sweep::PopLast),
+        Op::Sweep(Sweep::PopFirst),
+        Op::TakeChanges,
+    ]);
     ops.extend([
         Op::InsertRange { range: RangeArg::From(Addr::High(3)), value: Val(2), how: SplitHow::Clone },
         Op::InsertRange { range: RangeArg::To(Addr::Low(3)), value: Val(2), how: SplitHow::Clone },

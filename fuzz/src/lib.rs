@@ -2,6 +2,14 @@
 //! run against the table and the reference model of `tests/model/mod.rs`
 //! (included by path, so the fuzzers and the test suite check the same
 //! things). One target per backend: `heap`, `arena`, `pool`.
+//!
+//! Runs are armed (`model::check_ops_armed`): a value the input makes with
+//! a planned panic in its `clone` or `drop` (see `model::Val`) panics for
+//! real, in whatever operation clones or drops it; the interpreter catches
+//! it and checks the table it leaves. The panic hook stays quiet for those
+//! panics only: any other panic aborts, as libFuzzer's hook makes it.
+//! Addresses (`model::Addr::Deep`) reach several root slots and every
+//! level, on every geometry.
 
 #[path = "../../tests/model/mod.rs"]
 pub mod model;
@@ -54,9 +62,9 @@ impl<'a> Arbitrary<'a> for Case {
 pub fn run<B: Backend>(backend: B, case: &Case) {
     let ops = &case.ops;
     match case.shape {
-        Shape::Tiny => model::check_ops::<Tiny, B>(backend, ops),
-        Shape::X86 => model::check_ops::<X86_4Level, B>(backend, ops),
-        Shape::Gappy => model::check_ops::<Gappy, B>(backend, ops),
-        Shape::Wide => model::check_ops::<Wide, B>(backend, ops),
-    }
+        Shape::Tiny => model::check_ops_armed::<Tiny, B>(backend, ops),
+        Shape::X86 => model::check_ops_armed::<X86_4Level, B>(backend, ops),
+        Shape::Gappy => model::check_ops_armed::<Gappy, B>(backend, ops),
+        Shape::Wide => model::check_ops_armed::<Wide, B>(backend, ops),
+    };
 }

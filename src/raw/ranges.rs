@@ -19,6 +19,7 @@
 //! and left empty is freed, and the parent slot marked, even if a clone, an
 //! op or a drop unwinds half-way.
 
+use core::mem::MaybeUninit;
 use core::ptr;
 
 use super::bitmap;
@@ -29,6 +30,28 @@ use crate::backend::Backend;
 use crate::geometry::Geometry;
 use crate::ops::{Children, PageOps};
 use crate::page::Page;
+
+/// Writes `make()` to `p`. Out of line, so that the value is a temporary of
+/// this frame only.
+///
+/// # Safety
+/// `p` is writable for one `V`.
+#[inline(never)]
+unsafe fn make_into<V, F: FnMut() -> V>(p: *mut V, make: &mut F) {
+    // SAFETY: caller.
+    unsafe { p.write(make()) }
+}
+
+/// Puts a value moved aside back in its place if dropped (on unwind).
+struct Restore<'a, V>(*mut V, &'a MaybeUninit<V>);
+
+impl<V> Drop for Restore<'_, V> {
+    fn drop(&mut self) {
+        // SAFETY: the value at `self.1` was moved there from `self.0`, which
+        // nothing has written since.
+        unsafe { ptr::copy_nonoverlapping(self.1.as_ptr(), self.0, 1) }
+    }
+}
 
 /// Why a split, merge or range operation cannot happen.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -121,41 +144,39 @@ impl<V, G: Geometry, B: Backend> RawTable<V, G, B> {
     fn replace_slot<F: FnMut() -> V>(&mut self, t: Tab, l: usize, i: usize, slot: Slot, make: &mut F) {
         let lv = Self::lv(l);
         // SAFETY: `t` is a live table of level `l`, `i` in its fan-out,
-        // holding `slot`; the mark is set before anything is dropped, the
-        // count before the drop, and the new value is made before the slot
-        // changes. A slot that links a table is marked only once it no
-        // longer does (a marked table slot must lead to marks).
+        // holding `slot`. The new value is made first, in its place: if
+        // `make` unwinds, nothing has changed and nothing is marked. The
+        // slot is marked and the count set before anything is dropped.
         unsafe {
-            if !matches!(slot, Slot::Table(_)) {
+            let p = t.val::<V>(lv, i);
+            let occupied = if l == 0 { t.occupied(lv, i) } else { slot == Slot::Large };
+            if occupied {
+                // The old value steps aside while the new one is made, and
+                // comes back if that unwinds.
+                let mut old = MaybeUninit::<V>::uninit();
+                ptr::copy_nonoverlapping(p, old.as_mut_ptr(), 1);
+                let back = Restore(p, &old);
+                make_into(p, make);
+                core::mem::forget(back);
                 t.mark(lv, i);
-            }
-            if l == 0 {
-                let had = t.occupied(lv, i);
-                let p = t.val::<V>(lv, i);
-                if had {
-                    drop(ptr::replace(p, make()));
-                } else {
-                    p.write(make());
-                    bitmap::set(t.map(lv), i);
-                    *t.len_ptr(lv) += 1;
-                    self.len += 1;
-                }
+                old.assume_init_drop();
                 return;
             }
+            make_into(p, make);
+            t.mark(lv, i);
+            if l == 0 {
+                bitmap::set(t.map(lv), i);
+                *t.len_ptr(lv) += 1;
+                self.len += 1;
+                return;
+            }
+            t.set_word(lv, i, LARGE);
             match slot {
-                Slot::Large => drop(ptr::replace(t.val::<V>(lv, i), make())),
-                Slot::Empty => {
-                    t.val::<V>(lv, i).write(make());
-                    t.set_word(lv, i, LARGE);
-                    self.len += 1;
-                }
                 Slot::Table(c) => {
-                    t.val::<V>(lv, i).write(make());
-                    t.set_word(lv, i, LARGE);
-                    t.mark(lv, i);
                     self.len = self.len + 1 - Self::count(c, l - 1);
                     self.free_tree(c, l - 1);
                 }
+                _ => self.len += 1,
             }
         }
     }
