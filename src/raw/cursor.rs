@@ -53,6 +53,10 @@ pub struct Cursor {
     /// The bottom table's word being scanned, and its bits not yet yielded.
     word: usize,
     bits: u64,
+    /// The address of slot 0 of word `word`, and a pointer to its value:
+    /// the common step adds the bit's offset to these.
+    wbase: u64,
+    wvals: *mut u8,
     done: bool,
     /// The slots on the path above the current table are marked (by a
     /// marking walk's yield since it entered the table).
@@ -71,6 +75,8 @@ impl Cursor {
             level: top,
             word: 0,
             bits: 0,
+            wbase: 0,
+            wvals: core::ptr::null_mut(),
             done: false,
             path_marked: false,
         };
@@ -89,6 +95,8 @@ impl Cursor {
             level: G::LEVELS - 1,
             word: 0,
             bits: 0,
+            wbase: 0,
+            wvals: core::ptr::null_mut(),
             done: false,
             path_marked: false,
         }
@@ -165,13 +173,23 @@ impl Cursor {
         unsafe {
             if rev {
                 let last = pos - 1;
-                self.word = last / 64;
+                self.set_word::<V, G>(last / 64);
                 self.bits = *t.map(lv).add(self.word) & (u64::MAX >> (63 - last % 64));
             } else {
-                self.word = pos / 64;
+                self.set_word::<V, G>(pos / 64);
                 self.bits = *t.map(lv).add(self.word) & (u64::MAX << (pos % 64));
             }
         }
+    }
+
+    /// Makes word `w` of the current bottom table the one scanned (its bits
+    /// are the caller's to load).
+    #[inline(always)]
+    fn set_word<V, G: Geometry>(&mut self, w: usize) {
+        let lv = Info::<V, G>::lv(0);
+        self.word = w;
+        self.wbase = self.base[0] + (((w * 64) as u64) << lv.shift);
+        self.wvals = self.tab[0].ptr().wrapping_add(lv.off_vals + w * 64 * size_of::<V>());
     }
 
     /// Marks slot `i` of the current table, which a marking walk yields,
@@ -266,20 +284,20 @@ impl Cursor {
             return None;
         }
         let lv = Info::<V, G>::lv(0);
-        let i = self.word * 64 + self.bits.trailing_zeros() as usize;
-        let addr = self.base[0] + ((i as u64) << lv.shift);
+        let b = self.bits.trailing_zeros() as usize;
+        let addr = self.wbase + ((b as u64) << lv.shift);
         if addr > last {
             return None;
         }
         self.bits &= self.bits - 1;
-        let t = self.tab[0];
-        // SAFETY: bit `i` of the live bottom table's map was set when the
-        // word was read, and only the cursor's own yields changed it since.
+        // SAFETY: bit `b` of word `word` of the live bottom table's map was
+        // set when the word was read, and only the cursor's own yields
+        // changed it since; `wvals` points to the word's first value.
         unsafe {
             if mark {
-                self.mark_yield::<V, G>(i, false);
+                self.mark_yield::<V, G>(self.word * 64 + b, false);
             }
-            Some((addr, t.val::<V>(lv, i)))
+            Some((addr, self.wvals.add(b * size_of::<V>()).cast::<V>()))
         }
     }
 
@@ -321,10 +339,10 @@ impl Cursor {
                             return Some((Page::new(addr, 0, lv.shift), t.val::<V>(lv, i)));
                         }
                     }
-                    self.word += 1;
-                    if self.word >= lv.words {
+                    if self.word + 1 >= lv.words {
                         break;
                     }
+                    self.set_word::<V, G>(self.word + 1);
                     // SAFETY: the word is inside the map.
                     self.bits = unsafe { *t.map(lv).add(self.word) };
                 }
@@ -396,19 +414,17 @@ impl Cursor {
         }
         let lv = Info::<V, G>::lv(0);
         let b = 63 - self.bits.leading_zeros() as usize;
-        let i = self.word * 64 + b;
-        let addr = self.base[0] + ((i as u64) << lv.shift);
+        let addr = self.wbase + ((b as u64) << lv.shift);
         if addr + ((1u64 << lv.shift) - 1) < lo {
             return None;
         }
         self.bits &= !(1u64 << b);
-        let t = self.tab[0];
         // SAFETY: as in `next_base`.
         unsafe {
             if mark {
-                self.mark_yield::<V, G>(i, true);
+                self.mark_yield::<V, G>(self.word * 64 + b, true);
             }
-            Some((addr, t.val::<V>(lv, i)))
+            Some((addr, self.wvals.add(b * size_of::<V>()).cast::<V>()))
         }
     }
 
@@ -452,7 +468,7 @@ impl Cursor {
                     if self.word == 0 {
                         break;
                     }
-                    self.word -= 1;
+                    self.set_word::<V, G>(self.word - 1);
                     // SAFETY: the word is inside the map.
                     self.bits = unsafe { *t.map(lv).add(self.word) };
                 }
