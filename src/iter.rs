@@ -167,22 +167,90 @@ impl Ends {
 ///
 /// Each step inside a bottom table is a bitmap scan; moving to the next
 /// table goes up and down the cursor's path, never from the root.
+///
+/// # Invariants
+/// While `run.bits` is non-zero, the front cursor's own word bits are zero
+/// and `run` holds them: the bits of the current bottom-table word not yet
+/// yielded, the word's first address and first value. `run.end`, when
+/// `run.pending`, is the last address of the entry the fast path yielded
+/// last, not yet folded into `ends.lo`.
 pub struct Iter<'a, V, G: Geometry = crate::X86_4Level, B: Backend = crate::backend::Heap> {
     ends: Ends,
+    /// Kept apart from `ends` (which the slow path takes by reference), so
+    /// that a loop over the iterator keeps it in registers.
+    run: Run,
     /// Entries left, when the whole table is walked.
     remaining: Option<usize>,
     len: usize,
     _table: PhantomData<&'a MemTable<V, G, B>>,
 }
 
+/// The front's current bitmap word, for [`Iter`]'s fast path.
+#[derive(Clone, Copy)]
+struct Run {
+    bits: u64,
+    wbase: u64,
+    wvals: *mut u8,
+    end: u64,
+    pending: bool,
+}
+
+impl Run {
+    const NONE: Run = Run { bits: 0, wbase: 0, wvals: core::ptr::null_mut(), end: 0, pending: false };
+}
+
 impl<'a, V, G: Geometry, B: Backend> Iter<'a, V, G, B> {
     pub(crate) fn new(table: &'a MemTable<V, G, B>, bounds: Option<(u64, u64)>, whole: bool) -> Self {
         Iter {
             ends: Ends::new(&table.raw, bounds),
+            run: Run::NONE,
             remaining: whole.then_some(table.raw.len),
             len: table.raw.len,
             _table: PhantomData,
         }
+    }
+
+    /// Hands the fast path's state back to the front cursor and folds its
+    /// last yield into the bounds, so that `ends` is whole again.
+    #[inline]
+    fn sync(&mut self) {
+        self.run = Self::give_back(&mut self.ends, self.run);
+    }
+
+    /// [`sync`](Self::sync), on the parts: returns the emptied run.
+    #[inline]
+    fn give_back(ends: &mut Ends, mut run: Run) -> Run {
+        if run.pending {
+            run.pending = false;
+            if run.end >= ends.last {
+                ends.done = true;
+            } else {
+                ends.lo = run.end + 1;
+            }
+        }
+        if run.bits != 0 {
+            ends.front.put_bits(run.bits);
+            run.bits = 0;
+        }
+        run
+    }
+
+    /// [`next`](Iterator::next) past the fast path: a new word, table or
+    /// level, or the end. Takes the run by value and returns the new one,
+    /// so that the iterator's run never has its address taken (and a loop
+    /// keeps it in registers).
+    #[inline(never)]
+    fn next_slow(ends: &mut Ends, run: Run) -> (Option<(Page, *mut V)>, Run) {
+        let mut run = Self::give_back(ends, run);
+        // SAFETY: as in `next`.
+        let found = unsafe { ends.next::<V, G>(false) };
+        if found.is_some() {
+            let (bits, wbase, wvals) = ends.front.take_run();
+            run.bits = bits;
+            run.wbase = wbase;
+            run.wvals = wvals;
+        }
+        (found, run)
     }
 
     fn count_one(&mut self) {
@@ -194,7 +262,13 @@ impl<'a, V, G: Geometry, B: Backend> Iter<'a, V, G, B> {
 
 impl<V, G: Geometry, B: Backend> Clone for Iter<'_, V, G, B> {
     fn clone(&self) -> Self {
-        Iter { ends: self.ends.clone(), remaining: self.remaining, len: self.len, _table: PhantomData }
+        Iter {
+            ends: self.ends.clone(),
+            run: self.run,
+            remaining: self.remaining,
+            len: self.len,
+            _table: PhantomData,
+        }
     }
 }
 
@@ -212,19 +286,38 @@ impl<'a, V, G: Geometry, B: Backend> Iterator for Iter<'a, V, G, B> {
 
     #[inline]
     fn next(&mut self) -> Option<(Page, &'a V)> {
-        // SAFETY: the table is borrowed shared for 'a, so it does not change,
-        // and the pointer is to an initialized value of it.
-        let (p, v) = unsafe { self.ends.next::<V, G>(false) }?;
+        // The common step: the next entry of the current bitmap word.
+        if self.run.bits != 0 && !self.ends.done {
+            let shift = G::PAGE_SHIFT;
+            let b = self.run.bits.trailing_zeros() as usize;
+            let addr = self.run.wbase + ((b as u64) << shift);
+            if addr <= self.ends.last {
+                self.run.bits &= self.run.bits - 1;
+                self.run.end = addr + ((1u64 << shift) - 1);
+                self.run.pending = true;
+                self.count_one();
+                // SAFETY: the table is borrowed shared for 'a, so it does
+                // not change; bit `b` of the word was set, so the value it
+                // names (at `wvals`, the word's first value, plus `b`) is
+                // initialized.
+                let v = unsafe { &*self.run.wvals.add(b * size_of::<V>()).cast::<V>() };
+                return Some((Page::new(addr, 0, shift), v));
+            }
+        }
+        let (found, run) = Self::next_slow(&mut self.ends, self.run);
+        self.run = run;
+        let (p, v) = found?;
         self.count_one();
-        // SAFETY: as above.
+        // SAFETY: as above: a value of the table, borrowed shared for 'a.
         Some((p, unsafe { &*v }))
     }
 
     /// Internal iteration: whole bitmap words of a bottom table at a time.
-    fn fold<Acc, F>(self, init: Acc, mut f: F) -> Acc
+    fn fold<Acc, F>(mut self, init: Acc, mut f: F) -> Acc
     where
         F: FnMut(Acc, (Page, &'a V)) -> Acc,
     {
+        self.sync();
         // SAFETY: as in `next`.
         unsafe { self.ends.fold::<V, G, Acc>(init, |acc, p, v| f(acc, (p, &*v))) }
     }
@@ -240,6 +333,7 @@ impl<'a, V, G: Geometry, B: Backend> Iterator for Iter<'a, V, G, B> {
 impl<'a, V, G: Geometry, B: Backend> DoubleEndedIterator for Iter<'a, V, G, B> {
     #[inline]
     fn next_back(&mut self) -> Option<(Page, &'a V)> {
+        self.sync();
         // SAFETY: as in `next`.
         let (p, v) = unsafe { self.ends.next_back::<V, G>(false) }?;
         self.count_one();

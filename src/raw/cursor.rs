@@ -182,6 +182,24 @@ impl Cursor {
         }
     }
 
+    /// Hands out the bottom-table word being scanned (its bits not yet
+    /// yielded, its first address and value pointer), leaving the cursor's
+    /// bits zero: for an iterator that steps through the word itself and
+    /// gives the bits back with [`put_bits`](Self::put_bits).
+    #[inline]
+    pub fn take_run(&mut self) -> (u64, u64, *mut u8) {
+        let bits = core::mem::take(&mut self.bits);
+        (bits, self.wbase, self.wvals)
+    }
+
+    /// Gives back the bits [`take_run`](Self::take_run) handed out, less
+    /// those yielded since.
+    #[inline]
+    pub fn put_bits(&mut self, bits: u64) {
+        debug_assert!(self.bits == 0 && self.level == 0 && !self.done);
+        self.bits = bits;
+    }
+
     /// Makes word `w` of the current bottom table the one scanned (its bits
     /// are the caller's to load).
     #[inline(always)]
