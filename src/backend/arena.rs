@@ -1,10 +1,9 @@
 //! [`Arena`]: tables carved out of chunks that never move.
 
 use core::alloc::Layout;
-use core::ptr::NonNull;
 
 use super::chunks::Chunks;
-use super::{Backend, NoRoom, Store, sealed};
+use super::{Backend, sealed};
 
 /// Tables carved out of chunks of up to 2 MiB per level, which grow by
 /// doubling and never move. For large tables: neighbouring tables share
@@ -30,44 +29,10 @@ pub struct Arena;
 impl sealed::Sealed for Arena {}
 
 impl Backend for Arena {
-    type Store = ArenaStore;
+    type Store = Chunks;
     const NAME: &'static str = "arena";
 
-    fn new_store(&self, _level: u8, _top: bool, layout: Layout) -> ArenaStore {
-        ArenaStore(Chunks::new(layout, true))
-    }
-}
-
-/// The [`Arena`] store.
-#[doc(hidden)]
-pub struct ArenaStore(Chunks);
-
-// SAFETY: `Chunks` hands out distinct tables of its layout until freed.
-unsafe impl Store for ArenaStore {
-    #[inline]
-    fn alloc(&mut self) -> Option<NonNull<u8>> {
-        self.0.alloc()
-    }
-    unsafe fn free(&mut self, p: NonNull<u8>, keep: usize) {
-        // SAFETY: forwarded contract.
-        unsafe { self.0.free(p, keep) }
-    }
-    fn ensure(&mut self, n: usize) -> Result<(), NoRoom> {
-        self.0.ensure(n)
-    }
-    fn available(&self) -> usize {
-        self.0.available()
-    }
-    fn live(&self) -> usize {
-        self.0.live()
-    }
-    fn capacity(&self) -> Option<usize> {
-        None
-    }
-    fn bytes(&self) -> usize {
-        self.0.bytes()
-    }
-    fn shrink_to_fit(&mut self, keep: usize) {
-        self.0.shrink_to_fit(keep)
+    fn new_store(&self, _level: u8, _top: bool, layout: Layout) -> Chunks {
+        Chunks::new(layout, true)
     }
 }

@@ -11,7 +11,7 @@ use alloc::vec::Vec;
 use core::alloc::Layout;
 use core::ptr::{self, NonNull};
 
-use super::NoRoom;
+use super::{NoRoom, Store};
 
 /// The largest chunk grown to, unless one table is larger.
 const CHUNK_BYTES: usize = if cfg!(miri) { 64 << 10 } else { 2 << 20 };
@@ -57,6 +57,7 @@ impl Chunk {
 /// # Invariants
 /// - `chunks` is sorted by base address; `free` counts the tables available
 ///   in all of them, `live` those handed out.
+#[doc(hidden)]
 pub struct Chunks {
     table: Layout,
     chunks: Vec<Chunk>,
@@ -205,22 +206,40 @@ impl Chunks {
         }
         self.chunks.shrink_to_fit();
     }
+}
 
-    pub fn available(&self) -> usize {
+// SAFETY: `alloc` hands out distinct tables of `table`'s layout, inside
+// chunks that stay allocated while any of their tables is live.
+unsafe impl Store for Chunks {
+    #[inline]
+    fn alloc(&mut self) -> Option<NonNull<u8>> {
+        Chunks::alloc(self)
+    }
+    unsafe fn free(&mut self, p: NonNull<u8>, keep: usize) {
+        // SAFETY: forwarded contract.
+        unsafe { Chunks::free(self, p, keep) }
+    }
+    fn ensure(&mut self, n: usize) -> Result<(), NoRoom> {
+        Chunks::ensure(self, n)
+    }
+    fn available(&self) -> usize {
         self.free
     }
-
-    pub fn live(&self) -> usize {
+    fn live(&self) -> usize {
         self.live
     }
-
-    pub fn total(&self) -> usize {
-        self.total
+    /// A pool's capacity; an arena has none.
+    fn capacity(&self) -> Option<usize> {
+        (!self.grow).then_some(self.total)
     }
-
-    pub fn bytes(&self) -> usize {
+    fn bytes(&self) -> usize {
         self.chunks.iter().map(|c| c.layout.size()).sum::<usize>()
             + self.chunks.capacity() * size_of::<Chunk>()
+    }
+    fn shrink_to_fit(&mut self, keep: usize) {
+        if self.grow {
+            Chunks::shrink_to_fit(self, keep)
+        }
     }
 }
 

@@ -1,10 +1,9 @@
 //! [`Pool`]: a fixed number of nodes per level, allocated up front.
 
 use core::alloc::Layout;
-use core::ptr::NonNull;
 
 use super::chunks::Chunks;
-use super::{Backend, NoRoom, Store, sealed};
+use super::{Backend, sealed};
 use crate::geometry::MAX_LEVELS;
 use crate::page::Level;
 
@@ -81,43 +80,11 @@ impl Pool {
 impl sealed::Sealed for Pool {}
 
 impl Backend for Pool {
-    type Store = PoolStore;
+    type Store = Chunks;
     const NAME: &'static str = "pool";
 
-    fn new_store(&self, level: u8, top: bool, layout: Layout) -> PoolStore {
+    fn new_store(&self, level: u8, top: bool, layout: Layout) -> Chunks {
         let cap = if top { 1 } else { self.capacities[level as usize] };
-        PoolStore(Chunks::fixed(layout, cap))
+        Chunks::fixed(layout, cap)
     }
-}
-
-/// The [`Pool`] store: one chunk of fixed capacity.
-#[doc(hidden)]
-pub struct PoolStore(Chunks);
-
-// SAFETY: `Chunks` hands out distinct tables of its layout until freed.
-unsafe impl Store for PoolStore {
-    #[inline]
-    fn alloc(&mut self) -> Option<NonNull<u8>> {
-        self.0.alloc()
-    }
-    unsafe fn free(&mut self, p: NonNull<u8>, keep: usize) {
-        // SAFETY: forwarded contract.
-        unsafe { self.0.free(p, keep) }
-    }
-    fn ensure(&mut self, n: usize) -> Result<(), NoRoom> {
-        self.0.ensure(n)
-    }
-    fn available(&self) -> usize {
-        self.0.available()
-    }
-    fn live(&self) -> usize {
-        self.0.live()
-    }
-    fn capacity(&self) -> Option<usize> {
-        Some(self.0.total())
-    }
-    fn bytes(&self) -> usize {
-        self.0.bytes()
-    }
-    fn shrink_to_fit(&mut self, _keep: usize) {}
 }

@@ -197,26 +197,10 @@ impl<V, G: Geometry, B: Backend> RawTable<V, G, B> {
     /// to its value.
     #[inline(always)]
     pub fn find(&self, addr: u64) -> Option<(Page, *mut V)> {
-        let mut t = self.root;
-        let mut l = Self::TOP;
-        while l > 0 {
-            let lv = Self::lv(l);
-            let i = lv.index(addr);
-            // SAFETY: `t` is a live table of level `l` (type invariant), `i`
-            // is masked to its fan-out.
-            let w = unsafe { t.word(i) };
-            if w.addr() <= 1 {
-                if w.is_null() {
-                    return None;
-                }
-                // SAFETY: a LARGE slot has its value initialized (invariant).
-                return Some((page_at(addr, l as u8, lv.shift), unsafe { t.val::<V>(lv, i) }));
-            }
-            // SAFETY: a slot word other than null and LARGE links a live
-            // child table (invariant).
-            t = Tab(unsafe { ptr::NonNull::new_unchecked(w) });
-            l -= 1;
-        }
+        let t = match self.descend(addr) {
+            Ok(t) => t,
+            Err(found) => return found,
+        };
         let lv = Self::lv(0);
         let i = lv.index(addr);
         // SAFETY: `t` is a live bottom table; `i` is masked to its fan-out.
@@ -281,16 +265,18 @@ impl<V, G: Geometry, B: Backend> RawTable<V, G, B> {
         while l > 0 {
             let lv = Self::lv(l);
             let i = lv.index(addr);
-            // SAFETY: as in `find`.
+            // SAFETY: `t` is a live table of level `l` (type invariant), `i`
+            // is masked to its fan-out.
             let w = unsafe { t.word(i) };
             if w.addr() <= 1 {
                 if w.is_null() {
                     return Err(None);
                 }
-                // SAFETY: as in `find`.
+                // SAFETY: a LARGE slot has its value initialized (invariant).
                 return Err(Some((page_at(addr, l as u8, lv.shift), unsafe { t.val::<V>(lv, i) })));
             }
-            // SAFETY: as in `find`.
+            // SAFETY: a slot word other than null and LARGE links a live
+            // child table (invariant).
             t = Tab(unsafe { ptr::NonNull::new_unchecked(w) });
             l -= 1;
         }
