@@ -456,7 +456,7 @@ impl<V, G: Geometry, B: Backend> fmt::Debug for RangeMut<'_, V, G, B> {
 /// # Invariants
 /// The values the cursors have yielded were moved out: only the entries
 /// still between the two ends are owned by the table, so the table is never
-/// dropped as it is, but released by [`RawTable::release`] once the
+/// dropped as it is, but released by `RawTable::release` once the
 /// remaining values are dropped.
 pub struct IntoIter<V, G: Geometry = crate::X86_4Level, B: Backend = crate::backend::Heap> {
     table: MemTable<V, G, B>,
