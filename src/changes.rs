@@ -108,3 +108,9 @@ impl<V, G: Geometry, B: Backend> MemTable<V, G, B> {
         self.raw.has_changes()
     }
 }
+
+// SAFETY: a `Changes` is a mutable borrow of the table that hands out `&V`:
+// sending it sends the borrow (`V: Send`) and the references (`V: Sync`).
+unsafe impl<V: Send + Sync, G: Geometry, B: Backend> Send for Changes<'_, V, G, B> {}
+// SAFETY: `&Changes` allows nothing but `Debug`.
+unsafe impl<V: Sync, G: Geometry, B: Backend> Sync for Changes<'_, V, G, B> {}

@@ -727,3 +727,19 @@ impl<V, G: Geometry, B: Backend> IntoIterator for MemTable<V, G, B> {
         IntoIter { table: self, ends }
     }
 }
+
+// The iterators hold raw cursors into the table they borrow or own; they
+// are as thread-safe as the borrow or ownership they stand for.
+
+// SAFETY: an `Iter` is a shared borrow of the table: it hands out `&V`.
+unsafe impl<V: Sync, G: Geometry, B: Backend> Send for Iter<'_, V, G, B> {}
+// SAFETY: as above; `&Iter` allows nothing but cloning it.
+unsafe impl<V: Sync, G: Geometry, B: Backend> Sync for Iter<'_, V, G, B> {}
+// SAFETY: an `IterMut` is a mutable borrow of the table: it hands out `&mut V`.
+unsafe impl<V: Send, G: Geometry, B: Backend> Send for IterMut<'_, V, G, B> {}
+// SAFETY: `&IterMut` allows nothing (no method takes `&self` but `Debug`).
+unsafe impl<V: Sync, G: Geometry, B: Backend> Sync for IterMut<'_, V, G, B> {}
+// SAFETY: an `IntoIter` owns the table and hands out `V`.
+unsafe impl<V: Send, G: Geometry, B: Backend> Send for IntoIter<V, G, B> {}
+// SAFETY: `&IntoIter` allows nothing but `Debug`.
+unsafe impl<V: Sync, G: Geometry, B: Backend> Sync for IntoIter<V, G, B> {}

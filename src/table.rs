@@ -615,5 +615,10 @@ mod tests {
         send_sync::<MemTable<u64>>();
         send_sync::<MemTable<alloc::string::String, crate::X86_5Level, Arena>>();
         send_sync::<MemTable<u8, X86_4Level, Pool>>();
+        send_sync::<crate::Iter<'static, u64>>();
+        send_sync::<crate::IterMut<'static, u64>>();
+        send_sync::<crate::IntoIter<u64>>();
+        send_sync::<crate::Changes<'static, u64>>();
+        send_sync::<crate::Values<'static, u64>>();
     }
 }
