@@ -368,6 +368,10 @@ impl<V, G: Geometry, B: Backend> RawTable<V, G, B> {
                 let down = Down::new(self, t, l, i, c);
                 merges += down.raw.compact_in(c, l - 1, a, ops);
             }
+            // The guard frees a child left empty; compact never empties one,
+            // but the slot is read again rather than trusted.
+            // SAFETY: `t` is live, `i` in its fan-out.
+            let Slot::Table(c) = (unsafe { t.slot(i) }) else { continue };
             if lv.large {
                 if let Ok(v) = Self::merge_value(c, l - 1, page_at(a, l as u8, lv.shift), ops) {
                     self.merge_slot(t, l, i, c, v);
