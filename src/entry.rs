@@ -154,16 +154,23 @@ impl<'a, V, G: Geometry, B: Backend> OccupiedEntry<'a, V, G, B> {
 
     /// The value, mutably (marks it changed).
     pub fn get_mut(&mut self) -> &mut V {
-        RawTable::<V, G, B>::mark_path(&self.path);
         // SAFETY: as in `get`; the table is borrowed mutably.
-        unsafe { &mut *RawTable::<V, G, B>::path_value(&self.path) }
+        unsafe { &mut *self.mark() }
     }
 
     /// The value, mutably, for the table's borrow (marks it changed).
-    pub fn into_mut(self) -> &'a mut V {
-        RawTable::<V, G, B>::mark_path(&self.path);
+    pub fn into_mut(mut self) -> &'a mut V {
         // SAFETY: as in `get`, for the table's borrow `'a`.
-        unsafe { &mut *RawTable::<V, G, B>::path_value(&self.path) }
+        unsafe { &mut *self.mark() }
+    }
+
+    /// Marks the entry changed (keeping its value first, if values are
+    /// tracked) and returns a pointer to its value.
+    fn mark(&mut self) -> *mut V {
+        let v = RawTable::<V, G, B>::path_value(&self.path);
+        self.table.raw.touch_path(&self.path, self.page, v);
+        RawTable::<V, G, B>::mark_path(&self.path);
+        v
     }
 
     /// Replaces the value, returning the old one.

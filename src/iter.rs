@@ -12,8 +12,11 @@ use crate::geometry::Geometry;
 use crate::page::Page;
 use core::marker::PhantomData;
 
+use core::ptr::NonNull;
+
 use crate::raw::RawTable;
 use crate::raw::cursor::Cursor;
+use crate::raw::track::Track;
 use crate::table::MemTable;
 
 /// The inclusive address bounds of `range`, clipped to the reach of `G`;
@@ -352,6 +355,9 @@ pub struct IterMut<'a, V, G: Geometry = crate::X86_4Level, B: Backend = crate::b
     ends: Ends,
     remaining: Option<usize>,
     len: usize,
+    /// The table's value tracking, if on: each entry's value is kept at its
+    /// first mark of the batch.
+    track: Option<NonNull<Track<V>>>,
     _table: PhantomData<&'a mut MemTable<V, G, B>>,
 }
 
@@ -361,7 +367,20 @@ impl<'a, V: 'a, G: Geometry, B: Backend + 'a> IterMut<'a, V, G, B> {
             ends: Ends::new(&table.raw, bounds),
             remaining: whole.then_some(table.raw.len),
             len: table.raw.len,
+            track: table.raw.track.as_deref_mut().map(NonNull::from),
             _table: PhantomData,
+        }
+    }
+
+    /// After a marking step that yielded `(p, v)`: keeps the value if values
+    /// are tracked and this was the entry's first mark of the batch.
+    #[inline]
+    fn keep(&mut self, fresh: bool, p: Page, v: *mut V) {
+        if let (Some(mut tr), true) = (self.track, fresh) {
+            // SAFETY: the tracking lives in its own allocation, owned by the
+            // table this iterator borrows mutably; `v` is the initialized
+            // value just yielded, not yet handed out.
+            unsafe { tr.as_mut().keep(p.addr(), p.level().index() as u8, Some(&*v)) };
         }
     }
 }
@@ -384,6 +403,7 @@ impl<'a, V: 'a, G: Geometry, B: Backend + 'a> Iterator for IterMut<'a, V, G, B> 
         // write change marks, never a value, and each value is yielded once
         // (the two ends never cross).
         let (p, v) = unsafe { self.ends.next::<V, G>(true) }?;
+        self.keep(self.ends.front.fresh, p, v);
         if let Some(r) = &mut self.remaining {
             *r -= 1;
         }
@@ -404,6 +424,7 @@ impl<'a, V: 'a, G: Geometry, B: Backend + 'a> DoubleEndedIterator for IterMut<'a
     fn next_back(&mut self) -> Option<(Page, &'a mut V)> {
         // SAFETY: as in `next`.
         let (p, v) = unsafe { self.ends.next_back::<V, G>(true) }?;
+        self.keep(self.ends.back.fresh, p, v);
         if let Some(r) = &mut self.remaining {
             *r -= 1;
         }

@@ -28,9 +28,11 @@
 //! rights.split(0x20_0000, Level::new(1)).unwrap();
 //! rights.insert(0x20_1000, "r--").unwrap();
 //!
-//! // Change tracking: what to tell the hypervisor since last time.
-//! let changed = rights.take_changes().count();
-//! assert_eq!(changed, 1 + 512);
+//! // Change tracking: what to tell the hypervisor since last time, as
+//! // regions (a split that keeps every value is no change).
+//! rights.track_values();
+//! let changed: Vec<_> = rights.take_changes().map(|c| (c.start, c.value.copied())).collect();
+//! assert_eq!(changed, [(0x1000, Some("r-x")), (0x20_0000, Some("rw-")), (0x20_1000, Some("r--")), (0x20_2000, Some("rw-"))]);
 //!
 //! // Both ways, in address order.
 //! assert_eq!(rights.last_key_value().map(|(p, _)| p.addr()), Some(0x3f_f000));
@@ -49,7 +51,7 @@
 //! | entry | a value stored for a page: a base entry at level 0, a large entry above |
 //! | large page | an entry above level 0, covering a whole slot's region |
 //! | backend | where the tables live ([`backend`]) |
-//! | changed | a slot marked by a mutation since the last [`MemTable::take_changes`] |
+//! | changed | a slot marked by a mutation since the last committed report ([`MemTable::take_changes`], [`Changes::commit`]) |
 //!
 //! # How a slot is represented
 //!

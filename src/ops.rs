@@ -45,6 +45,17 @@ pub trait PageOps<V> {
     /// sub-page's value, in address order), or `None` to refuse the merge.
     /// If it panics, the merge does not happen.
     fn merge(&mut self, page: Page, children: Children<'_, '_, V>) -> Option<V>;
+
+    /// Whether these ops keep every page's value: [`split`](Self::split)
+    /// gives each sub-page a value equal to the large page's, and
+    /// [`merge`](Self::merge) merges only children equal to the value it
+    /// returns. Then a split or merge changes no page's value, and the
+    /// change report ([`MemTable::take_changes`](crate::MemTable::take_changes))
+    /// leaves it out. When `false` (the default), every page whose value
+    /// the ops made is reported, except, where values are compared
+    /// ([`MemTable::track_values`](crate::MemTable::track_values)), those
+    /// equal to what was there.
+    const KEEPS_VALUES: bool = false;
 }
 
 /// The values of a full table about to be merged, in address order: what
@@ -82,6 +93,8 @@ impl<V> ExactSizeIterator for Children<'_, '_, V> {}
 pub struct CloneOps;
 
 impl<V: Clone + PartialEq> PageOps<V> for CloneOps {
+    const KEEPS_VALUES: bool = true;
+
     fn split(&mut self, _: Page, value: &V, _: Page) -> V {
         value.clone()
     }
@@ -98,6 +111,8 @@ impl<V: Clone + PartialEq> PageOps<V> for CloneOps {
 pub struct SplitByClone;
 
 impl<V: Clone> PageOps<V> for SplitByClone {
+    const KEEPS_VALUES: bool = true;
+
     fn split(&mut self, _: Page, value: &V, _: Page) -> V {
         value.clone()
     }

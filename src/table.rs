@@ -329,9 +329,15 @@ impl<V, G: Geometry, B: Backend> MemTable<V, G, B> {
     pub fn insert_at(&mut self, addr: u64, level: Level, v: V) -> Result<Option<V>, Error<V>> {
         // The value stays here until it is copied into its slot, so that a
         // large value is not moved through every frame on the way.
-        let v = ManuallyDrop::new(v);
+        let mut v = ManuallyDrop::new(v);
         let mut old = MaybeUninit::<V>::uninit();
-        match self.insert_from(addr, level, &*v, old.as_mut_ptr()) {
+        // If the insert unwinds (a clone kept for change reports panics,
+        // before anything moved), the value is dropped here.
+        let guard = DropOnUnwind(&mut v);
+        let src: *const V = &**guard.0;
+        let r = self.insert_from(addr, level, src, old.as_mut_ptr());
+        core::mem::forget(guard);
+        match r {
             // SAFETY: `true`: the replaced value was moved to `old`.
             Ok(true) => Ok(Some(unsafe { old.assume_init() })),
             Ok(false) => Ok(None),
@@ -600,6 +606,17 @@ impl<V, G: Geometry, B: Backend + Default> FromIterator<(Page, V)> for MemTable<
         let mut t = Self::new();
         t.extend(iter);
         t
+    }
+}
+
+/// Drops a value not yet moved into the table if the insert unwinds.
+struct DropOnUnwind<'a, V>(&'a mut ManuallyDrop<V>);
+
+impl<V> Drop for DropOnUnwind<'_, V> {
+    fn drop(&mut self) {
+        // SAFETY: forgotten once the insert returns, so this runs only on
+        // unwind, when the value has not been moved out.
+        unsafe { ManuallyDrop::drop(self.0) }
     }
 }
 

@@ -61,6 +61,9 @@ pub struct Cursor {
     /// The slots on the path above the current table are marked (by a
     /// marking walk's yield since it entered the table).
     path_marked: bool,
+    /// The last entry a marking walk yielded was not marked before: its
+    /// first mark since the last report.
+    pub fresh: bool,
 }
 
 impl Cursor {
@@ -79,6 +82,7 @@ impl Cursor {
             wvals: core::ptr::null_mut(),
             done: false,
             path_marked: false,
+            fresh: false,
         };
         let i = Info::<V, G>::lv(top).index(at);
         c.enter::<V, G>(top, root, 0, if rev { i + 1 } else { i }, rev);
@@ -99,24 +103,26 @@ impl Cursor {
             wvals: core::ptr::null_mut(),
             done: false,
             path_marked: false,
+            fresh: false,
         }
     }
 
-    /// The next marked slot, ascending, clearing its mark as it passes: the
-    /// changed region and a pointer to the entry now there, if any. A marked
-    /// slot that links a table is entered, not reported; `bits` stays zero
-    /// (the walk reads the change maps, not the occupancy maps).
+    /// The next marked slot, ascending: the changed region and a pointer to
+    /// the entry now there, if any. With `CLEAR`, clears each mark as it
+    /// passes; without, leaves them (a report that may be abandoned). A
+    /// marked slot that links a table is entered, not reported; `bits`
+    /// stays zero (the walk reads the change maps, not the occupancy maps).
     ///
     /// # Safety
     /// The cursor was made by [`marks`](Self::marks) for this table, which has
     /// not changed since except through the walk.
-    pub unsafe fn next_mark<V, G: Geometry>(&mut self) -> Option<(Page, Option<*mut V>)> {
+    pub unsafe fn next_mark<V, G: Geometry, const CLEAR: bool>(&mut self) -> Option<(Page, Option<*mut V>)> {
         const REV: bool = false;
         let top = G::LEVELS - 1;
         // A table slot's mark is cleared when the walk leaves the table, so
         // that a walk stopped half-way (a report leaked, not dropped) leaves
         // the path to the marks it did not reach.
-        let hook = &mut Unmark::<V, G>(core::marker::PhantomData);
+        let hook = &mut Unmark::<V, G, CLEAR>(core::marker::PhantomData);
         while !self.done {
             let l = self.level;
             let lv = Info::<V, G>::lv(l);
@@ -131,16 +137,22 @@ impl Cursor {
                 let a = self.base[l] + ((i as u64) << lv.shift);
                 let page = Page::new(a, l as u8, lv.shift);
                 if l == 0 {
-                    bitmap::clear(t.dirty(lv), i);
+                    if CLEAR {
+                        bitmap::clear(t.dirty(lv), i);
+                    }
                     return Some((page, t.occupied(lv, i).then(|| t.val::<V>(lv, i))));
                 }
                 match t.slot(i) {
                     Slot::Empty => {
-                        bitmap::clear(t.dirty(lv), i);
+                        if CLEAR {
+                            bitmap::clear(t.dirty(lv), i);
+                        }
                         return Some((page, None));
                     }
                     Slot::Large => {
-                        bitmap::clear(t.dirty(lv), i);
+                        if CLEAR {
+                            bitmap::clear(t.dirty(lv), i);
+                        }
                         return Some((page, Some(t.val::<V>(lv, i))));
                     }
                     Slot::Table(c) => {
@@ -220,8 +232,12 @@ impl Cursor {
     #[inline(always)]
     unsafe fn mark_yield<V, G: Geometry>(&mut self, i: usize, rev: bool) {
         let l = self.level;
+        let lv = Info::<V, G>::lv(l);
         // SAFETY: caller.
-        unsafe { self.tab[l].mark(Info::<V, G>::lv(l), i) };
+        unsafe {
+            self.fresh = !bitmap::get(self.tab[l].dirty(lv), i);
+            self.tab[l].mark(lv, i);
+        }
         if !self.path_marked {
             self.path_marked = true;
             for k in l + 1..G::LEVELS {
@@ -636,11 +652,15 @@ impl<V, G: Geometry, B: Backend> Leave for Prune<'_, V, G, B> {
     }
 }
 
-/// Clears the mark of the parent slot of each table a change walk leaves.
-struct Unmark<V, G>(core::marker::PhantomData<fn() -> (V, G)>);
+/// Clears the mark of the parent slot of each table a change walk leaves
+/// (if `CLEAR`).
+struct Unmark<V, G, const CLEAR: bool>(core::marker::PhantomData<fn() -> (V, G)>);
 
-impl<V, G: Geometry> Leave for Unmark<V, G> {
+impl<V, G: Geometry, const CLEAR: bool> Leave for Unmark<V, G, CLEAR> {
     fn leave(&mut self, parent: Tab, i: usize, _: Tab, l: usize) {
+        if !CLEAR {
+            return;
+        }
         // SAFETY: `parent` is a live table of level `l + 1` on the path, `i`
         // its slot the walk came down through.
         unsafe { bitmap::clear(parent.dirty(Info::<V, G>::lv(l + 1)), i) }

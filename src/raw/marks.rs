@@ -75,6 +75,10 @@ impl<V, G: Geometry, B: Backend> RawTable<V, G, B> {
                 }
             };
             let Some((page, v)) = found else { break };
+            if let (Some(tr), true) = (&mut w.raw.track, w.cur.fresh) {
+                // SAFETY: `v` is the initialized value just yielded.
+                tr.keep(page.addr(), page.level().index() as u8, Some(unsafe { &*v }));
+            }
             // SAFETY: `v` is an initialized value of this table, borrowed
             // only for the call.
             if !f(page, unsafe { &mut *v }) {
@@ -89,9 +93,13 @@ impl<V, G: Geometry, B: Backend> RawTable<V, G, B> {
     pub fn pop_end(&mut self, last: bool) -> Option<(Page, V)> {
         let mut cur = Cursor::new::<V, G>(self.root, if last { u64::MAX } else { 0 }, last);
         // SAFETY: a fresh cursor for this table.
-        let (page, _) = unsafe {
+        let (page, v) = unsafe {
             if last { cur.next_back::<V, G>(0, u64::MAX, true) } else { cur.next::<V, G>(0, u64::MAX, true) }
         }?;
+        if let (Some(tr), true) = (&mut self.track, cur.fresh) {
+            // SAFETY: `v` is the initialized value just yielded.
+            tr.keep(page.addr(), page.level().index() as u8, Some(unsafe { &*v }));
+        }
         let mut walk = Walk { raw: self, cur, rev: last };
         Some((page, walk.take(page)))
     }

@@ -22,6 +22,7 @@ pub mod layout;
 pub mod marks;
 pub mod node;
 pub mod ranges;
+pub mod track;
 
 use alloc::format;
 use alloc::string::String;
@@ -77,6 +78,8 @@ pub struct RawTable<V, G: Geometry, B: Backend> {
     pub(crate) stores: alloc::boxed::Box<ArrayVec<LevelStore<B::Store>, MAX_LEVELS>>,
     pub(crate) len: usize,
     pub(crate) backend: B,
+    /// Value-aware change tracking, when switched on.
+    pub(crate) track: Option<alloc::boxed::Box<track::Track<V>>>,
     /// The table owns its values.
     _owns: PhantomData<V>,
     _g: PhantomData<fn() -> G>,
@@ -121,7 +124,7 @@ impl<V, G: Geometry, B: Backend> RawTable<V, G, B> {
         let root = Tab(p);
         // SAFETY: fresh memory of the top level's layout.
         unsafe { root.init(top) };
-        RawTable { root, stores, len: 0, backend, _owns: PhantomData, _g: PhantomData }
+        RawTable { root, stores, len: 0, backend, track: None, _owns: PhantomData, _g: PhantomData }
     }
 
     // ---- table memory ----------------------------------------------------
@@ -251,8 +254,23 @@ impl<V, G: Geometry, B: Backend> RawTable<V, G, B> {
     pub fn find_mut(&mut self, addr: u64) -> Option<(Page, *mut V)> {
         let mut path = Path::new();
         let found = self.find_path(addr, &mut path)?;
+        self.touch_path(&path, found.0, found.1);
         Self::mark_path(&path);
         Some(found)
+    }
+
+    /// Before the entry `page` (value `v`) at the end of `path` is marked:
+    /// keeps its value if tracking values (see [`track`]).
+    #[inline]
+    pub fn touch_path(&mut self, path: &Path, page: Page, v: *const V) {
+        if let Some(tr) = &mut self.track {
+            let &(t, i) = path.last().expect("a walked path");
+            // SAFETY: the path was just walked and ends at the entry `page`,
+            // whose value `v` is.
+            unsafe {
+                tr.touch(t, Self::lv(page.level().index()), i, page.addr(), page.level().index() as u8, v)
+            };
+        }
     }
 
     /// Walks the upper levels for `addr` (in reach): the bottom table that
@@ -378,14 +396,20 @@ impl<V, G: Geometry, B: Backend> RawTable<V, G, B> {
             path.push((t, i));
             if l == 0 {
                 // SAFETY: live bottom table, masked index; `src` (caller).
-                break unsafe { t.put_from(lv, i, src, old) };
+                unsafe {
+                    self.keep_replaced(t, 0, i, addr);
+                    break t.put_from(lv, i, src, old);
+                }
             }
             // SAFETY: live upper table, masked index.
             match (unsafe { t.slot(i) }, l == level) {
                 (Slot::Table(c), false) => t = c,
                 // SAFETY: the level holds entries (the caller checked the
                 // place); `src` (caller).
-                (Slot::Empty | Slot::Large, true) => break unsafe { t.put_large_from(lv, i, src, old) },
+                (Slot::Empty | Slot::Large, true) => unsafe {
+                    self.keep_replaced(t, l, i, addr);
+                    break t.put_large_from(lv, i, src, old);
+                },
                 _ => return None,
             }
             l -= 1;
@@ -410,7 +434,7 @@ impl<V, G: Geometry, B: Backend> RawTable<V, G, B> {
             // SAFETY: live upper table, masked index.
             let c = match unsafe { t.slot(i) } {
                 Slot::Table(c) => c,
-                Slot::Empty => self.add_child(t, l, i),
+                Slot::Empty => self.add_child(t, l, i, addr),
                 Slot::Large => unreachable!("insert under a larger entry"),
             };
             // SAFETY: as above.
@@ -421,6 +445,7 @@ impl<V, G: Geometry, B: Backend> RawTable<V, G, B> {
         let i = lv.index(addr);
         // SAFETY: `t` is a live table of `level`, `i` masked; `src` (caller).
         let had = unsafe {
+            self.keep_replaced(t, level, i, addr);
             t.mark(lv, i);
             if level == 0 { t.put_from(lv, i, src, old) } else { t.put_large_from(lv, i, src, old) }
         };
@@ -428,13 +453,39 @@ impl<V, G: Geometry, B: Backend> RawTable<V, G, B> {
         had
     }
 
+    /// Before slot `i` of `t` (level `l`, covering `addr`) is written and
+    /// marked: keeps what it holds (its value, or nothing) when tracking
+    /// values and this is the slot's first mark of the batch. If the clone
+    /// unwinds, nothing has changed.
+    ///
+    /// # Safety
+    /// `t` is a live table of level `l` that holds entries, `i` one of its
+    /// slots.
+    #[inline]
+    unsafe fn keep_replaced(&mut self, t: Tab, l: usize, i: usize, addr: u64) {
+        if let Some(tr) = &mut self.track {
+            let lv = Self::lv(l);
+            // SAFETY: caller.
+            let occupied = unsafe { if l == 0 { t.occupied(lv, i) } else { t.word(i) == node::LARGE } };
+            let a = addr & !((1u64 << lv.shift) - 1);
+            // SAFETY: `t.val` of an occupied slot is initialized.
+            let v = if occupied { unsafe { t.val::<V>(lv, i) } } else { ptr::null_mut() };
+            // SAFETY: caller.
+            unsafe { tr.touch(t, lv, i, a, l as u8, v) };
+        }
+    }
+
     /// Puts a new, empty table in the empty slot `i` of `t` (level `l`) and
     /// returns it. If the slot was marked changed since the last report (an
     /// entry or a table was removed there), every slot of the new table is
     /// marked too, so that the next report covers the whole region.
-    pub fn add_child(&mut self, t: Tab, l: usize, i: usize) -> Tab {
-        let c = self.new_table(l - 1);
+    pub fn add_child(&mut self, t: Tab, l: usize, i: usize, addr: u64) -> Tab {
         let lv = Self::lv(l);
+        if let Some(tr) = &mut self.track {
+            // SAFETY: `t` is a live table of level `l`, slot `i` empty.
+            unsafe { tr.touch(t, lv, i, addr & !((1u64 << lv.shift) - 1), l as u8, ptr::null()) };
+        }
+        let c = self.new_table(l - 1);
         // SAFETY: `t` is a live table of level `l`, `c` a fresh one below.
         unsafe {
             if bitmap::get(t.dirty(lv), i) {
@@ -449,7 +500,8 @@ impl<V, G: Geometry, B: Backend> RawTable<V, G, B> {
     /// leaves empty; marks the path.
     pub fn remove_covering(&mut self, addr: u64) -> Option<(Page, V)> {
         let mut path = Path::new();
-        let (page, _) = self.find_path(addr, &mut path)?;
+        let (page, v) = self.find_path(addr, &mut path)?;
+        self.touch_path(&path, page, v);
         Self::mark_path(&path);
         let depth = path.len();
         let (t, i) = path[depth - 1];
@@ -614,6 +666,7 @@ impl<V, G: Geometry, B: Backend> RawTable<V, G, B> {
         let root = out.root;
         out.copy_from(self.root, root, Self::TOP);
         out.len = self.len;
+        out.track = self.track.as_ref().map(|t| alloc::boxed::Box::new(t.copy()));
         out
     }
 

@@ -141,7 +141,15 @@ impl<V, G: Geometry, B: Backend> RawTable<V, G, B> {
     /// `slot`), freeing what was there. Out of line, so that the range
     /// walk's recursive frames hold no value.
     #[inline(never)]
-    fn replace_slot<F: FnMut() -> V>(&mut self, t: Tab, l: usize, i: usize, slot: Slot, make: &mut F) {
+    fn replace_slot<F: FnMut() -> V>(
+        &mut self,
+        t: Tab,
+        l: usize,
+        i: usize,
+        a: u64,
+        slot: Slot,
+        make: &mut F,
+    ) {
         let lv = Self::lv(l);
         // SAFETY: `t` is a live table of level `l`, `i` in its fan-out,
         // holding `slot`. The new value is made first, in its place: if
@@ -155,6 +163,9 @@ impl<V, G: Geometry, B: Backend> RawTable<V, G, B> {
                 // comes back if that unwinds.
                 let mut old = MaybeUninit::<V>::uninit();
                 ptr::copy_nonoverlapping(p, old.as_mut_ptr(), 1);
+                if let Some(tr) = &mut self.track {
+                    tr.touch(t, lv, i, a, l as u8, p);
+                }
                 let back = Restore(p, &old);
                 make_into(p, make);
                 core::mem::forget(back);
@@ -184,10 +195,13 @@ impl<V, G: Geometry, B: Backend> RawTable<V, G, B> {
     /// Empties slot `i` of `t` (level `l`, holding `slot`), freeing what was
     /// there. Out of line, as [`replace_slot`](Self::replace_slot).
     #[inline(never)]
-    fn clear_slot(&mut self, t: Tab, l: usize, i: usize, slot: Slot) {
+    fn clear_slot(&mut self, t: Tab, l: usize, i: usize, a: u64, slot: Slot) {
         let lv = Self::lv(l);
         // SAFETY: as in `replace_slot`.
         unsafe {
+            if let (Some(tr), Slot::Large) = (&mut self.track, slot) {
+                tr.touch(t, lv, i, a, l as u8, t.val::<V>(lv, i));
+            }
             t.mark(lv, i);
             match slot {
                 _ if l == 0 => {
@@ -231,33 +245,42 @@ impl<V, G: Geometry, B: Backend> RawTable<V, G, B> {
     /// [`probe_split`](Self::probe_split) and a prepared table at
     /// `level - 1`.
     pub fn split_at<O: PageOps<V>>(&mut self, addr: u64, level: usize, ops: &mut O) {
-        // Mark the path and the entry first: if `ops` or the old value's
-        // drop unwinds, the report still covers the entry (which is then
-        // either unchanged or split).
+        let mut path = super::Path::new();
         let mut t = self.root;
         for l in (level + 1..=Self::TOP).rev() {
             let lv = Self::lv(l);
             let i = lv.index(addr);
+            path.push((t, i));
             // SAFETY: the probe walked this path.
-            unsafe {
-                t.mark(lv, i);
-                match t.slot(i) {
-                    Slot::Table(c) => t = c,
-                    _ => unreachable!("split without a probe"),
-                }
+            match unsafe { t.slot(i) } {
+                Slot::Table(c) => t = c,
+                _ => unreachable!("split without a probe"),
             }
         }
         let lv = Self::lv(level);
         let i = lv.index(addr);
-        // SAFETY: as above.
-        unsafe { t.mark(lv, i) };
-        self.split_slot(t, level, i, page_at(addr, level as u8, lv.shift), ops);
+        // The split marks the slot if it changed any page's value (or the
+        // entry had changed since the last report), and then the path,
+        // before the old value is dropped. If `ops` unwinds, nothing changed
+        // and nothing is marked.
+        self.split_slot(t, level, i, page_at(addr, level as u8, lv.shift), ops, &path);
     }
 
     /// Replaces the large entry in slot `i` of `t` (level `l`, the entry
     /// `page`) by a new table holding its split, and returns the table. The
     /// table is built aside first: if `ops` panics, nothing has changed.
-    pub fn split_slot<O: PageOps<V>>(&mut self, t: Tab, l: usize, i: usize, page: Page, ops: &mut O) -> Tab {
+    /// If the slot is marked, so is every slot of `path` (the slots above;
+    /// empty when the caller marks them itself).
+    #[allow(clippy::too_many_arguments)]
+    pub fn split_slot<O: PageOps<V>>(
+        &mut self,
+        t: Tab,
+        l: usize,
+        i: usize,
+        page: Page,
+        ops: &mut O,
+        path: &super::Path,
+    ) -> Tab {
         /// Frees the half-built table if `ops` unwinds.
         struct Aside<'a, V, G: Geometry, B: Backend>(&'a mut RawTable<V, G, B>, Tab, usize);
         impl<V, G: Geometry, B: Backend> Drop for Aside<'_, V, G, B> {
@@ -266,6 +289,9 @@ impl<V, G: Geometry, B: Backend> RawTable<V, G, B> {
             }
         }
         let (lv, clv) = (Self::lv(l), Self::lv(l - 1));
+        // SAFETY: `t` is live, `i` in its fan-out.
+        let was_marked = unsafe { bitmap::get(t.dirty(lv), i) };
+        let eq = self.track.as_ref().map(|tr| tr.eq);
         let c = self.new_table(l - 1);
         let aside = Aside(self, c, l - 1);
         // SAFETY: slot `i` holds a large entry, so value `i` is initialized;
@@ -277,6 +303,10 @@ impl<V, G: Geometry, B: Backend> RawTable<V, G, B> {
             for j in 0..clv.fanout {
                 let sub = page_at(page.addr() + ((j as u64) << clv.shift), l as u8 - 1, clv.shift);
                 let sv = ops.split(page, v, sub);
+                // A sub-page whose value is the large page's did not change.
+                if !was_marked && !O::KEEPS_VALUES && !eq.is_some_and(|eq| eq(&sv, v)) {
+                    c.mark(clv, j);
+                }
                 if l == 1 {
                     c.put(clv, j, sv);
                 } else {
@@ -284,10 +314,15 @@ impl<V, G: Geometry, B: Backend> RawTable<V, G, B> {
                 }
             }
             core::mem::forget(aside);
-            c.mark_all(clv);
+            if was_marked {
+                c.mark_all(clv);
+            }
             let old = t.val::<V>(lv, i).read();
             t.set_word(lv, i, c.ptr());
-            t.mark(lv, i);
+            if c.has_marks(clv) {
+                t.mark(lv, i);
+                Self::mark_path(path);
+            }
             self.len += clv.fanout - 1;
             drop(old);
         }
@@ -296,7 +331,15 @@ impl<V, G: Geometry, B: Backend> RawTable<V, G, B> {
 
     /// The merge of the full table `c` (level `l`), as the entry `page` one
     /// level up.
-    fn merge_value<O: PageOps<V>>(c: Tab, l: usize, page: Page, ops: &mut O) -> Result<V, Refusal> {
+    /// With it, whether the merge changes what any page holds: `ops` may
+    /// make a new value, or a child changed since the last report.
+    fn merge_value<O: PageOps<V>>(
+        &self,
+        c: Tab,
+        l: usize,
+        page: Page,
+        ops: &mut O,
+    ) -> Result<(V, bool), Refusal> {
         let lv = Self::lv(l);
         // SAFETY: `c` is a live table of level `l`; a full bottom table has
         // every value, a full upper one is checked to hold only large entries.
@@ -305,21 +348,39 @@ impl<V, G: Geometry, B: Backend> RawTable<V, G, B> {
                 return Err(Refusal::Nothing);
             }
             let mut values = (0..lv.fanout).map(|j| &*c.val::<V>(lv, j));
-            ops.merge(page, Children::new(&mut values, lv.fanout)).ok_or(Refusal::Declined)
+            let v = ops.merge(page, Children::new(&mut values, lv.fanout)).ok_or(Refusal::Declined)?;
+            let Some(tr) = &self.track else {
+                return Ok((v, !O::KEEPS_VALUES || c.has_marks(lv)));
+            };
+            // Compared: a child that changed value since the last report,
+            // or whose value is not the merged one, is a change.
+            let changed = (0..lv.fanout).any(|j| {
+                let cv = &*c.val::<V>(lv, j);
+                let a = page.addr() + ((j as u64) << lv.shift);
+                (!O::KEEPS_VALUES && !(tr.eq)(cv, &v))
+                    || (bitmap::get(c.dirty(lv), j) && !tr.unchanged(a, l as u8, Some(cv)))
+            });
+            Ok((v, changed))
         }
     }
 
     /// Replaces the child table `c` in slot `i` of `t` (level `l`) by the
     /// large entry `v`, then frees `c` (its values dropped last, once the
     /// table is consistent).
-    fn merge_slot(&mut self, t: Tab, l: usize, i: usize, c: Tab, v: V) {
+    fn merge_slot(&mut self, t: Tab, l: usize, i: usize, c: Tab, v: V, changed: bool) {
         let lv = Self::lv(l);
         // SAFETY: slot `i` links `c`; the value is written before the slot
         // says LARGE.
         unsafe {
             t.val::<V>(lv, i).write(v);
             t.set_word(lv, i, LARGE);
-            t.mark(lv, i);
+            if changed {
+                t.mark(lv, i);
+            } else {
+                // The slot's mark said only that the table below had marks,
+                // none of which changed a value.
+                bitmap::clear(t.dirty(lv), i);
+            }
         }
         self.len -= Self::lv(l - 1).fanout - 1;
         self.free_tree(c, l - 1);
@@ -336,9 +397,11 @@ impl<V, G: Geometry, B: Backend> RawTable<V, G, B> {
             // SAFETY: live upper table, masked index.
             match (unsafe { t.slot(i) }, l == level) {
                 (Slot::Table(c), true) => {
-                    let v = Self::merge_value(c, l - 1, page_at(addr, l as u8, lv.shift), ops)?;
-                    Self::mark_path(&path);
-                    self.merge_slot(t, l, i, c, v);
+                    let (v, changed) = self.merge_value(c, l - 1, page_at(addr, l as u8, lv.shift), ops)?;
+                    if changed {
+                        Self::mark_path(&path);
+                    }
+                    self.merge_slot(t, l, i, c, v, changed);
                     return Ok(());
                 }
                 (Slot::Table(c), false) => t = c,
@@ -373,8 +436,8 @@ impl<V, G: Geometry, B: Backend> RawTable<V, G, B> {
             // SAFETY: `t` is live, `i` in its fan-out.
             let Slot::Table(c) = (unsafe { t.slot(i) }) else { continue };
             if lv.large {
-                if let Ok(v) = Self::merge_value(c, l - 1, page_at(a, l as u8, lv.shift), ops) {
-                    self.merge_slot(t, l, i, c, v);
+                if let Ok((v, changed)) = self.merge_value(c, l - 1, page_at(a, l as u8, lv.shift), ops) {
+                    self.merge_slot(t, l, i, c, v, changed);
                     merges += 1;
                 }
             }
@@ -459,13 +522,15 @@ impl<V, G: Geometry, B: Backend> RawTable<V, G, B> {
             let step = step(value.is_some(), inside, lv.large, below, l, state).expect("planned");
             match step {
                 Step::Skip => {}
-                Step::Replace => self.replace_slot(t, l, i, slot, value.as_mut().expect("insert")),
-                Step::Clear => self.clear_slot(t, l, i, slot),
+                Step::Replace => self.replace_slot(t, l, i, a, slot, value.as_mut().expect("insert")),
+                Step::Clear => self.clear_slot(t, l, i, a, slot),
                 Step::Descend | Step::Create | Step::Split => {
                     let c = match slot {
                         Slot::Table(c) => c,
-                        Slot::Empty => self.add_child(t, l, i),
-                        Slot::Large => self.split_slot(t, l, i, page_at(a, l as u8, lv.shift), ops),
+                        Slot::Empty => self.add_child(t, l, i, a),
+                        Slot::Large => {
+                            self.split_slot(t, l, i, page_at(a, l as u8, lv.shift), ops, &super::Path::new())
+                        }
                     };
                     // The guard marks the slot if the work below marked
                     // anything (also if it unwinds), and frees the child if

@@ -90,7 +90,7 @@ pub struct Snapshot<K> {
     /// What `take_changes` would report now, read from a clone so that the
     /// table's own marks stay. (Empty under Miri, where a clone of an x86
     /// table takes seconds.)
-    pub changes: Vec<(Page, Option<K>)>,
+    pub changes: Vec<(u64, u64, Option<K>)>,
 }
 
 /// A snapshot of `t`, its values cloned. Also checks the table's invariants.
@@ -113,7 +113,7 @@ pub fn snapshot_by<V: Clone, K, G: Geometry, B: Backend>(
         Vec::new()
     } else {
         let mut copy = t.clone();
-        copy.take_changes().map(|c| (c.page, c.value.map(&key))).collect()
+        copy.take_changes().map(|c| (c.start, c.last, c.value.map(&key))).collect()
     };
     Snapshot {
         len: t.len(),

@@ -345,6 +345,45 @@ pub fn quiet_bombs() {
 /// Entries by first address: `(level, value)`.
 pub type Entries = BTreeMap<u64, (u8, u32)>;
 
+/// Which value covers each address: first address -> (last address, value),
+/// disjoint.
+pub type Coverage = BTreeMap<u64, (u64, u32)>;
+
+/// Sets `lo..=last` of `c` to `value` (`None`: empties it).
+pub fn cover(c: &mut Coverage, lo: u64, last: u64, value: Option<u32>) {
+    if let Some((&s, &(l, v))) = c.range(..lo).next_back() {
+        if l >= lo {
+            c.insert(s, (lo - 1, v));
+            if l > last {
+                c.insert(last + 1, (l, v));
+            }
+        }
+    }
+    let inside: Vec<u64> = c.range(lo..=last).map(|(&s, _)| s).collect();
+    for s in inside {
+        let (l, v) = c.remove(&s).expect("listed");
+        if l > last {
+            c.insert(last + 1, (l, v));
+        }
+    }
+    if let Some(v) = value {
+        c.insert(lo, (last, v));
+    }
+}
+
+/// `regions` (ascending, disjoint) with neighbours of equal value joined:
+/// two coverages are the same exactly when these are equal.
+pub fn joined(regions: impl IntoIterator<Item = (u64, u64, u32)>) -> Vec<(u64, u64, u32)> {
+    let mut out: Vec<(u64, u64, u32)> = Vec::new();
+    for (s, l, v) in regions {
+        match out.last_mut() {
+            Some(p) if p.2 == v && p.1.checked_add(1) == Some(s) => p.1 = l,
+            _ => out.push((s, l, v)),
+        }
+    }
+    out
+}
+
 /// An entry: first address, level, value.
 pub type Item = (u64, u8, u32);
 
@@ -474,8 +513,9 @@ pub struct Model {
     /// none. Predicts when a reservation on a bounded backend fails.
     pub credit: Vec<usize>,
     /// The table as the change reports describe it: updated only from
-    /// `take_changes` (clear each reported region, then set its value).
-    pub reported: Entries,
+    /// `take_changes` (clear each reported region, then set its value): which
+    /// value covers each address, not the entries' shapes.
+    pub reported: Coverage,
 }
 
 /// The entry of `entries` that covers `addr`.
@@ -549,7 +589,7 @@ impl Model {
         let stats = table.stats();
         let capacity: Vec<Option<usize>> = (0..geo.top() as usize).map(|l| stats.level(l).capacity).collect();
         let credit = vec![0; capacity.len()];
-        Model { geo, entries: Entries::new(), capacity, credit, reported: Entries::new() }
+        Model { geo, entries: Entries::new(), capacity, credit, reported: Coverage::new() }
     }
 
     pub fn len(&self) -> usize {
@@ -992,11 +1032,13 @@ impl Model {
 
     /// Applies one change report to the shadow: clears `page`'s region, then
     /// sets its value.
-    pub fn apply_change(&mut self, addr: u64, level: u8, value: Option<u32>) {
-        punch(&self.geo, &mut self.reported, addr, self.geo.end(addr, level));
-        if let Some(v) = value {
-            self.reported.insert(addr, (level, v));
-        }
+    pub fn apply_change(&mut self, start: u64, last: u64, value: Option<u32>) {
+        cover(&mut self.reported, start, last, value);
+    }
+
+    /// The entries' coverage, joined.
+    pub fn coverage(&self) -> Vec<(u64, u64, u32)> {
+        joined(self.entries.iter().map(|(&a, &(l, v))| (a, self.geo.end(a, l), v)))
     }
 
     /// Whether `act` would make more entries than [`BUDGET`] (or is a range
@@ -1710,7 +1752,7 @@ struct Snapshot {
     len: usize,
     stats: Stats,
     pending: bool,
-    marks: Vec<(Page, Option<u32>)>,
+    marks: Vec<(u64, u64, Option<u32>)>,
 }
 
 impl Snapshot {
@@ -1725,7 +1767,7 @@ impl Snapshot {
 
     fn take<G: Geometry, B: Backend>(t: &Table<G, B>) -> Snapshot {
         let mut copy = t.clone();
-        let marks = copy.take_changes().map(|c| (c.page, c.value.map(|v| v.n))).collect();
+        let marks = copy.take_changes().map(|c| (c.start, c.last, c.value.map(|v| v.n))).collect();
         Snapshot {
             entries: t.iter().map(|(p, v)| (p, v.n)).collect(),
             len: t.len(),
@@ -1808,13 +1850,16 @@ fn diff(got: &[Item], want: &[Item]) -> String {
     diff_named(("table", got), ("model", want))
 }
 
-fn diff_named((name, got): (&str, &[Item]), (want_name, want): (&str, &[Item])) -> String {
+fn diff_named<T: PartialEq + fmt::Debug>(
+    (name, got): (&str, &[T]),
+    (want_name, want): (&str, &[T]),
+) -> String {
     let first = got.iter().zip(want).position(|(g, w)| g != w).unwrap_or(got.len().min(want.len()));
-    let show = |items: &[Item]| {
+    let show = |items: &[T]| {
         let from = first.saturating_sub(2);
         items[from.min(items.len())..(first + 4).min(items.len())]
             .iter()
-            .map(|(a, l, v)| format!("{a:#x}@L{l}={v}"))
+            .map(|t| format!("{t:x?}"))
             .collect::<Vec<_>>()
             .join(" ")
     };
@@ -1849,10 +1894,13 @@ fn check_table<G: Geometry, B: Backend>(at: &At<'_>, t: &Table<G, B>, m: &Model)
         panic!("{at} entries differ: {}", diff(&got, &want));
     }
     assert_eq!(bad_drops(), 0, "{at} a value was dropped twice");
-    assert_eq!(
-        live_count(),
-        (got.len(), id_sum),
-        "{at} values alive (count, id sum) differ from the table's"
+    // The values kept for comparison are alive too (at most one per place).
+    let kept = t.kept_values();
+    let (alive, alive_sum) = live_count();
+    assert!(
+        alive == got.len() + kept && (kept > 0 || alive_sum == id_sum),
+        "{at} values alive ({alive}, id sum {alive_sum}) differ from the table's ({}, {id_sum}, {kept} kept)",
+        got.len()
     );
     let stats = t.stats();
     let tables = m.tables();
@@ -2318,25 +2366,40 @@ fn step<G: Geometry, B: Backend>(at: &At<'_>, t: &mut Table<G, B>, m: &mut Model
 /// checks the shadow now equals the table.
 fn take_changes<G: Geometry, B: Backend>(at: &At<'_>, t: &mut Table<G, B>, m: &mut Model) {
     let pending = t.has_changes();
-    let changes: Vec<(Page, Option<u32>)> =
-        t.take_changes().map(|c| (c.page, c.value.map(|v| v.n))).collect();
-    assert_eq!(pending, !changes.is_empty(), "{at} has_changes() disagrees with the report {changes:x?}");
+    // An abandoned report leaves everything: read it twice first.
+    let first: Vec<(u64, u64, Option<u32>)> =
+        t.changes().map(|c| (c.start, c.last, c.value.map(|v| v.n))).collect();
+    let changes: Vec<(u64, u64, Option<u32>)> =
+        t.take_changes().map(|c| (c.start, c.last, c.value.map(|v| v.n))).collect();
+    assert_eq!(first, changes, "{at} an abandoned report changed the next one");
+    if t.tracks_values() {
+        assert!(pending || changes.is_empty(), "{at} has_changes() false, yet the report is {changes:x?}");
+    } else {
+        assert_eq!(pending, !changes.is_empty(), "{at} has_changes() disagrees with the report {changes:x?}");
+    }
     assert!(!t.has_changes(), "{at} marks left after take_changes");
     for w in changes.windows(2) {
-        assert!(w[0].0.last() < w[1].0.addr(), "{at} changes out of order or overlapping: {w:x?}");
+        assert!(w[0].1 < w[1].0, "{at} changes out of order or overlapping: {w:x?}");
+        if w[0].1 + 1 == w[1].0 && w[0].2.is_none() {
+            assert!(w[1].2.is_some(), "{at} neighbouring empty regions not joined: {w:x?}");
+        }
+        if t.tracks_values() && w[0].1 + 1 == w[1].0 {
+            assert!(w[0].2 != w[1].2, "{at} neighbouring regions of equal value not joined: {w:x?}");
+        }
     }
-    for &(page, value) in &changes {
-        let level = page.level().index() as u8;
-        assert!(level <= m.geo.top(), "{at} change page {page:?} above the top");
-        assert_eq!(page.shift(), m.geo.shift(level), "{at} change page {page:?} has the wrong size");
-        assert_eq!(page.addr() % page.size(), 0, "{at} change page {page:?} is misaligned");
-        m.apply_change(page.addr(), level, value);
+    for &(start, last, value) in &changes {
+        assert!(
+            start <= last && last <= m.geo.last_addr(),
+            "{at} change region {start:x}..={last:x} out of reach"
+        );
+        m.apply_change(start, last, value);
     }
-    if m.reported != m.entries {
-        let reported: Vec<Item> = m.reported.iter().map(|(&a, &(l, v))| (a, l, v)).collect();
+    let reported = joined(m.reported.iter().map(|(&s, &(l, v))| (s, l, v)));
+    let table = m.coverage();
+    if reported != table {
         panic!(
             "{at} the change reports do not reproduce the table: {}\n  this report: {changes:x?}",
-            diff_named(("reports", &reported), ("table", &m.items()))
+            diff_named(("reports", &reported), ("table", &table))
         );
     }
     assert_eq!(t.take_changes().count(), 0, "{at} a second report is not empty");
@@ -2379,6 +2442,12 @@ fn recover<G: Geometry, B: Backend>(at: &At<'_>, t: &mut Table<G, B>, m: &mut Mo
     assert_eq!(t.iter().count(), entries.len(), "{at} after a planned panic: iter().count() and range(..)");
     let reachable: BTreeSet<u32> = ids.iter().copied().collect();
     assert_eq!(reachable.len(), ids.len(), "{at} after a planned panic: a value reachable twice");
+    m.entries = entries.into_iter().map(|(a, l, v)| (a, (l, v))).collect();
+    t.unreserve();
+    m.unreserve();
+    // The report commits, dropping the values kept for comparison: then
+    // exactly the values reachable are alive.
+    take_changes(at, t, m);
     let live = live_ids();
     if live != reachable {
         let leaked: Vec<_> = live.difference(&reachable).collect();
@@ -2387,10 +2456,6 @@ fn recover<G: Geometry, B: Backend>(at: &At<'_>, t: &mut Table<G, B>, m: &mut Mo
             "{at} after a planned panic: values leaked (ids {leaked:?}) or dropped while reachable ({dropped:?})"
         );
     }
-    m.entries = entries.into_iter().map(|(a, l, v)| (a, (l, v))).collect();
-    t.unreserve();
-    m.unreserve();
-    take_changes(at, t, m);
 }
 
 /// Runs `ops` on `table` and `model` (which must describe it), checking the
@@ -2449,6 +2514,10 @@ fn check_ops_with<G: Geometry, B: Backend>(backend: B, ops: &[Op], armed: bool) 
     arm(armed);
     let mut table: Table<G, B> = MemTable::with_backend(backend);
     let mut model = Model::new(&table);
+    // Half the runs compare values in their change reports.
+    if ops.len() % 2 == 1 {
+        table.track_values();
+    }
     run(&mut table, &mut model, ops);
 
     // The final checks predict exactly: no bomb goes off.
@@ -2463,7 +2532,7 @@ fn check_ops_with<G: Geometry, B: Backend>(backend: B, ops: &[Op], armed: bool) 
     let drained: Vec<Item> =
         table.clone().into_iter().rev().map(|(p, v)| (p.addr(), p.level().index() as u8, v.n)).collect();
     assert!(drained.iter().rev().eq(&items), "into_iter().rev() (left: table, right: model): {drained:x?}");
-    assert_eq!(live_count().0, items.len(), "values alive after the drained clones");
+    assert_eq!(live_count().0, items.len() + table.kept_values(), "values alive after the drained clones");
 
     // Clearing and dropping with the bombs armed again: a planned panic in a
     // drop still leaves the table empty and every value dropped once.
@@ -2476,7 +2545,7 @@ fn check_ops_with<G: Geometry, B: Backend>(backend: B, ops: &[Op], armed: bool) 
     table.check_invariants().expect("invariants after clear");
     assert!(table.is_empty() && table.iter().next().is_none(), "clear left entries");
     assert_eq!(table.stats().nodes(), 1, "clear left tables");
-    assert_eq!(live_count().0, 0, "values alive after clear");
+    assert_eq!(live_count().0, table.kept_values(), "values alive after clear");
     drop(table);
     assert_eq!(bad_drops(), 0, "a value was dropped twice");
     REGISTRY.with_borrow(|r| r.caught)
