@@ -354,7 +354,8 @@ impl Builder {
                 if self.rows.len() >= self.max_rows {
                     break;
                 }
-                self.rows.push(OccupancyRow { addr: start, cells: alloc::vec![OccupancyCell::default(); cells] });
+                self.rows
+                    .push(OccupancyRow { addr: start, cells: alloc::vec![OccupancyCell::default(); cells] });
             }
             let end = start + ((1u64 << self.row_shift) - 1);
             let (lo, hi) = (page.addr().max(start), page.last().min(end));
@@ -492,7 +493,8 @@ impl Occupancy {
         const HEIGHT: usize = 12;
         const CHAR: usize = 7;
         const MARGIN: usize = 8;
-        const LEGEND: &str = "fill opacity: the share of a cell's pages in use; blue: base pages; red: a large entry";
+        const LEGEND: &str =
+            "fill opacity: the share of a cell's pages in use; blue: base pages; red: a large entry";
         let cells = 1usize << (self.row_shift - self.cell_shift);
         let cw = (1024 / cells).clamp(1, 16);
         let label_w = (self.label(0).len() + 1) * CHAR;
