@@ -142,6 +142,34 @@ mod tests {
     use super::*;
     use alloc::string::ToString;
 
+    /// The table walk behind `stats` on a small table with every kind of
+    /// slot (also run under Miri, which checks the walk's raw reads).
+    #[test]
+    fn walk_on_a_tiny_table() {
+        use crate::Level;
+        use crate::geometry::{Custom, Large};
+        use typenum::{U3, U12};
+        let mut t: MemTable<alloc::string::String, Custom<U12, (U3, Large<U3>, U3)>> = MemTable::new();
+        for i in 0..20u64 {
+            t.insert(i << 12, alloc::format!("{i}")).unwrap();
+        }
+        t.insert_at(0x10_0000, Level::new(1), "large".into()).unwrap();
+        let s = t.stats();
+        assert_eq!([s.level(0).entries, s.level(1).entries, s.level(2).entries], [20, 1, 0]);
+        assert_eq!([s.level(0).nodes, s.level(1).nodes, s.level(2).nodes], [3, 2, 1]);
+        assert_eq!([s.level(0).used, s.level(1).used, s.level(2).used], [20, 4, 2]);
+        let summary = alloc::format!("{t:?}");
+        assert!(
+            summary.starts_with("MemTable { len: 21, levels: [L0: 20 entries, 3 tables, fill 83.3 %, "),
+            "{summary}"
+        );
+        let picture = t.occupancy().to_string();
+        // Rows of 256 KiB (level 2), cells of 32 KiB (level 1): 20 pages fill
+        // two cells and half a third; the large entry is at 1 MiB, row 4.
+        let rows: alloc::vec::Vec<&str> = picture.lines().skip(1).take(3).collect();
+        assert_eq!(rows, ["0x00_0000 |██▒     |", "...", "0x10_0000 |L       |"], "{picture}");
+    }
+
     #[test]
     fn units() {
         assert_eq!(SizeName(4096).to_string(), "4 KiB");
