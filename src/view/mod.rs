@@ -149,7 +149,8 @@ mod tests {
         use crate::Level;
         use crate::geometry::{Custom, Large};
         use typenum::{U3, U12};
-        let mut t: MemTable<alloc::string::String, Custom<U12, (U3, Large<U3>, U3)>> = MemTable::new();
+        type Tiny = Custom<U12, (U3, Large<U3>, U3)>;
+        let mut t: MemTable<alloc::string::String, Tiny> = MemTable::new();
         for i in 0..20u64 {
             t.insert(i << 12, alloc::format!("{i}")).unwrap();
         }
