@@ -434,6 +434,12 @@ impl Occupancy {
         )
     }
 
+    /// The line that counts the rows not shown.
+    fn more(&self) -> String {
+        let n = self.hidden_rows();
+        alloc::format!("... {n} more {}", if n == 1 { "row" } else { "rows" })
+    }
+
     /// The last line: what the glyphs mean.
     fn legend(&self) -> &'static str {
         if self.ascii {
@@ -540,7 +546,7 @@ impl Occupancy {
         }
         if self.hidden_rows() > 0 {
             y += PITCH;
-            writeln!(s, "<text x=\"4\" y=\"{y}\">... {} more rows</text>", self.hidden_rows())?;
+            writeln!(s, "<text x=\"4\" y=\"{y}\">{}</text>", self.more())?;
         }
         y += PITCH;
         writeln!(s, "<text x=\"4\" y=\"{y}\">{LEGEND}</text>")?;
@@ -566,7 +572,7 @@ impl fmt::Display for Occupancy {
             writeln!(f, "|")?;
         }
         if self.hidden_rows() > 0 {
-            writeln!(f, "... {} more rows", self.hidden_rows())?;
+            writeln!(f, "{}", self.more())?;
         }
         f.write_str(self.legend())
     }
