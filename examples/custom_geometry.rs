@@ -6,13 +6,19 @@
 //! - AArch64 with the 64 KiB granule: per-page memory attributes for a small
 //!   machine (devices, RAM in 512 MiB blocks, a non-cacheable DMA buffer).
 //!
-//! Run with `cargo run --example custom_geometry`.
+//! Each table's occupancy picture (which parts of the address space hold
+//! entries, `L` where a large page covers them) is printed before and after
+//! the changes.
+//!
+//! Run with `cargo run --example custom_geometry`; with a path argument
+//! (`cargo run --example custom_geometry -- target/aarch64.svg`), the last
+//! picture is also written there as SVG.
 
 use std::fmt;
 
 use mem_table::geometries::{Aarch64_64K, RiscvSv39};
 use mem_table::geometry::Geometry;
-use mem_table::{Level, MemTable};
+use mem_table::{Level, MemTable, OccupancyOptions};
 
 /// Access rights of a guest page.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -71,6 +77,11 @@ fn riscv_kernel_image() -> Result<(), Box<dyn std::error::Error>> {
     // All of RAM read-write: two gigapages.
     perms.insert_range(RAM, Perm::ReadWrite)?;
     assert_eq!(perms.len(), 2);
+    // Rows of 64 MiB in cells of 2 MiB (a megapage each): the first row
+    // holds the kernel image.
+    let image_view = OccupancyOptions::new().row_size(64 << 20).cell_size(2 << 20).max_rows(2);
+    println!("  before, RAM only:");
+    print_picture(&perms.occupancy_with(image_view));
 
     // The image's sections: the gigapage under them is split at the edges,
     // the text takes six megapages, the rodata a megapage and 260 pages.
@@ -111,6 +122,8 @@ fn riscv_kernel_image() -> Result<(), Box<dyn std::error::Error>> {
 
     print_map(&perms);
     print_summary(&perms);
+    println!("  after, the image mapped (the rodata's last megapage is 4 KiB pages):");
+    print_picture(&perms.occupancy_with(image_view));
     Ok(())
 }
 
@@ -135,6 +148,10 @@ fn aarch64_memory_attributes() -> Result<(), Box<dyn std::error::Error>> {
     attrs.insert_range(RAM, Attr::Normal)?;
     let blocks = attrs.keys().filter(|p| p.level() == Level::new(1)).count();
     println!("  RAM {:#x}..{:#x}: {blocks} blocks of {}", RAM.start, RAM.end, size_name(512 << 20));
+    // Rows of 1 GiB in cells of 16 MiB.
+    let view = OccupancyOptions::new().row_size(1 << 30).cell_size(16 << 20);
+    println!("  before, devices and RAM:");
+    print_picture(&attrs.occupancy_with(view));
 
     // A non-cacheable DMA buffer splits one block into 8192 pages of 64 KiB.
     attrs.insert_range(DMA, Attr::NormalNonCacheable)?;
@@ -146,6 +163,8 @@ fn aarch64_memory_attributes() -> Result<(), Box<dyn std::error::Error>> {
         attrs.stats().bytes() >> 10
     );
     print_map(&attrs);
+    println!("  with the DMA buffer (its block split into 8192 pages):");
+    print_picture(&attrs.occupancy_with(view));
 
     // The buffer is freed: back to Normal, and compaction rebuilds the block.
     attrs.insert_range(DMA, Attr::Normal)?;
@@ -156,7 +175,21 @@ fn aarch64_memory_attributes() -> Result<(), Box<dyn std::error::Error>> {
         attrs.stats().bytes() >> 10
     );
     print_summary(&attrs);
+    println!("  after compaction:");
+    let picture = attrs.occupancy_with(view);
+    print_picture(&picture);
+    if let Some(path) = std::env::args().nth(1) {
+        std::fs::write(&path, picture.to_svg())?;
+        println!("  (SVG written to {path})");
+    }
     Ok(())
+}
+
+/// Prints an occupancy picture, indented.
+fn print_picture(picture: &mem_table::Occupancy) {
+    for line in picture.to_string().lines() {
+        println!("    {line}");
+    }
 }
 
 /// Prints the table as runs of neighbouring entries with equal values.

@@ -207,6 +207,7 @@ pub mod ops;
 mod page;
 mod raw;
 mod table;
+mod view;
 
 pub use changes::{Change, Changes};
 pub use entry::{Entry, OccupiedEntry, VacantEntry};
@@ -214,7 +215,8 @@ pub use error::{Error, ErrorKind};
 pub use geometry::{Geometry, X86_4Level, X86_5Level};
 pub use iter::{IntoIter, Iter, IterMut, Keys, RangeMut, Values, ValuesMut};
 pub use page::{Level, Page};
-pub use table::{LevelStats, MemTable, Stats};
+pub use table::MemTable;
+pub use view::{LevelStats, Occupancy, OccupancyCell, OccupancyOptions, OccupancyRow, Stats};
 
 /// The type-level numbers used to describe [`geometry::Custom`] levels.
 pub use typenum;

@@ -1,10 +1,9 @@
 //! [`MemTable`]: the map, its lookups and base operations.
 
 use alloc::string::String;
-use core::fmt;
 use core::mem::{ManuallyDrop, MaybeUninit};
 
-use crate::backend::{Backend, Heap, Store};
+use crate::backend::{Backend, Heap};
 use crate::error::{Error, ErrorKind};
 use crate::geometry::{Geometry, MAX_LEVELS, X86_4Level};
 use crate::page::{Level, Page};
@@ -47,61 +46,6 @@ pub(crate) fn hand_back<V>(e: Error, v: &ManuallyDrop<V>) -> Error<V> {
     // SAFETY: the value was not moved out (the insert failed), and the
     // caller forgets its copy.
     e.with_value(unsafe { core::ptr::read(&**v) })
-}
-
-/// Figures for one level of a table, from [`MemTable::stats`].
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct LevelStats {
-    /// Tables (nodes) at this level in use.
-    pub nodes: usize,
-    /// Bytes the level's store holds from the allocator (tables in use,
-    /// free and reserved ones, and the store's index).
-    pub bytes: usize,
-    /// Tables that can be created without allocating.
-    pub available: usize,
-    /// The most tables the level can hold, for a bounded backend.
-    pub capacity: Option<usize>,
-}
-
-/// Node and memory figures of a table, per level; from [`MemTable::stats`].
-///
-/// ```
-/// use mem_table::MemTable;
-/// let mut t: MemTable<u64> = MemTable::new();
-/// t.insert(0x1000, 1).unwrap();
-/// let s = t.stats();
-/// assert_eq!(s.nodes(), 4); // one table per level on the path
-/// assert_eq!(s.level(0).nodes, 1);
-/// assert!(s.bytes() > 4096);
-/// ```
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Stats {
-    levels: arrayvec::ArrayVec<LevelStats, MAX_LEVELS>,
-}
-
-impl Stats {
-    /// The figures of level `l` (0 is the bottom).
-    ///
-    /// # Panics
-    /// If `l` is past the top level.
-    pub fn level(&self, l: usize) -> LevelStats {
-        self.levels[l]
-    }
-
-    /// Every level's figures, bottom first.
-    pub fn levels(&self) -> &[LevelStats] {
-        &self.levels
-    }
-
-    /// Tables in use, root included.
-    pub fn nodes(&self) -> usize {
-        self.levels.iter().map(|l| l.nodes).sum()
-    }
-
-    /// Bytes held from the allocator, root included.
-    pub fn bytes(&self) -> usize {
-        self.levels.iter().map(|l| l.bytes).sum()
-    }
 }
 
 impl<V, G: Geometry, B: Backend + Default> MemTable<V, G, B> {
@@ -493,23 +437,6 @@ impl<V, G: Geometry, B: Backend> MemTable<V, G, B> {
         self.raw.retain(&mut f);
     }
 
-    /// Table and memory figures, per level.
-    pub fn stats(&self) -> Stats {
-        let mut levels: arrayvec::ArrayVec<LevelStats, MAX_LEVELS> = self
-            .raw
-            .stores
-            .iter()
-            .map(|s| LevelStats {
-                nodes: s.store.live(),
-                bytes: s.store.bytes(),
-                available: s.store.available(),
-                capacity: s.store.capacity(),
-            })
-            .collect();
-        levels[G::LEVELS - 1].capacity = Some(1);
-        Stats { levels }
-    }
-
     /// Checks every structural invariant: entry and slot counts, no empty
     /// table kept, large entries only at levels that hold them, store counts
     /// matching the tables reachable from the root, reservations covered.
@@ -526,12 +453,6 @@ impl<V: Clone, G: Geometry, B: Backend> Clone for MemTable<V, G, B> {
     /// of the same capacities). Allocates only the tables in use.
     fn clone(&self) -> Self {
         MemTable { raw: self.raw.clone_table() }
-    }
-}
-
-impl<V: fmt::Debug, G: Geometry, B: Backend> fmt::Debug for MemTable<V, G, B> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_map().entries(self.iter()).finish()
     }
 }
 
