@@ -120,8 +120,8 @@ mod rules {
         label = "this geometry has a level of 0 or more than 16 bits",
         note = "write every level as `U1` to `U16`, or `Large<U1>` to `Large<U16>`"
     )]
-    pub(crate) trait WidthInRange {}
-    impl WidthInRange for super::B1 {}
+    pub(crate) trait LevelWidthIs1To16Bits {}
+    impl LevelWidthIs1To16Bits for super::B1 {}
 
     /// The bottom level is a plain width.
     #[diagnostic::on_unimplemented(
@@ -129,8 +129,8 @@ mod rules {
         label = "this geometry's first (bottom) level is a `Large<_>`",
         note = "the bottom level always holds base pages: write it as a plain width, such as `U9`"
     )]
-    pub(crate) trait PlainBottom {}
-    impl PlainBottom for super::B0 {}
+    pub(crate) trait BottomLevelIsNotLarge {}
+    impl BottomLevelIsNotLarge for super::B0 {}
 
     /// The page shift is at most 63.
     #[diagnostic::on_unimplemented(
@@ -138,8 +138,8 @@ mod rules {
         label = "this geometry's pages are 2^64 bytes or more",
         note = "the first parameter of `Custom` is the log2 of the base page size: `U12` for 4 KiB"
     )]
-    pub(crate) trait ShiftFits {}
-    impl ShiftFits for super::B1 {}
+    pub(crate) trait PageShiftIsAtMost63 {}
+    impl PageShiftIsAtMost63 for super::B1 {}
 
     /// The address fits in 64 bits.
     #[diagnostic::on_unimplemented(
@@ -147,11 +147,11 @@ mod rules {
         label = "this geometry's addresses are wider than 64 bits",
         note = "addresses are `u64`: narrow a level, drop one, or use a smaller page shift"
     )]
-    pub(crate) trait AddressFits {}
-    impl AddressFits for super::B1 {}
+    pub(crate) trait AddressBitsAreAtMost64 {}
+    impl AddressBitsAreAtMost64 for super::B1 {}
 }
 
-use rules::{AddressFits, PlainBottom, ShiftFits, WidthInRange};
+use rules::{AddressBitsAreAtMost64, BottomLevelIsNotLarge, LevelWidthIs1To16Bits, PageShiftIsAtMost63};
 
 /// `B1` when `W` is a width of 1 to 16 bits.
 type WidthOk<W> = And<Gr<W, U0>, LeEq<W, U16>>;
@@ -200,7 +200,7 @@ impl<S: Spec> LevelSpec for S
 where
     S::Width: IsGreater<U0> + IsLessOrEqual<U16>,
     Gr<S::Width, U0>: BitAnd<LeEq<S::Width, U16>>,
-    WidthOk<S::Width>: WidthInRange,
+    WidthOk<S::Width>: LevelWidthIs1To16Bits,
 {
 }
 
@@ -230,7 +230,7 @@ pub(crate) trait Shape: 'static {
     /// Bit `l` set when level `l` may hold entries.
     const LARGE_MASK: u32;
     /// Whether every level is within the limits (restates the trait-level
-    /// rules; see [`Internal::VALID`]).
+    /// rules; see [`ValidGeometry::VALID`]).
     const WIDTHS_OK: bool;
 }
 
@@ -305,20 +305,20 @@ where
     label = "the levels of this geometry are not a tuple of 1 to 8 levels",
     note = "list the levels as a tuple from the bottom up: `(U9,)` for one level, up to eight"
 )]
-pub(crate) trait Levels<PS>: 'static {
+pub(crate) trait OneToEightLevels<PS>: 'static {
     /// The chain: the top level, with every level below it inside.
     type Top: Tree + Reach;
 }
 
-/// Implements [`Levels`] for one tuple arity: `(L0, L1, ..., Ln)` maps to
+/// Implements [`OneToEightLevels`] for one tuple arity: `(L0, L1, ..., Ln)` maps to
 /// `Upper<Ln, ... Upper<L1, Bottom<L0, PS>>>`.
 macro_rules! impl_levels {
     ($top:ty; $($l:ident),*) => {
-        impl<PS, L0, $($l),*> Levels<PS> for (L0, $($l),*)
+        impl<PS, L0, $($l),*> OneToEightLevels<PS> for (L0, $($l),*)
         where
             PS: Unsigned + 'static,
             L0: LevelSpec,
-            L0::IsLarge: PlainBottom,
+            L0::IsLarge: BottomLevelIsNotLarge,
             $($l: LevelSpec,)*
             $top: Tree + Reach,
         {
@@ -351,7 +351,7 @@ impl_levels!(
 
 /// What the crate needs from a geometry and no user may name: the chain of
 /// levels. Crate-private, so it also seals [`Geometry`].
-pub(crate) trait Internal: 'static {
+pub(crate) trait ValidGeometry: 'static {
     /// The chain: the top level, with every level below it inside.
     type Top: Tree;
 
@@ -373,8 +373,8 @@ pub(crate) trait Internal: 'static {
 /// the [catalogue](crate::geometries#shipped-geometries)) or describe your own
 /// with [`Custom`]. Only a geometry that follows [the rules](self#the-rules)
 /// implements it.
-#[allow(private_bounds)] // `Internal` is crate-private: it seals the trait.
-pub trait Geometry: Internal {
+#[allow(private_bounds)] // `ValidGeometry` is crate-private: it seals the trait.
+pub trait Geometry: ValidGeometry {
     /// log2 of the base page size.
     const PAGE_SHIFT: u32 = Self::Top::SHIFTS[0];
     /// Number of levels.
@@ -455,22 +455,22 @@ pub trait Geometry: Internal {
 /// ```
 pub struct Custom<PS, L>(Infallible, PhantomData<(PS, L)>);
 
-impl<PS, L> Internal for Custom<PS, L>
+impl<PS, L> ValidGeometry for Custom<PS, L>
 where
     PS: Unsigned + IsLess<U64> + IsGreaterOrEqual<U64> + 'static,
-    Le<PS, U64>: ShiftFits,
-    L: Levels<PS>,
+    Le<PS, U64>: PageShiftIsAtMost63,
+    L: OneToEightLevels<PS>,
     <L::Top as Reach>::Bits: IsLessOrEqual<U64>,
     // At most 64 address bits, or a page shift already refused above (whose
     // address bits are too many as well: one error is enough).
     LeEq<<L::Top as Reach>::Bits, U64>: BitOr<GrEq<PS, U64>>,
-    Or<LeEq<<L::Top as Reach>::Bits, U64>, GrEq<PS, U64>>: AddressFits,
+    Or<LeEq<<L::Top as Reach>::Bits, U64>, GrEq<PS, U64>>: AddressBitsAreAtMost64,
 {
     type Top = L::Top;
 }
 
-#[allow(private_bounds)] // `Internal` is crate-private: the rules live on it.
-impl<PS: 'static, L: 'static> Geometry for Custom<PS, L> where Self: Internal {}
+#[allow(private_bounds)] // `ValidGeometry` is crate-private: the rules live on it.
+impl<PS: 'static, L: 'static> Geometry for Custom<PS, L> where Self: ValidGeometry {}
 
 /// x86-64 4-level paging: 4 KiB pages, four 9-bit levels, 48-bit addresses,
 /// large entries at 2 MiB (level 1) and 1 GiB (level 2). The default.
