@@ -36,16 +36,18 @@
 //! it broke, wherever it is used as a geometry: as the type of a
 //! [`MemTable`](crate::MemTable), or for a constant or method of
 //! [`Geometry`]. An invalid geometry has no [`Geometry`] constant or method
-//! at all.
+//! at all. (Named as `Custom<…>::ADDRESS_BITS` rather than
+//! `<Custom<…> as Geometry>::ADDRESS_BITS`, rustc reports only that the
+//! geometry is not a `ValidGeometry`; the other spellings name the rule.)
 //!
-//! ```compile_fail
+//! ```compile_fail,E0277
 //! use mem_table::{MemTable, geometry::Custom, typenum::{U60, U9}};
 //! // 60 + 9 + 9 address bits do not fit in a u64:
 //! // error: page shift plus the level widths must be at most 64 address bits
 //! let t: MemTable<u8, Custom<U60, (U9, U9)>> = MemTable::new();
 //! ```
 //!
-//! ```compile_fail
+//! ```compile_fail,E0277
 //! use mem_table::geometry::{Custom, Geometry, Large};
 //! use mem_table::typenum::{U9, U12};
 //! // error: the bottom level cannot hold large entries (`Large<_>` is for upper levels)
@@ -72,7 +74,7 @@
 //! A name exists only on the geometries that have a level of that size
 //! which may hold entries, so a wrong one is a compile error:
 //!
-//! ```compile_fail
+//! ```compile_fail,E0599
 //! use mem_table::geometries::X86_32Bit;
 //! let _ = X86_32Bit::L1G; // 32-bit paging has no 1 GiB pages
 //! ```
