@@ -6,13 +6,19 @@ use core::fmt;
 /// `2^bits` entries of the one below.
 ///
 /// On [`X86_4Level`](crate::geometry::X86_4Level), level 0 holds 4 KiB pages,
-/// level 1 holds 2 MiB pages and level 2 holds 1 GiB pages.
+/// level 1 holds 2 MiB pages and level 2 holds 1 GiB pages. Every shipped
+/// geometry names its levels that hold entries after their size
+/// ([`X86_4Level::L2M`](crate::geometry::X86_4Level::L2M),
+/// [`X86_32Bit::L4M`](crate::geometries::X86_32Bit::L4M), ...; see
+/// [named levels](crate::geometry#named-levels)); the names are `Level`
+/// constants.
 ///
 /// ```
-/// use mem_table::Level;
+/// use mem_table::{Level, X86_4Level};
 /// assert_eq!(Level::BASE.index(), 0);
 /// assert_eq!(Level::new(2).below(), Some(Level::new(1)));
 /// assert_eq!(Level::BASE.below(), None);
+/// assert_eq!(X86_4Level::L2M, Level::new(1));
 /// ```
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
 pub struct Level(u8);

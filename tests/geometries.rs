@@ -156,6 +156,8 @@ fn catalogue() -> Vec<Entry> {
 struct Shape {
     page_shift: u32,
     levels: usize,
+    /// `TOP`.
+    top: Level,
     address_bits: u32,
     entry_levels: u32,
     /// `page_shift(level)` for every level, and one past the top.
@@ -172,6 +174,7 @@ fn shape_of<G: Geometry>() -> Shape {
     Shape {
         page_shift: G::PAGE_SHIFT,
         levels: G::LEVELS,
+        top: G::TOP,
         address_bits: G::ADDRESS_BITS,
         entry_levels: G::ENTRY_LEVELS,
         page_shifts: levels.clone().map(G::page_shift).collect(),
@@ -194,6 +197,7 @@ fn shape_from(e: &Entry) -> Shape {
     Shape {
         page_shift: e.page_shift,
         levels,
+        top: Level::new(levels as u8 - 1),
         address_bits: shift,
         entry_levels: (0..levels).filter(|&l| holds(l)).map(|l| 1 << l).sum(),
         page_shifts: shifts.iter().copied().map(Some).chain([None]).collect(),
@@ -449,6 +453,108 @@ fn large_level<G: Geometry>(level: Level) {
         assert_eq!(t.split(0, level).unwrap_err().kind(), ErrorKind::NoEntriesAtLevel);
     }
     t.check_invariants().unwrap();
+}
+
+// ---------------------------------------------------------------------------
+// Named levels
+// ---------------------------------------------------------------------------
+
+/// The named levels of one shipped type: `(name, level, size)`, bottom first.
+struct Named {
+    name: &'static str,
+    levels: Vec<(&'static str, Level, u64)>,
+    /// `MemTable::<u8, G>::page_size`, `G::holds_entries` and
+    /// `G::level_for_size` for every named level.
+    answers: fn(Level, u64) -> Answers,
+}
+
+/// `page_size(level)`, `holds_entries(level)` and `level_for_size(size)`.
+type Answers = (Option<u64>, bool, Option<Level>);
+
+/// The answers of geometry `G` about a level and a size.
+fn answers<G: Geometry>(level: Level, size: u64) -> Answers {
+    (MemTable::<u8, G>::page_size(level), G::holds_entries(level), G::level_for_size(size))
+}
+
+/// `named!(G: L4K = 4 << 10, ...)`: the named levels of `G` with the size
+/// each stands for.
+macro_rules! named {
+    ($g:ident: $($l:ident = $size:expr),+ $(,)?) => {
+        Named {
+            name: stringify!($g),
+            levels: vec![$((stringify!($l), $g::$l, $size)),+],
+            answers: answers::<$g>,
+        }
+    };
+}
+
+/// Every shipped type's named levels, bottom first.
+fn named_levels() -> Vec<Named> {
+    vec![
+        named!(X86_4Level: L4K = 4 << 10, L2M = 2 << 20, L1G = 1 << 30),
+        named!(X86_5Level: L4K = 4 << 10, L2M = 2 << 20, L1G = 1 << 30),
+        named!(X86_32Bit: L4K = 4 << 10, L4M = 4 << 20),
+        named!(X86Pae: L4K = 4 << 10, L2M = 2 << 20),
+        named!(Aarch64_4K: L4K = 4 << 10, L2M = 2 << 20, L1G = 1 << 30),
+        named!(Aarch64_16K: L16K = 16 << 10, L32M = 32 << 20),
+        named!(Aarch64_64K: L64K = 64 << 10, L512M = 512 << 20),
+        named!(RiscvSv39: L4K = 4 << 10, L2M = 2 << 20, L1G = 1 << 30),
+        named!(RiscvSv48: L4K = 4 << 10, L2M = 2 << 20, L1G = 1 << 30, L512G = 512 << 30),
+        named!(RiscvSv57: L4K = 4 << 10, L2M = 2 << 20, L1G = 1 << 30, L512G = 512 << 30, L256T = 256 << 40),
+    ]
+}
+
+/// `4096` -> `4K`, `2 << 20` -> `2M`: the size part of a level's name.
+fn size_name(size: u64) -> String {
+    let units = [(40, 'T'), (30, 'G'), (20, 'M'), (10, 'K')];
+    let &(shift, unit) = units.iter().find(|&&(shift, _)| size % (1 << shift) == 0).expect("a size in KiB");
+    format!("{}{unit}", size >> shift)
+}
+
+#[test]
+fn named_levels_have_their_sizes() {
+    for n in named_levels() {
+        for &(name, level, size) in &n.levels {
+            let at = format!("{}::{name}", n.name);
+            let (page_size, holds, by_size) = (n.answers)(level, size);
+            assert_eq!(page_size, Some(size), "{at}: page size");
+            assert!(holds, "{at}: the level holds no entries");
+            assert_eq!(by_size, Some(level), "{at}: level_for_size({size})");
+            assert_eq!(name, format!("L{}", size_name(size)), "{at}: the name does not say the size");
+        }
+        assert!(n.levels.windows(2).all(|w| w[0].1 < w[1].1), "{}: not bottom first", n.name);
+        assert_eq!(n.levels[0].1, Level::BASE, "{}: the base level is not named", n.name);
+    }
+}
+
+#[test]
+fn named_levels_are_the_catalogue_entry_sizes() {
+    let entries = catalogue();
+    let named = named_levels();
+    let names: BTreeSet<&str> = named.iter().map(|n| n.name).collect();
+    let shipped: BTreeSet<&str> = shipped().iter().map(|s| s.name).collect();
+    assert_eq!(names, shipped, "`named_levels()` and `shipped()` name different types");
+    for n in named {
+        let e = entries.iter().find(|e| e.name == n.name).unwrap();
+        let sizes: Vec<u64> = n.levels.iter().map(|&(_, _, size)| size).collect();
+        assert_eq!(sizes, e.entry_sizes, "{}: one name per entry size of catalogue line {}", n.name, e.line);
+    }
+}
+
+#[test]
+fn named_levels_work_in_a_table() {
+    let mut t: MemTable<&str, RiscvSv48> = MemTable::new();
+    t.insert_at(0, RiscvSv48::L512G, "terapage").unwrap();
+    t.insert_at(512 << 30, RiscvSv48::L1G, "gigapage").unwrap();
+    t.split(512 << 30, RiscvSv48::L1G).unwrap();
+    assert_eq!(t.get_key_value(512 << 30).unwrap().0.level(), RiscvSv48::L2M);
+    t.merge(512 << 30, RiscvSv48::L1G).unwrap();
+    let levels: Vec<Level> = t.keys().map(|p| p.level()).collect();
+    assert_eq!(levels, [RiscvSv48::L512G, RiscvSv48::L1G]);
+    assert_eq!(RiscvSv48::TOP, RiscvSv48::L512G);
+    assert_eq!(X86_4Level::TOP, Level::new(3));
+    assert_eq!(X86_4Level::level_for_size(512 << 30), None, "a PML4E maps no page");
+    assert_eq!(X86_32Bit::level_for_size(2 << 20), None);
 }
 
 // ---------------------------------------------------------------------------

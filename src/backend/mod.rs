@@ -33,6 +33,7 @@ pub use heap::Heap;
 pub use pool::Pool;
 
 use core::alloc::Layout;
+use core::panic::{RefUnwindSafe, UnwindSafe};
 use core::ptr::NonNull;
 
 mod sealed {
@@ -40,6 +41,7 @@ mod sealed {
 }
 
 /// How a table stores its tables. Sealed: choose [`Heap`], [`Arena`] or [`Pool`].
+#[allow(private_bounds)] // `Store` is crate-private: nameable inside the crate only.
 pub trait Backend: sealed::Sealed + Clone + Send + Sync + 'static {
     /// The store of one level's tables.
     #[doc(hidden)]
@@ -55,12 +57,17 @@ pub trait Backend: sealed::Sealed + Clone + Send + Sync + 'static {
     fn new_store(&self, level: u8, top: bool, layout: Layout) -> Self::Store;
 }
 
-/// A store could not make room: the pool is full or the allocator refused.
-#[doc(hidden)]
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct NoRoom;
+/// Crate-private items that a store's inherent methods mention: `pub` in a
+/// private module, so that they are nameable inside the crate only.
+mod private {
+    /// A store could not make room: the pool is full or the allocator refused.
+    #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+    pub struct NoRoom;
+}
+pub(crate) use private::NoRoom;
 
-/// The memory of one level's tables. Not part of the public API.
+/// The memory of one level's tables. Crate-private: not part of the public
+/// API, and not nameable from outside.
 ///
 /// The contract that makes fallible operations all-or-nothing: after
 /// `ensure(n)` succeeds, the next `n` calls to `alloc` neither allocate nor
@@ -69,8 +76,7 @@ pub struct NoRoom;
 /// # Safety
 /// `alloc` returns memory of the store's layout, valid and unaliased until
 /// it is given back to `free`; implementations must uphold this.
-#[doc(hidden)]
-pub unsafe trait Store: Send + Sync + Sized {
+pub(crate) unsafe trait Store: Send + Sync + UnwindSafe + RefUnwindSafe + Sized {
     /// Memory for one table (uninitialized), or `None` if none is available.
     /// Draws from the tables `ensure` made available before allocating.
     fn alloc(&mut self) -> Option<NonNull<u8>>;
