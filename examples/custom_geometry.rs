@@ -69,7 +69,7 @@ fn riscv_kernel_image() -> Result<(), Box<dyn std::error::Error>> {
     const RAM: std::ops::Range<u64> = 0x8000_0000..0x1_0000_0000; // 2 GiB
     const TEXT: std::ops::Range<u64> = 0x8020_0000..0x80e0_0000; // 12 MiB
     const RODATA: std::ops::Range<u64> = 0x80e0_0000..0x8110_4000; // 3 MiB + 16 KiB
-    let megapage = Level::new(1);
+    let megapage = RiscvSv39::L2M;
 
     let mut perms: MemTable<Perm, RiscvSv39> = MemTable::new();
     println!("RISC-V Sv39 ({} address bits), guest kernel permissions", RiscvSv39::ADDRESS_BITS);
@@ -146,7 +146,7 @@ fn aarch64_memory_attributes() -> Result<(), Box<dyn std::error::Error>> {
 
     // RAM: eight 512 MiB blocks.
     attrs.insert_range(RAM, Attr::Normal)?;
-    let blocks = attrs.keys().filter(|p| p.level() == Level::new(1)).count();
+    let blocks = attrs.keys().filter(|p| p.level() == Aarch64_64K::L512M).count();
     println!("  RAM {:#x}..{:#x}: {blocks} blocks of {}", RAM.start, RAM.end, size_name(512 << 20));
     // Rows of 1 GiB in cells of 16 MiB.
     let view = OccupancyOptions::new().row_size(1 << 30).cell_size(16 << 20);

@@ -27,13 +27,13 @@ use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 
 use mem_table::ops::{Children, PageOps};
-use mem_table::{Change, Entry, ErrorKind, Level, MemTable, Page};
+use mem_table::{Change, Entry, ErrorKind, Level, MemTable, OccupancyOptions, Page, X86_4Level};
 
 const PAGE: u64 = 4 << 10;
 const MIB: u64 = 1 << 20;
 const GIB: u64 = 1 << 30;
-const L4K: Level = Level::BASE;
-const L2M: Level = Level::new(1);
+const L4K: Level = X86_4Level::L4K;
+const L2M: Level = X86_4Level::L2M;
 
 const BATCHES: usize = 100;
 const OPS_PER_BATCH: usize = 200;
@@ -406,6 +406,9 @@ impl Guest {
 fn main() {
     let mut guest = Guest::new(0x4845_4b49); // "HEKI"
     let mut hv = Hypervisor::default();
+    // The picture: a row per 256 MiB, a cell per 8 MiB of guest memory.
+    let view = OccupancyOptions::new().row_size(256 * MIB).cell_size(8 * MIB);
+    println!("guest memory at boot, before compaction:\n{}", guest.table.occupancy_with(view));
     // Boot: the heap's 2 MiB entries merge into one 1 GiB entry.
     let mut merges = guest.table.compact_with(&mut guest.ops);
     hv.receive(guest.table.take_changes());
@@ -478,4 +481,5 @@ fn main() {
         stats.bytes() / 1024
     );
     println!("  verified  table == per-page reference == hypervisor's view");
+    println!("guest memory after {BATCHES} batches:\n{}", guest.table.occupancy_with(view));
 }
