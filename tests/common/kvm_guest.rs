@@ -53,11 +53,15 @@ use std::fmt;
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
-use kvm_bindings::{KVM_MAX_CPUID_ENTRIES, KVM_MEM_LOG_DIRTY_PAGES, kvm_segment, kvm_userspace_memory_region};
+use kvm_bindings::{
+    KVM_MAX_CPUID_ENTRIES, KVM_MEM_LOG_DIRTY_PAGES, kvm_segment, kvm_userspace_memory_region,
+};
 use kvm_ioctls::{Cap, Kvm, VcpuExit, VcpuFd, VmFd};
 use mem_table::ops::{Children, PageOps};
 use mem_table::{Level, MemTable, Page};
-use vm_memory::{Bytes, GuestAddress, GuestMemoryBackend, GuestMemoryMmap, GuestMemoryRegion, MemoryRegionAddress};
+use vm_memory::{
+    Bytes, GuestAddress, GuestMemoryBackend, GuestMemoryMmap, GuestMemoryRegion, MemoryRegionAddress,
+};
 
 /// The base page: KVM's dirty log has one bit per 4 KiB page whatever the
 /// guest's page sizes.
@@ -351,7 +355,10 @@ impl fmt::Display for GuestError {
             GuestError::Memory(why) => write!(f, "guest memory: {why}"),
             GuestError::Config(why) => write!(f, "bad configuration: {why}"),
             GuestError::Shutdown { phase, rip, cr2 } => {
-                write!(f, "guest shut down (triple fault) during {phase}, rip {rip:#x}, last page fault at {cr2:#x}")
+                write!(
+                    f,
+                    "guest shut down (triple fault) during {phase}, rip {rip:#x}, last page fault at {cr2:#x}"
+                )
             }
             GuestError::Mmio { phase, addr, write } => write!(
                 f,
@@ -495,9 +502,15 @@ impl Memory {
     fn new(slots: &[(u64, u64)]) -> Result<Memory, GuestError> {
         let ranges: Vec<(GuestAddress, usize)> = slots
             .iter()
-            .map(|&(base, size)| Ok((GuestAddress(base), usize::try_from(size).map_err(|e| GuestError::Config(e.to_string()))?)))
+            .map(|&(base, size)| {
+                Ok((
+                    GuestAddress(base),
+                    usize::try_from(size).map_err(|e| GuestError::Config(e.to_string()))?,
+                ))
+            })
             .collect::<Result<_, GuestError>>()?;
-        let mem = GuestMemoryMmap::<()>::from_ranges(&ranges).map_err(|e| GuestError::Memory(format!("mmap: {e}")))?;
+        let mem = GuestMemoryMmap::<()>::from_ranges(&ranges)
+            .map_err(|e| GuestError::Memory(format!("mmap: {e}")))?;
         let mut regions = Vec::new();
         for r in mem.iter() {
             let host = r
@@ -513,11 +526,15 @@ impl Memory {
     }
 
     fn write_u64(&self, gpa: u64, v: u64) -> Result<(), GuestError> {
-        self.mem.write_obj(v, GuestAddress(gpa)).map_err(|e| GuestError::Memory(format!("write {gpa:#x}: {e}")))
+        self.mem
+            .write_obj(v, GuestAddress(gpa))
+            .map_err(|e| GuestError::Memory(format!("write {gpa:#x}: {e}")))
     }
 
     fn write_bytes(&self, gpa: u64, b: &[u8]) -> Result<(), GuestError> {
-        self.mem.write_slice(b, GuestAddress(gpa)).map_err(|e| GuestError::Memory(format!("write {gpa:#x}: {e}")))
+        self.mem
+            .write_slice(b, GuestAddress(gpa))
+            .map_err(|e| GuestError::Memory(format!("write {gpa:#x}: {e}")))
     }
 
     /// The host pointer of `len` bytes at `gpa`, all in one region.
@@ -607,7 +624,8 @@ struct Frames<'a> {
 
 impl Frames<'_> {
     fn alloc(&mut self, level: Level) -> Result<u64, GuestError> {
-        let size = MemTable::<()>::page_size(level).ok_or_else(|| GuestError::Config("no such level".into()))?;
+        let size =
+            MemTable::<()>::page_size(level).ok_or_else(|| GuestError::Config("no such level".into()))?;
         let candidates: Vec<(u64, u64)> = self.slots[1..]
             .iter()
             .filter_map(|&(base, len)| {
@@ -643,6 +661,8 @@ struct Layout {
     probes: Vec<u64>,
     /// 1 GiB mappings split into 2 MiB ones (where KVM has no 1 GiB pages).
     split_1g: usize,
+    /// The data frames in use, each entry the frame's size.
+    frames: MemTable<()>,
 }
 
 /// Splits a 1 GiB mapping into 2 MiB ones: each gets its part of the frame
@@ -674,7 +694,8 @@ fn build_layout(cfg: &Config, gib_pages: bool) -> Result<Layout, GuestError> {
     let data = |maps: &mut MemTable<Mapping>, va: u64, level: Level, frames: &mut Frames| {
         let pa = frames.alloc(level)?;
         let tag = mix(va ^ pa.rotate_left(17) ^ cfg.seed);
-        maps.insert_at(va, level, Mapping { pa, tag, kind: Kind::Data }).map_err(table_err("data mapping"))?;
+        maps.insert_at(va, level, Mapping { pa, tag, kind: Kind::Data })
+            .map_err(table_err("data mapping"))?;
         Ok::<(), GuestError>(())
     };
     let mut split_1g = 0;
@@ -736,7 +757,7 @@ fn build_layout(cfg: &Config, gib_pages: bool) -> Result<Layout, GuestError> {
     }
     runs.sort_unstable();
     runs.dedup();
-    Ok(Layout { maps, data: data_list, runs, probes, split_1g })
+    Ok(Layout { maps, data: data_list, runs, probes, split_1g, frames: frames.used })
 }
 
 /// Walk the mapping table and emit x86-64 page tables into slot 0 from
@@ -802,6 +823,9 @@ fn predict_round(
             .map(|(page, m)| m.pa + (va - page.addr()))
             .ok_or_else(|| GuestError::Config(format!("predicted write to unmapped {va:#x}")))
     };
+    if (scatter > 0 && data.is_empty()) || (nruns > 0 && runs.is_empty()) {
+        return Err(GuestError::Config("writes asked for, but nothing mapped to write to".into()));
+    }
     let mut pages = BTreeSet::new();
     for _ in 0..scatter {
         x = xorshift(x);
@@ -909,7 +933,9 @@ fn validate(cfg: &Config) -> Result<(), GuestError> {
     }
     for &(base, size) in &cfg.slots {
         if base % (64 * PAGE) != 0 || size % MIB2 != 0 || size == 0 {
-            return bad(format!("slot {base:#x}+{size:#x}: base must be a multiple of 256 KiB, size of 2 MiB"));
+            return bad(format!(
+                "slot {base:#x}+{size:#x}: base must be a multiple of 256 KiB, size of 2 MiB"
+            ));
         }
     }
     if cfg.maps_1g + cfg.maps_2m + cfg.maps_4k == 0 && !cfg.run_4k {
@@ -966,7 +992,8 @@ pub fn run(cfg: &Config) -> Result<Report, GuestError> {
     }
     // Needed on Intel hosts without unrestricted guest; below slot 1.
     vm.set_tss_address(0xfffb_d000).map_err(kvm_err("KVM_SET_TSS_ADDR"))?;
-    let mut vcpu = vm.create_vcpu(0).map_err(|e| GuestError::Unavailable(format!("cannot create a vCPU: {e}")))?;
+    let mut vcpu =
+        vm.create_vcpu(0).map_err(|e| GuestError::Unavailable(format!("cannot create a vCPU: {e}")))?;
     let cpuid = kvm.get_supported_cpuid(KVM_MAX_CPUID_ENTRIES).map_err(kvm_err("KVM_GET_SUPPORTED_CPUID"))?;
     vcpu.set_cpuid2(&cpuid).map_err(kvm_err("KVM_SET_CPUID2"))?;
     // 1 GiB guest pages: CPUID 0x8000_0001 EDX bit 26 (pdpe1gb). A KVM
@@ -987,9 +1014,14 @@ pub fn run(cfg: &Config) -> Result<Report, GuestError> {
     let mut code = GUEST_CODE.to_vec();
     let mut fault_va = None;
     let first_of = |level: usize| {
-        layout.maps.iter().find(|(p, m)| m.kind == Kind::Data && p.level().index() == level).map(|(p, m)| (p, *m))
+        layout
+            .maps
+            .iter()
+            .find(|(p, m)| m.kind == Kind::Data && p.level().index() == level)
+            .map(|(p, m)| (p, *m))
     };
-    let missing_fault = || GuestError::Config(format!("{:?} needs a mapping it can be planted in", cfg.fault));
+    let missing_fault =
+        || GuestError::Config(format!("{:?} needs a mapping it can be planted in", cfg.fault));
     match cfg.fault {
         Fault::None | Fault::MissDirty => {}
         Fault::CorruptTag => {
@@ -998,15 +1030,16 @@ pub fn run(cfg: &Config) -> Result<Report, GuestError> {
             fault_va = Some(p.addr());
         }
         Fault::WrongPte => {
-            let mut small = layout.maps.iter().filter(|(p, m)| m.kind == Kind::Data && p.level().index() == 0);
+            let mut small =
+                layout.maps.iter().filter(|(p, m)| m.kind == Kind::Data && p.level().index() == 0);
             let ((a, _), (_, b)) = small.next().zip(small.next()).ok_or_else(missing_fault)?;
-            let slot = leaves[&a.addr()];
+            let slot = *leaves.get(&a.addr()).ok_or_else(missing_fault)?;
             w.u64(slot, b.pa | PTE_P | PTE_RW | PTE_A | PTE_D)?;
             fault_va = Some(a.addr());
         }
         Fault::ClearPs => {
             let (p, _) = first_of(1).ok_or_else(missing_fault)?;
-            let slot = leaves[&p.addr()];
+            let slot = *leaves.get(&p.addr()).ok_or_else(missing_fault)?;
             let e = src.read_u64(slot)?;
             w.u64(slot, e & !PTE_PS)?;
             fault_va = Some(p.addr());
@@ -1041,8 +1074,15 @@ pub fn run(cfg: &Config) -> Result<Report, GuestError> {
     if next > LISTS_END {
         return Err(GuestError::Config("results do not fit in slot 0".into()));
     }
-    let ctrl =
-        [probe_at, probes.len() as u64, results_at, data_at, layout.data.len() as u64, runs_at, layout.runs.len() as u64];
+    let ctrl = [
+        probe_at,
+        probes.len() as u64,
+        results_at,
+        data_at,
+        layout.data.len() as u64,
+        runs_at,
+        layout.runs.len() as u64,
+    ];
     for (i, &v) in ctrl.iter().enumerate() {
         w.u64(CTRL_GPA + i as u64 * 8, v)?;
     }
@@ -1094,13 +1134,9 @@ pub fn run(cfg: &Config) -> Result<Report, GuestError> {
     let mut predicted: BTreeMap<u64, u32> = BTreeMap::new();
     let mut harvests = Vec::new();
     let mut rounds = Vec::new();
-    let large_frames: Vec<(u64, u64)> = layout
-        .maps
-        .iter()
-        .filter(|(p, m)| m.kind == Kind::Data && p.level().index() > 0)
-        .map(|(p, m)| (m.pa, p.size()))
-        .collect();
-    let in_large = |gpa: u64| large_frames.iter().any(|&(pa, size)| gpa.wrapping_sub(pa) < size);
+    // Whether a guest-physical page is in a frame of a 2 MiB or 1 GiB
+    // mapping: the frame table answers with the frame's level.
+    let in_large = |gpa: u64| layout.frames.get_key_value(gpa).is_some_and(|(p, _)| p.level() > Level::BASE);
 
     let mut round = 0u32;
     let mut scatter = cfg.scatter;
@@ -1285,8 +1321,11 @@ pub struct BenchRow {
 /// `min_time` (at least `min_reps` times). Nanoseconds per dirty bit.
 pub fn harvest_bench(report: &Report, min_time: Duration, min_reps: u32) -> (Vec<BenchRow>, u32, usize) {
     let slots = &report.slots;
-    let bits: usize =
-        report.harvests.iter().map(|h| h.bitmaps.iter().flatten().map(|w| w.count_ones() as usize).sum::<usize>()).sum();
+    let bits: usize = report
+        .harvests
+        .iter()
+        .map(|h| h.bitmaps.iter().flatten().map(|w| w.count_ones() as usize).sum::<usize>())
+        .sum();
     let span_words = slots.iter().map(|&(b, s)| b + s).max().unwrap_or(0).div_ceil(PAGE * 64) as usize;
     let names = ["MemTable<u32>", "HashMap<u64, u32>", "BTreeSet<u64>", "Vec<u64> bitmap"];
     let mut total = [Duration::ZERO; 4];
@@ -1341,8 +1380,9 @@ pub fn harvest_bench(report: &Report, min_time: Duration, min_reps: u32) -> (Vec
                 }
             }
         }
-        pages[3] = black_box(&flat).iter().map(|w| w.count_ones() as usize).sum();
+        black_box(&flat);
         total[3] += t.elapsed();
+        pages[3] = flat.iter().map(|w| w.count_ones() as usize).sum();
         drop(flat);
 
         reps += 1;
