@@ -123,19 +123,18 @@ fn migrate() -> Result<(), Box<dyn std::error::Error>> {
     );
     println!("guest run, migration and checks: {:.2} s", elapsed.as_secs_f64());
 
-    let (rows, reps, bits) = harvest_bench(&r, Duration::from_millis(200), 10);
+    let (rows, bits) = harvest_bench(&r, Duration::from_millis(300), 20);
     println!();
     println!(
-        "harvest: the same {} KVM bitmaps ({} dirty bits, {} rounds) into each structure, from empty, {} times",
+        "harvest: the same {} KVM bitmaps ({} dirty bits, {} rounds) into each structure, built from empty",
         r.harvests.iter().map(|h| h.bitmaps.len()).sum::<usize>(),
         bits,
         r.harvests.len(),
-        reps
     );
     for row in &rows {
         println!(
-            "  {:<18} {:>8.2} ns per dirty page   ({} distinct pages)",
-            row.name, row.ns_per_page, row.pages
+            "  {:<18} {:>8.2} ns per dirty page   ({} builds, {} distinct pages)",
+            row.name, row.ns_per_page, row.reps, row.pages
         );
     }
 

@@ -94,7 +94,7 @@ fn guest_page_walk_dirty_log_and_migration_agree() {
     assert!(r.ok());
 
     // The four harvest structures agree on the pages (one quick pass).
-    let (rows, _, _) = kvm_guest::harvest_bench(&r, Duration::ZERO, 1);
+    let (rows, _) = kvm_guest::harvest_bench(&r, Duration::ZERO, 1);
     let distinct: std::collections::BTreeSet<u64> =
         r.harvests.iter().flat_map(|h| kvm_guest::dirty_pages(&r.slots, &h.bitmaps)).collect();
     for row in &rows {

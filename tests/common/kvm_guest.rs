@@ -1311,91 +1311,109 @@ pub fn run(cfg: &Config) -> Result<Report, GuestError> {
 pub struct BenchRow {
     pub name: &'static str,
     pub ns_per_page: f64,
+    /// Builds timed.
+    pub reps: u32,
     /// Distinct pages the structure holds at the end of one build.
     pub pages: usize,
 }
 
-/// Time converting the same KVM bitmaps (every harvest of `report`, in
-/// round order) into each structure, built from empty each repetition,
-/// the four contenders interleaved. Repeats until each has run for
-/// `min_time` (at least `min_reps` times). Nanoseconds per dirty bit.
-pub fn harvest_bench(report: &Report, min_time: Duration, min_reps: u32) -> (Vec<BenchRow>, u32, usize) {
+/// One build of a contender from the harvests: the time, and the
+/// distinct pages it ended with (counted after the clock stops).
+fn build_once(report: &Report, which: usize, span_words: usize) -> (Duration, usize) {
     let slots = &report.slots;
+    let t = Instant::now();
+    match which {
+        0 => {
+            // MemTable: page -> last round.
+            let mut m: MemTable<u32> = MemTable::new();
+            let mut failed = 0usize;
+            for h in &report.harvests {
+                for p in dirty_pages(slots, &h.bitmaps) {
+                    failed += usize::from(m.insert(p, h.round).is_err());
+                }
+            }
+            black_box(&m);
+            let e = t.elapsed();
+            (e, m.len() + failed)
+        }
+        1 => {
+            let mut hm: HashMap<u64, u32> = HashMap::new();
+            for h in &report.harvests {
+                for p in dirty_pages(slots, &h.bitmaps) {
+                    hm.insert(p, h.round);
+                }
+            }
+            black_box(&hm);
+            let e = t.elapsed();
+            (e, hm.len())
+        }
+        2 => {
+            let mut bs: BTreeSet<u64> = BTreeSet::new();
+            for h in &report.harvests {
+                for p in dirty_pages(slots, &h.bitmaps) {
+                    bs.insert(p / PAGE);
+                }
+            }
+            black_box(&bs);
+            let e = t.elapsed();
+            (e, bs.len())
+        }
+        _ => {
+            // A flat bitmap over the whole guest-physical span: OR each
+            // slot's words in at the slot's offset (slot bases are 64-page
+            // aligned), whole words, no per-bit work.
+            let mut flat = vec![0u64; span_words];
+            for h in &report.harvests {
+                for (&(base, _), bm) in slots.iter().zip(&h.bitmaps) {
+                    let off = (base / PAGE / 64) as usize;
+                    for (dst, &w) in flat[off..off + bm.len()].iter_mut().zip(bm) {
+                        *dst |= w;
+                    }
+                }
+            }
+            black_box(&flat);
+            let e = t.elapsed();
+            (e, flat.iter().map(|w| w.count_ones() as usize).sum())
+        }
+    }
+}
+
+/// Time converting the same KVM bitmaps (every harvest of `report`, in
+/// round order) into each of four structures, each build from empty (the
+/// drop not timed), the contenders interleaved in one run. Each repeats
+/// until it has run for `min_time` and at least `min_reps` times.
+/// Returns the rows (nanoseconds per dirty bit) and the dirty bits of one
+/// build.
+pub fn harvest_bench(report: &Report, min_time: Duration, min_reps: u32) -> (Vec<BenchRow>, usize) {
     let bits: usize = report
         .harvests
         .iter()
         .map(|h| h.bitmaps.iter().flatten().map(|w| w.count_ones() as usize).sum::<usize>())
         .sum();
-    let span_words = slots.iter().map(|&(b, s)| b + s).max().unwrap_or(0).div_ceil(PAGE * 64) as usize;
+    let span_words = report.slots.iter().map(|&(b, s)| b + s).max().unwrap_or(0).div_ceil(PAGE * 64) as usize;
     let names = ["MemTable<u32>", "HashMap<u64, u32>", "BTreeSet<u64>", "Vec<u64> bitmap"];
     let mut total = [Duration::ZERO; 4];
+    let mut reps = [0u32; 4];
     let mut pages = [0usize; 4];
-    let mut reps = 0u32;
-    let start = Instant::now();
-    while reps < min_reps || total.iter().any(|t| *t < min_time) {
-        // MemTable: page -> last round.
-        let t = Instant::now();
-        let mut m: MemTable<u32> = MemTable::new();
-        let mut failed = 0usize;
-        for h in &report.harvests {
-            for p in dirty_pages(slots, &h.bitmaps) {
-                failed += usize::from(m.insert(p, h.round).is_err());
+    let pending =
+        |total: &[Duration; 4], reps: &[u32; 4], i: usize| total[i] < min_time || reps[i] < min_reps.max(1);
+    while (0..4).any(|i| pending(&total, &reps, i)) {
+        for i in 0..4 {
+            if pending(&total, &reps, i) {
+                let (t, n) = build_once(report, i, span_words);
+                total[i] += t;
+                reps[i] += 1;
+                pages[i] = n;
             }
-        }
-        pages[0] = black_box(&m).len() + failed;
-        total[0] += t.elapsed();
-        drop(m);
-
-        let t = Instant::now();
-        let mut hm: HashMap<u64, u32> = HashMap::new();
-        for h in &report.harvests {
-            for p in dirty_pages(slots, &h.bitmaps) {
-                hm.insert(p, h.round);
-            }
-        }
-        pages[1] = black_box(&hm).len();
-        total[1] += t.elapsed();
-        drop(hm);
-
-        let t = Instant::now();
-        let mut bs: BTreeSet<u64> = BTreeSet::new();
-        for h in &report.harvests {
-            for p in dirty_pages(slots, &h.bitmaps) {
-                bs.insert(p / PAGE);
-            }
-        }
-        pages[2] = black_box(&bs).len();
-        total[2] += t.elapsed();
-        drop(bs);
-
-        // A flat bitmap over the whole guest-physical span: OR the slot's
-        // words in at the slot's offset (slot bases are 64-page aligned).
-        let t = Instant::now();
-        let mut flat = vec![0u64; span_words];
-        for h in &report.harvests {
-            for (&(base, _), bm) in slots.iter().zip(&h.bitmaps) {
-                let off = (base / PAGE / 64) as usize;
-                for (dst, &w) in flat[off..off + bm.len()].iter_mut().zip(bm) {
-                    *dst |= w;
-                }
-            }
-        }
-        black_box(&flat);
-        total[3] += t.elapsed();
-        pages[3] = flat.iter().map(|w| w.count_ones() as usize).sum();
-        drop(flat);
-
-        reps += 1;
-        if start.elapsed() > min_time * 40 {
-            break;
         }
     }
     let rows = (0..4)
         .map(|i| BenchRow {
             name: names[i],
-            ns_per_page: total[i].as_nanos() as f64 / (f64::from(reps) * bits.max(1) as f64),
+            ns_per_page: total[i].as_nanos() as f64 / (f64::from(reps[i]) * bits.max(1) as f64),
+            reps: reps[i],
             pages: pages[i],
         })
         .collect();
-    (rows, reps, bits)
+    (rows, bits)
 }
