@@ -61,16 +61,18 @@ fn migrate() -> Result<(), Box<dyn std::error::Error>> {
     );
     if !r.gib_pages_offered && r.split_1g > 0 {
         println!(
-            "1 GiB guest pages: not offered by this KVM (CPUID pdpe1gb clear); each of the {} 1 GiB \
-             entries was split (split_with) into 512 x 2 MiB before the page tables were emitted",
+            "1 GiB guest pages: not offered by this KVM (CPUID pdpe1gb clear); 1 GiB entries \
+             split (split_with) into 512 x 2 MiB each before the page tables were emitted: {}",
             r.split_1g
         );
     }
     println!("page tables emitted from iter(): {} pages (PML4 + PDPTs + PDs + PTs)", r.page_table_pages);
     println!(
-        "long-mode guest read {} probes through its page tables: {} differ from get_key_value",
+        "long-mode guest read {} probes through its page tables: {} differ from get_key_value \
+         (software walk of the same tables: {} differ)",
         r.probes,
-        r.probe_mismatches.len()
+        r.probe_mismatches.len(),
+        r.soft_walk_mismatches
     );
 
     println!();
@@ -140,6 +142,9 @@ fn migrate() -> Result<(), Box<dyn std::error::Error>> {
 
     if !r.ok() {
         let mut why = Vec::new();
+        if r.soft_walk_mismatches > 0 {
+            why.push(format!("{} probes walk wrong in software", r.soft_walk_mismatches));
+        }
         if let Some(m) = r.probe_mismatches.first() {
             why.push(format!("probe at {:#x} read {:#x}, expected {:x?}", m.va, m.got, m.expected));
         }

@@ -58,6 +58,7 @@ fn guest_page_walk_dirty_log_and_migration_agree() {
     // Tag reads through the guest's page tables match get_key_value.
     assert_eq!(r.probes, 2 * r.data_maps.iter().sum::<usize>());
     assert!(r.probe_mismatches.is_empty(), "probe mismatches: {:x?}", r.probe_mismatches);
+    assert_eq!(r.soft_walk_mismatches, 0);
 
     // Each round's dirty pages are exactly what the guest wrote.
     for s in &r.rounds {
@@ -123,6 +124,8 @@ fn a_wrong_page_table_entry_is_caught() {
     // Both probes of the mapping read the other frame's tags.
     let vas: Vec<u64> = r.probe_mismatches.iter().map(|m| m.va).collect();
     assert_eq!(vas, [va, va + 4096 - 8], "{:x?}", r.probe_mismatches);
+    // The software walk of the same tables sees it too.
+    assert_eq!(r.soft_walk_mismatches, 2);
     assert!(!r.ok());
 }
 
@@ -179,6 +182,24 @@ fn an_unexpected_port_is_a_clear_error() {
         }
         other => panic!("expected an unexpected-port error, got {other:?}"),
     }
+}
+
+#[test]
+fn gib_entries_are_emitted_as_pdpt_leaves() {
+    // No KVM needed: the emitted tables walked in software. This covers
+    // 1 GiB entries even where KVM offers the guest no 1 GiB pages (then
+    // `run` splits them, as the main test says).
+    let cfg = test_config();
+    let c = kvm_guest::check_page_tables(&cfg, true, false).expect("layout");
+    assert_eq!(c.data_maps, [cfg.maps_4k + 512, cfg.maps_2m, cfg.maps_1g]);
+    assert_eq!(c.probes, 2 * c.data_maps.iter().sum::<usize>());
+    assert_eq!(c.mismatches, 0);
+    let split = kvm_guest::check_page_tables(&cfg, false, false).expect("layout");
+    assert_eq!(split.data_maps, [cfg.maps_4k + 512, cfg.maps_2m + 512, 0]);
+    assert_eq!(split.mismatches, 0);
+    // A PDPT leaf pointing at the wrong frame fails both probes of it.
+    let bad = kvm_guest::check_page_tables(&cfg, true, true).expect("layout");
+    assert_eq!(bad.mismatches, 2);
 }
 
 #[test]

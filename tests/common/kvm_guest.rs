@@ -21,6 +21,11 @@
 //!    processor's page walk never writes to guest memory), writes the tag of
 //!    each mapping at the start and at the last `u64` of its frame, and
 //!    starts one vCPU directly in 64-bit long mode (`KVM_SET_SREGS`).
+//!    Where KVM's supported CPUID lacks `pdpe1gb` (1 GiB guest pages; a
+//!    shadow-paging KVM may not offer them, and a PDPTE with PS then
+//!    faults), each 1 GiB entry is split in the table into 512 x 2 MiB
+//!    (`split_with`) before emitting; [`check_page_tables`] covers 1 GiB
+//!    leaves without KVM by walking the emitted tables in software.
 //! 4. The guest (hand-assembled, [`GUEST_CODE`]) reads the `u64` at every
 //!    probe address through its own page tables into a results area and
 //!    signals with `out 0x10`; the host compares each value with what
@@ -453,6 +458,9 @@ pub struct Report {
     pub page_table_pages: usize,
     pub probes: usize,
     pub probe_mismatches: Vec<ProbeMismatch>,
+    /// Probes whose software walk of the emitted tables disagrees with the
+    /// table (a check of the emitter apart from the hardware).
+    pub soft_walk_mismatches: usize,
     /// The virtual address a [`Fault`] was planted at, if any.
     pub fault_va: Option<u64>,
     pub rounds: Vec<RoundStat>,
@@ -480,6 +488,7 @@ impl Report {
     /// Every check passed.
     pub fn ok(&self) -> bool {
         self.probe_mismatches.is_empty()
+            && self.soft_walk_mismatches == 0
             && self.dirty_rounds_match()
             && self.dirty_after_stop == 0
             && self.dest_diff_pages == 0
@@ -808,6 +817,92 @@ fn emit_page_tables(
     Ok((pml4, ((next - PT_GPA) / PAGE) as usize, leaves))
 }
 
+/// Translate `va` through the page tables at `cr3` in `mem` as the
+/// processor walks them: the physical address and the leaf's level, or
+/// `None` where the walk finds no mapping (or a PS bit where none may be).
+/// Written apart from the emitter, to check it where the hardware cannot
+/// (1 GiB pages on a KVM that does not offer them).
+fn soft_walk(mem: &Memory, cr3: u64, va: u64) -> Result<Option<(u64, usize)>, GuestError> {
+    let mut table = cr3 & PTE_ADDR;
+    for level in (0..=3usize).rev() {
+        let e = mem.read_u64(table + ((va >> (12 + 9 * level)) & 511) * 8)?;
+        if e & PTE_P == 0 {
+            return Ok(None);
+        }
+        let leaf = level == 0 || e & PTE_PS != 0;
+        if leaf {
+            if level == 3 {
+                return Ok(None);
+            }
+            let mask = (1u64 << (12 + 9 * level)) - 1;
+            // A large leaf's address bits below its size are reserved
+            // (bit 12, PAT, is never set here): the processor faults.
+            if e & PTE_ADDR & mask != 0 {
+                return Ok(None);
+            }
+            return Ok(Some(((e & PTE_ADDR) | (va & mask), level)));
+        }
+        table = e & PTE_ADDR;
+    }
+    Ok(None)
+}
+
+/// Probes whose software walk does not give what `get_key_value` on the
+/// mapping table says (frame + offset, and the mapping's level).
+fn soft_walk_mismatches(
+    mem: &Memory,
+    cr3: u64,
+    maps: &MemTable<Mapping>,
+    probes: &[u64],
+) -> Result<usize, GuestError> {
+    let mut bad = 0;
+    for &va in probes {
+        let want = maps.get_key_value(va).map(|(p, m)| (m.pa + (va - p.addr()), p.level().index()));
+        bad += usize::from(soft_walk(mem, cr3, va)? != want);
+    }
+    Ok(bad)
+}
+
+/// What [`check_page_tables`] found.
+#[derive(Clone, Debug)]
+pub struct PageTableCheck {
+    /// Data mappings by level, as emitted.
+    pub data_maps: [usize; 3],
+    pub probes: usize,
+    /// Probes the software walk translated differently from the table.
+    pub mismatches: usize,
+}
+
+/// Without KVM: lay out `cfg`'s mappings (1 GiB ones kept whole if
+/// `gib_pages`), emit the page tables into fresh guest memory, and walk
+/// them in software for every probe address. `corrupt` rewrites the leaf
+/// of the first 1 GiB mapping to a frame 2 MiB further (misaligned, so its
+/// reserved bits are set), as a wrong emitter would.
+pub fn check_page_tables(cfg: &Config, gib_pages: bool, corrupt: bool) -> Result<PageTableCheck, GuestError> {
+    validate(cfg)?;
+    let mem = Memory::new(&cfg.slots)?;
+    let layout = build_layout(cfg, gib_pages)?;
+    let mut w = Writer { mem: &mem, pages: BTreeSet::new() };
+    let (pml4, _, leaves) = emit_page_tables(&mut w, &layout.maps, SYSTEM_SLOT.1)?;
+    if corrupt {
+        let (p, m) = layout
+            .maps
+            .iter()
+            .find(|(p, _)| p.level() == Level::new(2))
+            .ok_or_else(|| GuestError::Config("no 1 GiB mapping to corrupt".into()))?;
+        let slot = *leaves.get(&p.addr()).ok_or_else(|| GuestError::Config("no leaf".into()))?;
+        w.u64(slot, (m.pa + MIB2) | PTE_P | PTE_RW | PTE_A | PTE_D | PTE_PS)?;
+    }
+    let mut data_maps = [0; 3];
+    for (p, m) in layout.maps.iter() {
+        if m.kind == Kind::Data {
+            data_maps[p.level().index()] += 1;
+        }
+    }
+    let mismatches = soft_walk_mismatches(&mem, pml4, &layout.maps, &layout.probes)?;
+    Ok(PageTableCheck { data_maps, probes: layout.probes.len(), mismatches })
+}
+
 /// What the guest writes in a round, page by page (guest-physical), as the
 /// host's copy of the generator says.
 fn predict_round(
@@ -1114,6 +1209,9 @@ pub fn run(cfg: &Config) -> Result<Report, GuestError> {
     regs.rsp = 0;
     vcpu.set_regs(&regs).map_err(kvm_err("KVM_SET_REGS"))?;
 
+    // The same page tables walked in software, against the table.
+    let soft_walk_mismatches = soft_walk_mismatches(&src, pml4, &layout.maps, &layout.probes)?;
+
     // Round 0: the probe pass.
     run_until(&mut vcpu, "the probe pass", Some(PORT_PROBED))?;
     let mut probe_mismatches = Vec::new();
@@ -1292,6 +1390,7 @@ pub fn run(cfg: &Config) -> Result<Report, GuestError> {
         page_table_pages,
         probes: probes.len(),
         probe_mismatches,
+        soft_walk_mismatches,
         fault_va,
         rounds,
         converged,
