@@ -329,50 +329,71 @@ impl<V, G: Geometry, B: Backend> RawTable<V, G, B> {
         c
     }
 
-    /// The merge of the full table `c` (level `l`), as the entry `page` one
-    /// level up.
-    /// With it, whether the merge changes what any page holds: `ops` may
-    /// make a new value, or a child changed since the last report.
-    fn merge_value<O: PageOps<V>>(
+    /// Writes the merge of the full table `c` (level `l`), as the entry
+    /// `page` one level up, to `dst` (the value place of the slot that links
+    /// `c`, unused while it does), and returns whether the merge changes
+    /// what any page holds: `ops` may make a new value, or a child changed
+    /// since the last report. Out of line, and the value goes straight to
+    /// its place, so that the recursive walks hold no value in their frames.
+    ///
+    /// # Safety
+    /// `dst` is writable for one value and holds none.
+    #[inline(never)]
+    unsafe fn merge_into<O: PageOps<V>>(
         &self,
         c: Tab,
         l: usize,
         page: Page,
         ops: &mut O,
-    ) -> Result<(V, bool), Refusal> {
+        dst: *mut V,
+    ) -> Result<bool, Refusal> {
+        /// Drops the merged value again if a comparison unwinds.
+        struct Undo<V>(*mut V);
+        impl<V> Drop for Undo<V> {
+            fn drop(&mut self) {
+                // SAFETY: written just before the guard was made.
+                unsafe { ptr::drop_in_place(self.0) }
+            }
+        }
         let lv = Self::lv(l);
         // SAFETY: `c` is a live table of level `l`; a full bottom table has
-        // every value, a full upper one is checked to hold only large entries.
+        // every value, a full upper one is checked to hold only large
+        // entries; `dst` (caller).
         unsafe {
             if c.len(lv) != lv.fanout || (l > 0 && (0..lv.fanout).any(|j| c.word(j) != LARGE)) {
                 return Err(Refusal::Nothing);
             }
             let mut values = (0..lv.fanout).map(|j| &*c.val::<V>(lv, j));
-            let v = ops.merge(page, Children::new(&mut values, lv.fanout)).ok_or(Refusal::Declined)?;
+            match ops.merge(page, Children::new(&mut values, lv.fanout)) {
+                Some(v) => dst.write(v),
+                None => return Err(Refusal::Declined),
+            }
             let Some(tr) = &self.track else {
-                return Ok((v, !O::KEEPS_VALUES || c.has_marks(lv)));
+                return Ok(!O::KEEPS_VALUES || c.has_marks(lv));
             };
+            let undo = Undo(dst);
+            let v = &*dst;
             // Compared: a child that changed value since the last report,
             // or whose value is not the merged one, is a change.
             let changed = (0..lv.fanout).any(|j| {
                 let cv = &*c.val::<V>(lv, j);
                 let a = page.addr() + ((j as u64) << lv.shift);
-                (!O::KEEPS_VALUES && !(tr.eq)(cv, &v))
+                (!O::KEEPS_VALUES && !(tr.eq)(cv, v))
                     || (bitmap::get(c.dirty(lv), j) && !tr.unchanged(a, l as u8, Some(cv)))
             });
-            Ok((v, changed))
+            core::mem::forget(undo);
+            Ok(changed)
         }
     }
 
     /// Replaces the child table `c` in slot `i` of `t` (level `l`) by the
-    /// large entry `v`, then frees `c` (its values dropped last, once the
-    /// table is consistent).
-    fn merge_slot(&mut self, t: Tab, l: usize, i: usize, c: Tab, v: V, changed: bool) {
+    /// large entry whose value [`merge_into`](Self::merge_into) wrote, then
+    /// frees `c` (its values dropped last, once the table is consistent).
+    fn merge_slot(&mut self, t: Tab, l: usize, i: usize, c: Tab, changed: bool) {
         let lv = Self::lv(l);
-        // SAFETY: slot `i` links `c`; the value is written before the slot
+        // SAFETY: slot `i` links `c`; the value was written before the slot
         // says LARGE.
         unsafe {
-            t.val::<V>(lv, i).write(v);
             t.set_word(lv, i, LARGE);
             if changed {
                 t.mark(lv, i);
@@ -397,11 +418,15 @@ impl<V, G: Geometry, B: Backend> RawTable<V, G, B> {
             // SAFETY: live upper table, masked index.
             match (unsafe { t.slot(i) }, l == level) {
                 (Slot::Table(c), true) => {
-                    let (v, changed) = self.merge_value(c, l - 1, page_at(addr, l as u8, lv.shift), ops)?;
+                    // SAFETY: the value place of a slot that links a table
+                    // holds no value.
+                    let changed = unsafe {
+                        self.merge_into(c, l - 1, page_at(addr, l as u8, lv.shift), ops, t.val::<V>(lv, i))
+                    }?;
                     if changed {
                         Self::mark_path(&path);
                     }
-                    self.merge_slot(t, l, i, c, v, changed);
+                    self.merge_slot(t, l, i, c, changed);
                     return Ok(());
                 }
                 (Slot::Table(c), false) => t = c,
@@ -436,8 +461,12 @@ impl<V, G: Geometry, B: Backend> RawTable<V, G, B> {
             // SAFETY: `t` is live, `i` in its fan-out.
             let Slot::Table(c) = (unsafe { t.slot(i) }) else { continue };
             if lv.large {
-                if let Ok((v, changed)) = self.merge_value(c, l - 1, page_at(a, l as u8, lv.shift), ops) {
-                    self.merge_slot(t, l, i, c, v, changed);
+                // SAFETY: as in `merge_at`.
+                let merged = unsafe {
+                    self.merge_into(c, l - 1, page_at(a, l as u8, lv.shift), ops, t.val::<V>(lv, i))
+                };
+                if let Ok(changed) = merged {
+                    self.merge_slot(t, l, i, c, changed);
                     merges += 1;
                 }
             }
