@@ -203,6 +203,7 @@ mod iter;
 mod large;
 pub mod ops;
 mod page;
+pub mod pageset;
 mod raw;
 mod table;
 
@@ -212,6 +213,7 @@ pub use error::{Error, ErrorKind};
 pub use geometry::{Geometry, X86_4Level, X86_5Level};
 pub use iter::{IntoIter, Iter, IterMut, Keys, RangeMut, Values, ValuesMut};
 pub use page::{Level, Page};
+pub use pageset::PageSet;
 pub use table::{LevelStats, MemTable, Stats};
 
 /// The type-level numbers used to describe [`geometry::Custom`] levels.
