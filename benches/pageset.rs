@@ -16,7 +16,8 @@
 //!   bitmaps; its O(1) `len` is not what is timed; the std sets' `len`).
 //!
 //! `AtomicBitmap` is read through `get_and_reset` (its only word-level
-//! read), on a fresh clone per iteration that is not timed.
+//! read), on a fresh clone per iteration that is not timed. Every
+//! iteration works on its own copy, built (and dropped) outside the timing.
 //!
 //! Before the timings, a summary gives every contender's memory (bytes held
 //! from the allocator, counted) and checks that all agree on the results.
@@ -349,8 +350,8 @@ fn bench_one<C: Contender + Clone>(c: &mut Criterion, label: &str, slots: &[Slot
     let mut g = c.benchmark_group(format!("pageset/{label}"));
     g.sampling_mode(SamplingMode::Flat)
         .sample_size(10)
-        .warm_up_time(Duration::from_millis(300))
-        .measurement_time(Duration::from_millis(1200));
+        .warm_up_time(Duration::from_millis(100))
+        .measurement_time(Duration::from_millis(500));
     g.bench_function(format!("harvest/{}", C::NAME), |b| {
         b.iter_batched(
             C::empty,
@@ -362,13 +363,13 @@ fn bench_one<C: Contender + Clone>(c: &mut Criterion, label: &str, slots: &[Slot
         )
     });
     g.bench_function(format!("runs/{}", C::NAME), |b| {
-        b.iter_batched(|| built.clone(), |s| black_box(s.runs()), BatchSize::PerIteration)
+        b.iter_batched(|| built.clone(), |s| (black_box(s.runs()), s), BatchSize::PerIteration)
     });
     g.bench_function(format!("pages/{}", C::NAME), |b| {
-        b.iter_batched(|| built.clone(), |s| black_box(s.pages()), BatchSize::PerIteration)
+        b.iter_batched(|| built.clone(), |s| (black_box(s.pages()), s), BatchSize::PerIteration)
     });
     g.bench_function(format!("count/{}", C::NAME), |b| {
-        b.iter_batched(|| built.clone(), |s| black_box(s.count()), BatchSize::PerIteration)
+        b.iter_batched(|| built.clone(), |s| (black_box(s.count()), s), BatchSize::PerIteration)
     });
     g.finish();
 }

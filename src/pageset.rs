@@ -131,6 +131,9 @@ pub const REACH: u64 = 1 << 48;
 /// The offset of an address within its word.
 const WORD_MASK: u64 = WORD_BYTES - 1;
 
+/// Levels of the inner table below its root.
+const BELOW_TOP: usize = WordGeometry::LEVELS - 1;
+
 const _: () = {
     assert!(WordGeometry::ADDRESS_BITS == 48 && 1u64 << WordGeometry::ADDRESS_BITS == REACH);
     assert!(1u64 << WordGeometry::PAGE_SHIFT == WORD_BYTES);
@@ -577,36 +580,25 @@ impl<B: Backend> PageSet<B> {
         gone
     }
 
-    /// Reserves the tables that creating words in `spans` would need: the
-    /// spans are ascending, word-aligned `a..b` of byte addresses. A table
-    /// exists exactly when its region holds a word (empty tables are
-    /// freed), so one lookup per region touched tells.
-    fn reserve_for(&mut self, spans: impl Iterator<Item = (u64, u64)>) -> Result<(), PageSetError> {
-        const BELOW_TOP: usize = WordGeometry::LEVELS - 1;
+    /// The log2 of the region one table of each level below the root
+    /// covers: 128 MiB, 64 GiB, 32 TiB.
+    fn table_shifts() -> [u32; BELOW_TOP] {
         let mut shifts = [0u32; BELOW_TOP];
         for (l, s) in shifts.iter_mut().enumerate() {
             *s = WordGeometry::page_shift(Level::new(l as u8 + 1)).expect("below the top");
         }
-        let mut need = [0usize; BELOW_TOP];
-        // The next region of each level not yet looked at.
-        let mut next = [0u64; BELOW_TOP];
-        for (a, b) in spans {
-            if a >= b {
-                continue;
-            }
-            for l in (0..BELOW_TOP).rev() {
-                let sh = shifts[l];
-                let mut r = (a >> sh).max(next[l]);
-                let last = (b - 1) >> sh;
-                while r <= last {
-                    if self.words.range(r << sh..(r + 1) << sh).next().is_none() {
-                        need[l] += 1;
-                    }
-                    r += 1;
-                }
-                next[l] = next[l].max(last + 1);
-            }
-        }
+        shifts
+    }
+
+    /// Whether the table for region `r` of a level whose tables cover
+    /// `2^sh` bytes is absent. A table exists exactly when its region holds
+    /// a word (empty tables are freed), so one lookup tells. O(levels).
+    fn no_table(&self, sh: u32, r: u64) -> bool {
+        self.words.range(r << sh..(r + 1) << sh).next().is_none()
+    }
+
+    /// Reserves `need[l]` tables at each level `l`, all or nothing.
+    fn reserve_need(&mut self, need: &[usize; BELOW_TOP]) -> Result<(), PageSetError> {
         for (l, &n) in need.iter().enumerate() {
             if n == 0 {
                 continue;
@@ -617,6 +609,29 @@ impl<B: Backend> PageSet<B> {
             }
         }
         Ok(())
+    }
+
+    /// Reserves the tables that creating words in `spans` would need: the
+    /// spans are ascending, word-aligned `a..b` of byte addresses, all of
+    /// whose words are to be created. O(tables touched x levels).
+    fn reserve_for(&mut self, spans: impl Iterator<Item = (u64, u64)>) -> Result<(), PageSetError> {
+        let shifts = Self::table_shifts();
+        let mut need = [0usize; BELOW_TOP];
+        // The next region of each level not yet looked at.
+        let mut next = [0u64; BELOW_TOP];
+        for (a, b) in spans {
+            if a >= b {
+                continue;
+            }
+            for (l, &sh) in shifts.iter().enumerate() {
+                let last = (b - 1) >> sh;
+                for r in (a >> sh).max(next[l])..=last {
+                    need[l] += self.no_table(sh, r) as usize;
+                }
+                next[l] = next[l].max(last + 1);
+            }
+        }
+        self.reserve_need(&need)
     }
 
     /// ORs a KVM-layout bitmap into the set: bit `i` of `bitmap[w]` adds the
@@ -645,19 +660,58 @@ impl<B: Backend> PageSet<B> {
     /// assert_eq!(err, PageSetError::BitmapTooLong { base: 0xffff_fffc_0000, words: 2 });
     /// ```
     pub fn or_bitmap(&mut self, base: u64, bitmap: &[u64]) -> Result<u64, PageSetError> {
-        check_bitmap(base, bitmap.len())?;
+        let end = check_bitmap(base, bitmap.len())?;
         let s = ((base >> PAGE_SHIFT) & 63) as u32;
         let abase = base & !WORD_MASK;
-        let out = bitmap.len() + (s != 0) as usize;
-        let targets =
-            (0..out).map(|j| (abase + j as u64 * WORD_BYTES, recut(bitmap, s, j))).filter(|&(_, v)| v != 0);
-        self.reserve_for(targets.clone().map(|(a, _)| (a, a + WORD_BYTES)))?;
-        let mut added = 0;
-        for (a, v) in targets {
-            added += self.or_word(a, v);
+        // Stored word `j` (at `abase + j * WORD_BYTES`) is `recut(bitmap, s, j)`.
+        let n = bitmap.len() + (s != 0) as usize;
+        if n == 0 {
+            return Ok(0);
+        }
+        let wend = abase + n as u64 * WORD_BYTES;
+        debug_assert!(wend >= end && wend <= REACH);
+        let index = |a: u64| ((a - abase) / WORD_BYTES) as usize;
+        let any = |j0: usize, j1: usize| (j0..j1).any(|j| recut(bitmap, s, j) != 0);
+        // Plan: a table is needed for every region without one that gets a
+        // non-zero word. One lookup per region touched, and a scan of the
+        // words of empty regions only.
+        let shifts = Self::table_shifts();
+        let mut need = [0usize; BELOW_TOP];
+        for (l, &sh) in shifts.iter().enumerate() {
+            for r in abase >> sh..=(wend - 1) >> sh {
+                let (ra, rb) = ((r << sh).max(abase), ((r + 1) << sh).min(wend));
+                if self.no_table(sh, r) && any(index(ra), index(rb)) {
+                    need[l] += 1;
+                }
+            }
+        }
+        self.reserve_need(&need)?;
+        // Apply, one bottom region (128 MiB) at a time: in a region without
+        // a table every word is new, and is inserted without a lookup.
+        let sh = shifts[0];
+        let before = self.pages;
+        for r in abase >> sh..=(wend - 1) >> sh {
+            let (ra, rb) = ((r << sh).max(abase), ((r + 1) << sh).min(wend));
+            let fresh = self.no_table(sh, r);
+            for j in index(ra)..index(rb) {
+                let v = recut(bitmap, s, j);
+                if v == 0 {
+                    continue;
+                }
+                let a = abase + j as u64 * WORD_BYTES;
+                if fresh {
+                    let r = self.words.insert(a, v);
+                    debug_assert!(r.is_ok(), "tables reserved");
+                    if r.is_ok() {
+                        self.pages += v.count_ones() as u64;
+                    }
+                } else {
+                    self.or_word(a, v);
+                }
+            }
         }
         self.words.unreserve();
-        Ok(added)
+        Ok(self.pages - before)
     }
 
     /// Overwrites `out` with the set's pages in KVM layout: bit `i` of
