@@ -1027,6 +1027,28 @@ impl<'a, B: Backend> Words<'a, B> {
         (f.1 != 0).then_some(f)
     }
 
+    /// Folds every word left, ascending: the front word, the rest of the
+    /// inner table by its internal iteration (a bottom table's bitmap word
+    /// at a time), then the back word.
+    #[inline]
+    fn fold<Acc>(self, init: Acc, mut f: impl FnMut(Acc, u64, u64) -> Acc) -> Acc {
+        let (lo, hi) = (self.lo, self.hi);
+        let mut acc = init;
+        if self.front.1 != 0 {
+            acc = f(acc, self.front.0, self.front.1);
+        }
+        if let Some(inner) = self.inner {
+            acc = inner.fold(acc, |acc, (p, &w)| {
+                let m = w & mask(p.addr(), lo, hi);
+                if m != 0 { f(acc, p.addr(), m) } else { acc }
+            });
+        }
+        if self.back.1 != 0 {
+            acc = f(acc, self.back.0, self.back.1);
+        }
+        acc
+    }
+
     /// The front word, refilled if consumed.
     #[inline]
     fn front(&mut self) -> Option<(u64, u64)> {
@@ -1094,6 +1116,40 @@ impl<B: Backend> Iterator for Runs<'_, B> {
         }
         Some(start..end)
     }
+
+    fn fold<Acc, F: FnMut(Acc, Range<u64>) -> Acc>(self, init: Acc, f: F) -> Acc {
+        self.fold_runs(init, f)
+    }
+}
+
+impl<B: Backend> Runs<'_, B> {
+    /// Internal iteration: every word's runs, merged across words, with
+    /// no per-run bookkeeping in the iterator.
+    #[inline]
+    fn fold_runs<Acc>(self, init: Acc, mut f: impl FnMut(Acc, Range<u64>) -> Acc) -> Acc {
+        let mut open: Option<Range<u64>> = None;
+        let acc = self.words.fold(init, |mut acc, a, mut w| {
+            while w != 0 {
+                let lo = w.trailing_zeros();
+                let hi = lo + (w >> lo).trailing_ones();
+                w &= !bits(lo, hi);
+                let (start, end) = (a + ((lo as u64) << PAGE_SHIFT), a + ((hi as u64) << PAGE_SHIFT));
+                match &mut open {
+                    Some(r) if r.end == start => r.end = end,
+                    _ => {
+                        if let Some(r) = open.replace(start..end) {
+                            acc = f(acc, r);
+                        }
+                    }
+                }
+            }
+            acc
+        });
+        match open {
+            Some(r) => f(acc, r),
+            None => acc,
+        }
+    }
 }
 
 impl<B: Backend> DoubleEndedIterator for Runs<'_, B> {
@@ -1153,6 +1209,18 @@ impl<B: Backend> Iterator for Pages<'_, B> {
         let (a, w) = self.words.front()?;
         self.words.front.1 = w & (w - 1);
         Some(a + ((w.trailing_zeros() as u64) << PAGE_SHIFT))
+    }
+
+    /// Internal iteration: a word's pages in a tight loop, the words by the
+    /// inner table's own internal iteration.
+    fn fold<Acc, F: FnMut(Acc, u64) -> Acc>(self, init: Acc, mut f: F) -> Acc {
+        self.words.fold(init, |mut acc, a, mut w| {
+            while w != 0 {
+                acc = f(acc, a + ((w.trailing_zeros() as u64) << PAGE_SHIFT));
+                w &= w - 1;
+            }
+            acc
+        })
     }
 }
 

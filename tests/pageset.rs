@@ -139,7 +139,8 @@ fn both_ways<T, I: DoubleEndedIterator<Item = T>>(mut it: I, dirs: &[bool]) -> V
             None => break,
         }
     }
-    front.extend(it);
+    // The rest by internal iteration (`fold`), the steps above by `next`.
+    it.for_each(|x| front.push(x));
     front.extend(back.into_iter().rev());
     front
 }
@@ -159,6 +160,17 @@ fn same<B: Backend>(s: &PageSet<B>, m: &BTreeSet<u64>) -> Result<(), String> {
     let want = model_runs(m, 0, PAGES);
     if runs != want {
         return Err(format!("runs {runs:x?}, model {want:x?}"));
+    }
+    let folded = s.runs().fold(Vec::new(), |mut v, r| {
+        v.push(r);
+        v
+    });
+    if folded != want {
+        return Err(format!("runs by fold {folded:x?}, model {want:x?}"));
+    }
+    let sum = s.iter().fold(0u64, |a, p| a.wrapping_add(p));
+    if sum != m.iter().fold(0u64, |a, p| a.wrapping_add(p * PAGE_SIZE)) {
+        return Err("pages by fold".into());
     }
     let back: Vec<_> = s.runs().rev().collect();
     if back.iter().rev().ne(want.iter()) {
