@@ -22,7 +22,24 @@
 //! Before the timings, a summary gives every contender's memory (bytes held
 //! from the allocator, counted) and checks that all agree on the results.
 //!
-//! `cargo bench --bench pageset [filter]`
+//! `cargo bench --bench pageset [filter]` (about 35 s, build excluded).
+//!
+//! One run (2 shared cores, so +-20 %), PageSet time / contender time,
+//! below 1 is PageSet faster:
+//!
+//! | op, dirty | Vec<u64> | AtomicBitmap | BTreeSet | HashSet |
+//! |---|---|---|---|---|
+//! | harvest 1 % | 18.3 | 1.32 | 0.10 | 0.16 |
+//! | harvest 10 % | 24.4 | 0.31 | 0.02 | 0.03 |
+//! | runs 1 % | 0.56 | 0.24 | 3.81 | 0.46 |
+//! | runs 10 % | 1.22 | 0.97 | 1.05 | 0.29 |
+//! | pages 1 % | 0.51 | 0.17 | 2.73 | 2.45 |
+//! | pages 10 % | 1.11 | 0.63 | 0.51 | 1.40 |
+//! | count 1 % (popcount) | 1.05 | 0.10 | (`len`, O(1)) | (`len`, O(1)) |
+//! | count 10 % (popcount) | 0.83 | 0.08 | (`len`, O(1)) | (`len`, O(1)) |
+//!
+//! Memory (bytes held): PageSet 1.84 MB at 1 % and at 10 % (435 tables),
+//! flat bitmaps 2.10 MB, BTreeSet 2.78 / 27.8 MB, HashSet 2.36 / 18.9 MB.
 
 #[allow(dead_code)]
 #[path = "common/alloc.rs"]
@@ -353,8 +370,8 @@ fn bench_one<C: Contender + Clone>(c: &mut Criterion, label: &str, slots: &[Slot
     let mut g = c.benchmark_group(format!("pageset/{label}"));
     g.sampling_mode(SamplingMode::Flat)
         .sample_size(10)
-        .warm_up_time(Duration::from_millis(100))
-        .measurement_time(Duration::from_millis(500));
+        .warm_up_time(Duration::from_millis(50))
+        .measurement_time(Duration::from_millis(400));
     g.bench_function(format!("harvest/{}", C::NAME), |b| {
         b.iter_batched(
             C::empty,
@@ -423,5 +440,10 @@ fn pagesets(c: &mut Criterion) {
     }
 }
 
-criterion_group!(benches, pagesets);
+criterion_group! {
+    name = benches;
+    // No plots: they cost more than the measurements here.
+    config = Criterion::default().without_plots();
+    targets = pagesets
+}
 criterion_main!(benches);
