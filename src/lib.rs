@@ -205,6 +205,7 @@ mod iter;
 mod large;
 pub mod ops;
 mod page;
+pub mod pageset;
 mod raw;
 mod table;
 mod view;
@@ -215,6 +216,7 @@ pub use error::{Error, ErrorKind};
 pub use geometry::{Geometry, X86_4Level, X86_5Level};
 pub use iter::{IntoIter, Iter, IterMut, Keys, RangeMut, Values, ValuesMut};
 pub use page::{Level, Page};
+pub use pageset::PageSet;
 pub use table::MemTable;
 pub use view::{LevelStats, Occupancy, OccupancyCell, OccupancyOptions, OccupancyRow, Stats};
 
