@@ -180,8 +180,10 @@ impl<'a, V, G: Geometry, B: Backend> OccupiedEntry<'a, V, G, B> {
 
     /// Removes the entry, returning its value.
     pub fn remove(self) -> V {
-        let (_, v) = self.table.remove(self.page.addr()).expect("valid address").expect("occupied entry");
-        v
+        self.table
+            .remove_at(self.page.addr(), self.page.level())
+            .expect("valid place")
+            .expect("occupied entry")
     }
 }
 

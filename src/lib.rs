@@ -120,7 +120,9 @@
 //! | `get`, `get_key_value`, `contains` | any byte address | returns the covering entry | none (`None`) |
 //! | `insert(addr, v)` | base-aligned address | `ConflictLarger` | `Misaligned`, `OutOfReach`, `ConflictLarger`, `OutOfNodes` |
 //! | `insert_at(addr, level, v)` | address aligned to the level | replaces one of the same level; `ConflictLarger` under a larger | also `NoEntriesAtLevel`, `ConflictSmaller` |
-//! | `remove(addr)` | base-aligned address | removes the whole covering entry | `Misaligned`, `OutOfReach` |
+//! | `remove(addr)` | base-aligned address | `ConflictLarger`: never removes a large entry | `Misaligned`, `OutOfReach`, `ConflictLarger` |
+//! | `remove_at(addr, level)` | address aligned to the level | removes one of the same level; `ConflictLarger` under a larger | also `NoEntriesAtLevel`, `ConflictSmaller` |
+//! | `remove_covering(addr)` | any byte address | removes the whole covering entry, returns its page | none (`None`) |
 //! | `split(addr, level)` | aligned to the level | splits it | `NothingToSplit`, `ConflictLarger`, `NoEntriesAtLevel`, `OutOfNodes` |
 //! | `merge(addr, level)` | aligned to the level | - | `NotMergeable`, `ConflictLarger`, `NoEntriesAtLevel` |
 //! | `insert_range`, `remove_range` | base-aligned range | replaced inside; split at the edges | `EmptyRange`, `Misaligned`, `OutOfReach`, `OutOfNodes` |
@@ -137,7 +139,7 @@
 //! | operation | time | allocation |
 //! |---|---|---|
 //! | `get`, `get_mut`, `contains` | O(levels) | none |
-//! | `insert`, `insert_at`, `remove` | O(levels) | at most one table per level |
+//! | `insert`, `insert_at`, `remove`, `remove_at`, `remove_covering` | O(levels) | inserts: at most one table per level |
 //! | `split`, `merge` | O(fan-out) | one table (split) |
 //! | `insert_range`, `remove_range` | O(levels x tables touched + entries written) | tables touched |
 //! | `get_many` | O(levels) per address, the misses of a batch overlapped | none |

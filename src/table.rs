@@ -387,29 +387,92 @@ impl<V, G: Geometry, B: Backend> MemTable<V, G, B> {
         self.add_reservation(&need, 0)
     }
 
-    /// Removes the entry covering `addr`, of whatever level (a whole large
-    /// page, if one covers it), and returns its page and value. Tables left
-    /// empty are freed.
-    ///
-    /// To remove part of a large page, use
-    /// [`remove_range`](Self::remove_range), which splits it.
+    /// Removes the base-page entry at `addr` and returns its value, like
+    /// `BTreeMap::remove`. A large entry covering `addr` is not touched:
+    /// removing it is [`remove_at`](Self::remove_at) (by its level) or
+    /// [`remove_covering`](Self::remove_covering); removing part of it is
+    /// [`remove_range`](Self::remove_range), which splits it. Tables left
+    /// empty are freed. O(levels).
     ///
     /// # Errors
-    /// [`Misaligned`](ErrorKind::Misaligned) if `addr` is not aligned to a
-    /// base page, [`OutOfReach`](ErrorKind::OutOfReach).
+    /// The table unchanged: [`Misaligned`](ErrorKind::Misaligned) if `addr`
+    /// is not aligned to a base page, [`OutOfReach`](ErrorKind::OutOfReach),
+    /// [`ConflictLarger`](ErrorKind::ConflictLarger) (naming the large page)
+    /// if a large entry covers `addr`.
     ///
     /// ```
-    /// use mem_table::{Level, MemTable};
+    /// use mem_table::{ErrorKind, MemTable, X86_4Level};
     /// let mut t: MemTable<u8> = MemTable::new();
-    /// t.insert_at(0x20_0000, Level::new(1), 9).unwrap();
-    /// let (page, v) = t.remove(0x23_4000).unwrap().unwrap();
-    /// assert_eq!((page.addr(), page.level(), v), (0x20_0000, Level::new(1), 9));
-    /// assert!(t.is_empty());
-    /// assert_eq!(t.remove(0x20_0000).unwrap(), None);
+    /// t.insert(0x1000, 1).unwrap();
+    /// assert_eq!(t.remove(0x1000).unwrap(), Some(1));
+    /// assert_eq!(t.remove(0x1000).unwrap(), None);
+    ///
+    /// t.insert_at(0x20_0000, X86_4Level::L2M, 9).unwrap();
+    /// let err = t.remove(0x23_4000).unwrap_err();
+    /// assert_eq!((err.kind(), err.addr()), (ErrorKind::ConflictLarger, 0x20_0000));
+    /// assert_eq!(t.len(), 1);
     /// ```
-    pub fn remove(&mut self, addr: u64) -> Result<Option<(Page, V)>, Error> {
-        Self::check_place(addr, Level::BASE)?;
-        Ok(self.raw.remove_covering(addr))
+    pub fn remove(&mut self, addr: u64) -> Result<Option<V>, Error> {
+        self.remove_at(addr, Level::BASE)
+    }
+
+    /// Removes the entry of `level` at `addr` (a large page above level 0)
+    /// and returns its value. O(levels).
+    ///
+    /// # Errors
+    /// The table unchanged: [`NoEntriesAtLevel`](ErrorKind::NoEntriesAtLevel),
+    /// [`OutOfReach`](ErrorKind::OutOfReach),
+    /// [`Misaligned`](ErrorKind::Misaligned) if `addr` is not aligned to the
+    /// level's page size, [`ConflictLarger`](ErrorKind::ConflictLarger) if an
+    /// even larger entry covers it, [`ConflictSmaller`](ErrorKind::ConflictSmaller)
+    /// if smaller entries lie inside it (remove them with
+    /// [`remove_range`](Self::remove_range)).
+    ///
+    /// ```
+    /// use mem_table::{ErrorKind, MemTable, X86_4Level};
+    /// let mut t: MemTable<u8> = MemTable::new();
+    /// t.insert_at(0x20_0000, X86_4Level::L2M, 9).unwrap();
+    /// assert_eq!(t.remove_at(0x20_0000, X86_4Level::L2M).unwrap(), Some(9));
+    /// t.insert(0x40_1000, 1).unwrap();
+    /// let err = t.remove_at(0x40_0000, X86_4Level::L2M).unwrap_err();
+    /// assert_eq!(err.kind(), ErrorKind::ConflictSmaller);
+    /// ```
+    pub fn remove_at(&mut self, addr: u64, level: Level) -> Result<Option<V>, Error> {
+        Self::check_place(addr, level)?;
+        match self.raw.find(addr) {
+            Some((p, _)) if p.level() == level => Ok(self.raw.remove_covering(addr).map(|(_, v)| v)),
+            Some((p, _)) if p.level() > level => {
+                Err(Error::new(ErrorKind::ConflictLarger, p.addr(), p.level(), ()))
+            }
+            Some(_) => Err(Error::new(ErrorKind::ConflictSmaller, addr, level, ())),
+            None if level == Level::BASE => Ok(None),
+            None => match self.plan_insert(addr, level) {
+                Err(e) if e.kind() == ErrorKind::ConflictSmaller => Err(e),
+                _ => Ok(None),
+            },
+        }
+    }
+
+    /// Removes the entry covering `addr`, whatever its level (a whole large
+    /// page, if one covers it), and returns its page and value: the removal
+    /// counterpart of [`get_key_value`](Self::get_key_value), taking any
+    /// byte address. `None` if nothing covers `addr` (or it is out of
+    /// reach). Tables left empty are freed. O(levels).
+    ///
+    /// ```
+    /// use mem_table::{MemTable, X86_4Level};
+    /// let mut t: MemTable<u8> = MemTable::new();
+    /// t.insert_at(0x20_0000, X86_4Level::L2M, 9).unwrap();
+    /// let (page, v) = t.remove_covering(0x23_4567).unwrap();
+    /// assert_eq!((page.addr(), page.level(), v), (0x20_0000, X86_4Level::L2M, 9));
+    /// assert!(t.is_empty());
+    /// assert_eq!(t.remove_covering(0x20_0000), None);
+    /// ```
+    pub fn remove_covering(&mut self, addr: u64) -> Option<(Page, V)> {
+        if !G::in_reach(addr) {
+            return None;
+        }
+        self.raw.remove_covering(addr)
     }
 
     /// Removes every entry. Tables are freed (an [`Arena`](crate::backend::Arena)

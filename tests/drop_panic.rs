@@ -284,11 +284,11 @@ fn insert_replace_remove_on<B: TestBackend>() {
         assert_owns(&t, &[]);
     }
 
-    let (page, v) = t.remove(2 * KIB4).unwrap().expect("an entry");
+    let (page, v) = t.remove_covering(2 * KIB4).expect("an entry");
     assert_eq!((page.addr(), v.tag), (2 * KIB4, 2));
     assert_owns(&t, &[&v]);
     drop(v);
-    let (page, v) = t.remove(2 * KIB32 + 3 * KIB4).unwrap().expect("the large entry");
+    let (page, v) = t.remove_covering(2 * KIB32 + 3 * KIB4).expect("the large entry");
     assert_eq!((page.level(), v.tag), (L1, 11));
     drop(v);
     assert_owns(&t, &[]);
@@ -704,9 +704,9 @@ impl Panicky {
         }
         assert_eq!(t.iter().count(), t.len(), "{self:?}: len disagrees with iteration");
         // Usable: every entry can be removed, and the table refilled.
-        let addrs: Vec<u64> = t.keys().map(|p| p.addr()).collect();
-        for a in addrs {
-            drop(t.remove(a).unwrap().expect("listed entry"));
+        let pages: Vec<_> = t.keys().collect();
+        for p in pages {
+            drop(t.remove_at(p.addr(), p.level()).unwrap().expect("listed entry"));
         }
         assert!(t.is_empty());
         assert_all_dropped();

@@ -259,6 +259,9 @@ fn conflict_larger_on<B: TestBackend>() {
         check(&e, ConflictLarger, MIB2, L1);
         let e = t.refused(|t| t.reserve_insert(addr, L0));
         check(&e, ConflictLarger, MIB2, L1);
+        // `remove` takes a base page: it never removes the large entry.
+        let e = t.refused(|t| t.remove(addr));
+        check(&e, ConflictLarger, MIB2, L1);
     }
     // Base pages and 2 MiB pages inside the 1 GiB entry at 0x4000_0000.
     for &addr in cases(&[GIB1, GIB1 + KIB4, 2 * GIB1 - KIB4]) {
@@ -274,6 +277,8 @@ fn conflict_larger_on<B: TestBackend>() {
         let e = t.refused(|t| t.split(addr, L1));
         check(&e, ConflictLarger, GIB1, L2);
         let e = t.refused(|t| t.merge(addr, L1));
+        check(&e, ConflictLarger, GIB1, L2);
+        let e = t.refused(|t| t.remove_at(addr, L1));
         check(&e, ConflictLarger, GIB1, L2);
     }
 }

@@ -403,9 +403,9 @@ fn spread<B: TestBackend>() -> X86<B> {
 
 fn emptying_frees_every_table_on<B: TestBackend>() {
     let mut t = spread::<B>();
-    let addrs: Vec<u64> = t.keys().map(|p| p.addr()).collect();
-    for a in addrs {
-        t.remove(a).unwrap().expect("an entry");
+    let pages: Vec<_> = t.keys().collect();
+    for p in pages {
+        t.remove_at(p.addr(), p.level()).unwrap().expect("an entry");
     }
     assert!(holds_no_tables(&t.stats()), "remove: {:?}", t.stats());
 
@@ -524,7 +524,7 @@ fn merge_and_remove_need_no_node() {
     t.insert_range(8 * KIB4..16 * KIB4, 7).unwrap();
     assert_eq!(t.compact(), 1);
     assert_eq!(t.len(), 1);
-    t.remove(0).unwrap().expect("the merged entry");
+    t.remove_covering(0).expect("the merged entry");
     assert!(holds_no_tables(&t.stats()));
 }
 

@@ -375,8 +375,8 @@ fn exercise<G: Geometry>() {
     t.check_invariants().unwrap();
 
     // Removing both frees every table but the root.
-    assert_eq!(t.remove(reach - base).unwrap().map(|(p, v)| (p.addr(), v)), Some((reach - base, 2)));
-    assert_eq!(t.remove(0).unwrap().map(|(_, v)| v), Some(1));
+    assert_eq!(t.remove_covering(reach - base).map(|(p, v)| (p.addr(), v)), Some((reach - base, 2)));
+    assert_eq!(t.remove_covering(0).map(|(_, v)| v), Some(1));
     assert!(t.is_empty());
     assert_eq!(t.stats().nodes(), 1);
     t.check_invariants().unwrap();

@@ -485,7 +485,7 @@ fn shrunk_arena() -> (MemTable<u64, X86_4Level, Arena>, usize) {
     }
     assert_eq!(t.stats().level(0).nodes, REGIONS as usize);
     for i in 1..REGIONS {
-        assert_eq!(t.remove(i << 21).unwrap().map(|(_, v)| v), Some(i));
+        assert_eq!(t.remove_covering(i << 21).map(|(_, v)| v), Some(i));
     }
     assert_eq!(t.len(), 1);
     assert_eq!(t.stats().nodes(), 4, "one table per level left");

@@ -152,7 +152,7 @@ fn mixed<B: Backend>(backend: B, what: &str) {
     // Remove every third entry: tables are freed as they empty.
     let pages: Vec<_> = t.keys().collect();
     for p in pages.iter().step_by(3) {
-        t.remove(p.addr()).unwrap();
+        t.remove_at(p.addr(), p.level()).unwrap();
     }
     check_stats(&t, &format!("{what} after removals"));
     t.clear();

@@ -159,7 +159,7 @@ impl<B: MakeBackend> Impl for Table<B> {
     }
     #[inline]
     fn remove(&mut self, addr: u64) -> Option<u64> {
-        MemTable::remove(self, addr).expect("remove").map(|(_, v)| v)
+        MemTable::remove_covering(self, addr).map(|(_, v)| v)
     }
     fn for_each(&self, mut f: impl FnMut(u64, u64)) {
         self.iter().for_each(|(page, v)| f(page.addr(), *v));

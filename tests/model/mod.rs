@@ -779,13 +779,29 @@ impl Model {
         self.credit.iter_mut().for_each(|c| *c = 0);
     }
 
+    /// `remove`: the base-page entry at `addr` only.
     pub fn remove(&mut self, addr: u64) -> Result<Option<Item>, Refused> {
-        self.check_place(addr, 0)?;
-        let found = covering(&self.geo, &self.entries, addr);
-        if let Some((start, ..)) = found {
-            self.entries.remove(&start);
+        self.remove_at(addr, 0)
+    }
+
+    /// `remove_at`: the entry of `level` at `addr`, refused as an insert
+    /// there would be (a larger entry over it, smaller ones inside).
+    pub fn remove_at(&mut self, addr: u64, level: u8) -> Result<Option<Item>, Refused> {
+        if !self.probe_insert(addr, level)? {
+            return Ok(None);
         }
-        Ok(found)
+        let (l, v) = self.entries.remove(&addr).expect("probed");
+        Ok(Some((addr, l, v)))
+    }
+
+    /// `remove_covering`: whatever entry covers `addr`, any address.
+    pub fn remove_covering(&mut self, addr: u64) -> Option<Item> {
+        if !self.geo.in_reach(addr) {
+            return None;
+        }
+        let found = covering(&self.geo, &self.entries, addr)?;
+        self.entries.remove(&found.0);
+        Some(found)
     }
 
     pub fn get_mut(&mut self, addr: u64, add: u32) -> Option<Item> {
@@ -1454,6 +1470,13 @@ pub enum Op {
     Remove {
         addr: Addr,
     },
+    RemoveAt {
+        addr: Addr,
+        level: Lvl,
+    },
+    RemoveCovering {
+        addr: Addr,
+    },
     GetMut {
         addr: Addr,
         add: Val,
@@ -1588,6 +1611,8 @@ pub enum Act {
     Insert { addr: u64, value: Fresh },
     InsertAt { addr: u64, level: u8, value: Fresh },
     Remove { addr: u64 },
+    RemoveAt { addr: u64, level: u8 },
+    RemoveCovering { addr: u64 },
     Get { addr: u64 },
     GetKeyValue { addr: u64 },
     GetMut { addr: u64, add: u32 },
@@ -1637,6 +1662,11 @@ impl Op {
                 Act::InsertAt { addr, level, value: value.fresh() }
             }
             Op::Remove { addr } => Act::Remove { addr: a(addr) },
+            Op::RemoveAt { addr, level } => {
+                let (addr, level) = al(addr, level);
+                Act::RemoveAt { addr, level }
+            }
+            Op::RemoveCovering { addr } => Act::RemoveCovering { addr: a(addr) },
             Op::GetMut { addr, add } => Act::GetMut { addr: a(addr), add: add.get() },
             Op::Split { addr, level, how } => {
                 let (addr, level) = al(addr, level);
@@ -1702,6 +1732,8 @@ impl Act {
             Act::Insert { addr, .. }
             | Act::InsertAt { addr, .. }
             | Act::Remove { addr }
+            | Act::RemoveAt { addr, .. }
+            | Act::RemoveCovering { addr }
             | Act::Get { addr }
             | Act::GetKeyValue { addr }
             | Act::GetMut { addr, .. }
@@ -2151,8 +2183,19 @@ fn step<G: Geometry, B: Backend>(at: &At<'_>, t: &mut Table<G, B>, m: &mut Model
         Act::Remove { addr } => {
             let want = m.remove(addr);
             let before = Snapshot::if_refused(t, &want);
-            let got = t.remove(addr).map(|r| r.map(|(p, v)| item(at, geo, p, &v)));
+            let got = t.remove(addr).map(|r| r.map(|v| (addr, 0, v.n)));
             expect(at, t, before, got, want, None);
+        }
+        Act::RemoveAt { addr, level } => {
+            let want = m.remove_at(addr, level);
+            let before = Snapshot::if_refused(t, &want);
+            let got = t.remove_at(addr, lvl(level)).map(|r| r.map(|v| (addr, level, v.n)));
+            expect(at, t, before, got, want, None);
+        }
+        Act::RemoveCovering { addr } => {
+            let want = m.remove_covering(addr);
+            let got = t.remove_covering(addr).map(|(p, v)| item(at, geo, p, &v));
+            assert_eq!(got, want, "{at} remove_covering");
         }
         Act::Get { addr } => {
             assert_eq!(t.get(addr).map(|v| v.n), m.get(addr).map(|e| e.2), "{at} get");
