@@ -1,5 +1,6 @@
 //! The [`Entry`] API: insert-or-update one page with a single call.
 
+use crate::addr::Address;
 use crate::backend::Backend;
 use crate::error::Error;
 #[allow(unused_imports)] // named in docs
@@ -53,7 +54,8 @@ impl<V, G: Geometry, B: Backend> MemTable<V, G, B> {
     /// [`OutOfReach`](ErrorKind::OutOfReach),
     /// [`ConflictLarger`](ErrorKind::ConflictLarger) if a large entry covers
     /// `addr` (the entry API never hands out a large entry for a base page).
-    pub fn entry(&mut self, addr: u64) -> Result<Entry<'_, V, G, B>, Error> {
+    pub fn entry(&mut self, addr: impl Address) -> Result<Entry<'_, V, G, B>, Error> {
+        let addr = addr.to_u64();
         self.entry_at(addr, Level::BASE)
     }
 
@@ -73,7 +75,8 @@ impl<V, G: Geometry, B: Backend> MemTable<V, G, B> {
     /// t.entry_at(0x20_0000, Level::new(1)).unwrap().or_insert(1);
     /// assert_eq!(t.get_key_value(0x20_1000).unwrap().0.level(), Level::new(1));
     /// ```
-    pub fn entry_at(&mut self, addr: u64, level: Level) -> Result<Entry<'_, V, G, B>, Error> {
+    pub fn entry_at(&mut self, addr: impl Address, level: Level) -> Result<Entry<'_, V, G, B>, Error> {
+        let addr = addr.to_u64();
         let mut path = Path::new();
         let (probe, _) = self.plan_insert_path(addr, level, &mut path)?;
         let shift = G::page_shift(level).expect("checked level");

@@ -2,6 +2,7 @@
 
 use core::ops::RangeBounds;
 
+use crate::addr::Address;
 use crate::backend::Backend;
 use crate::error::{Error, ErrorKind};
 use crate::geometry::{Geometry, MAX_LEVELS};
@@ -83,17 +84,24 @@ impl<V, G: Geometry, B: Backend> MemTable<V, G, B> {
     /// assert_eq!(t.len(), 512);
     /// t.insert(0x20_3000, 6).unwrap(); // now allowed: no large entry covers it
     /// ```
-    pub fn split(&mut self, addr: u64, level: Level) -> Result<(), Error>
+    pub fn split(&mut self, addr: impl Address, level: Level) -> Result<(), Error>
     where
         V: Clone,
     {
+        let addr = addr.to_u64();
         self.split_with(addr, level, &mut SplitByClone)
     }
 
     /// Splits the large entry at `(addr, level)`, asking `ops` for every
     /// sub-page's value. As [`split`](Self::split); if `ops` panics, the
     /// table is unchanged.
-    pub fn split_with<O: PageOps<V>>(&mut self, addr: u64, level: Level, ops: &mut O) -> Result<(), Error> {
+    pub fn split_with<O: PageOps<V>>(
+        &mut self,
+        addr: impl Address,
+        level: Level,
+        ops: &mut O,
+    ) -> Result<(), Error> {
+        let addr = addr.to_u64();
         let need = self.plan_split(addr, level)?;
         self.reserve_need(&need, addr)?;
         self.raw.split_at(addr, level.index(), ops);
@@ -123,7 +131,13 @@ impl<V, G: Geometry, B: Backend> MemTable<V, G, B> {
     /// assert_eq!(t.get_key_value(0x4060_0000).unwrap().0.level(), Level::new(1));
     /// assert_eq!(t.len(), 511 + 512);
     /// ```
-    pub fn split_to<O: PageOps<V>>(&mut self, addr: u64, level: Level, ops: &mut O) -> Result<usize, Error> {
+    pub fn split_to<O: PageOps<V>>(
+        &mut self,
+        addr: impl Address,
+        level: Level,
+        ops: &mut O,
+    ) -> Result<usize, Error> {
+        let addr = addr.to_u64();
         Self::check_place(addr, level)?;
         let Some((page, _)) = self.get_key_value(addr) else { return Ok(0) };
         if page.level() <= level {
@@ -163,7 +177,8 @@ impl<V, G: Geometry, B: Backend> MemTable<V, G, B> {
     /// t.reserve_split(0x20_0000, Level::new(1)).unwrap();
     /// t.split(0x20_0000, Level::new(1)).unwrap(); // cannot fail for lack of nodes now
     /// ```
-    pub fn reserve_split(&mut self, addr: u64, level: Level) -> Result<(), Error> {
+    pub fn reserve_split(&mut self, addr: impl Address, level: Level) -> Result<(), Error> {
+        let addr = addr.to_u64();
         let need = self.plan_split(addr, level)?;
         self.add_reservation(&need, addr)
     }
@@ -214,17 +229,24 @@ impl<V, G: Geometry, B: Backend> MemTable<V, G, B> {
     /// t.merge(0x20_0000, Level::new(1)).unwrap();
     /// assert_eq!(t.len(), 1);
     /// ```
-    pub fn merge(&mut self, addr: u64, level: Level) -> Result<(), Error>
+    pub fn merge(&mut self, addr: impl Address, level: Level) -> Result<(), Error>
     where
         V: Clone + PartialEq,
     {
+        let addr = addr.to_u64();
         self.merge_with(addr, level, &mut CloneOps)
     }
 
     /// Merges the full table under `(addr, level)` as `ops` decides. As
     /// [`merge`](Self::merge); if `ops` declines or panics, the table is
     /// unchanged.
-    pub fn merge_with<O: PageOps<V>>(&mut self, addr: u64, level: Level, ops: &mut O) -> Result<(), Error> {
+    pub fn merge_with<O: PageOps<V>>(
+        &mut self,
+        addr: impl Address,
+        level: Level,
+        ops: &mut O,
+    ) -> Result<(), Error> {
+        let addr = addr.to_u64();
         Self::check_place(addr, level)?;
         if level == Level::BASE {
             return Err(Error::new(ErrorKind::NotMergeable, addr, level, ()));

@@ -197,6 +197,7 @@ extern crate alloc;
 #[cfg(feature = "std")]
 extern crate std;
 
+pub mod addr;
 pub mod backend;
 mod changes;
 mod entry;
@@ -212,6 +213,7 @@ mod raw;
 mod table;
 mod view;
 
+pub use addr::Address;
 pub use changes::{Change, Changes};
 pub use entry::{Entry, OccupiedEntry, VacantEntry};
 pub use error::{Error, ErrorKind};

@@ -3,6 +3,7 @@
 use alloc::string::String;
 use core::mem::{ManuallyDrop, MaybeUninit};
 
+use crate::addr::Address;
 use crate::backend::{Backend, Heap};
 use crate::error::{Error, ErrorKind};
 use crate::geometry::{Geometry, MAX_LEVELS, X86_4Level};
@@ -108,7 +109,8 @@ impl<V, G: Geometry, B: Backend> MemTable<V, G, B> {
     /// assert_eq!(t.get(1 << 60), None);
     /// ```
     #[inline]
-    pub fn get(&self, addr: u64) -> Option<&V> {
+    pub fn get(&self, addr: impl Address) -> Option<&V> {
+        let addr = addr.to_u64();
         self.get_key_value(addr).map(|(_, v)| v)
     }
 
@@ -123,7 +125,8 @@ impl<V, G: Geometry, B: Backend> MemTable<V, G, B> {
     /// assert_eq!((page.addr(), page.level(), *v), (0x5000, Level::BASE, 1));
     /// ```
     #[inline]
-    pub fn get_key_value(&self, addr: u64) -> Option<(Page, &V)> {
+    pub fn get_key_value(&self, addr: impl Address) -> Option<(Page, &V)> {
+        let addr = addr.to_u64();
         if !G::in_reach(addr) {
             return None;
         }
@@ -160,7 +163,8 @@ impl<V, G: Geometry, B: Backend> MemTable<V, G, B> {
     /// assert_eq!(t[0x5000], 2);
     /// ```
     #[inline]
-    pub fn get_mut(&mut self, addr: u64) -> Option<&mut V> {
+    pub fn get_mut(&mut self, addr: impl Address) -> Option<&mut V> {
+        let addr = addr.to_u64();
         if !G::in_reach(addr) {
             return None;
         }
@@ -171,7 +175,8 @@ impl<V, G: Geometry, B: Backend> MemTable<V, G, B> {
 
     /// Whether an entry of any level covers `addr`.
     #[doc(alias = "contains_key")]
-    pub fn contains(&self, addr: u64) -> bool {
+    pub fn contains(&self, addr: impl Address) -> bool {
+        let addr = addr.to_u64();
         self.get(addr).is_some()
     }
 
@@ -242,7 +247,8 @@ impl<V, G: Geometry, B: Backend> MemTable<V, G, B> {
     /// assert_eq!(t.insert(0x1000, 'b').unwrap(), Some('a'));
     /// assert_eq!(t.insert(0x1001, 'c').unwrap_err().kind(), ErrorKind::Misaligned);
     /// ```
-    pub fn insert(&mut self, addr: u64, v: V) -> Result<Option<V>, Error<V>> {
+    pub fn insert(&mut self, addr: impl Address, v: V) -> Result<Option<V>, Error<V>> {
+        let addr = addr.to_u64();
         self.insert_at(addr, Level::BASE, v)
     }
 
@@ -270,7 +276,8 @@ impl<V, G: Geometry, B: Backend> MemTable<V, G, B> {
     /// t.insert_at(0x20_0000, Level::new(1), 2).unwrap();
     /// assert_eq!(t.get(0x21_0000), Some(&2));
     /// ```
-    pub fn insert_at(&mut self, addr: u64, level: Level, v: V) -> Result<Option<V>, Error<V>> {
+    pub fn insert_at(&mut self, addr: impl Address, level: Level, v: V) -> Result<Option<V>, Error<V>> {
+        let addr = addr.to_u64();
         // The value stays here until it is copied into its slot, so that a
         // large value is not moved through every frame on the way.
         let mut v = ManuallyDrop::new(v);
@@ -341,7 +348,8 @@ impl<V, G: Geometry, B: Backend> MemTable<V, G, B> {
     /// // ... no allocation from here, and this cannot run out:
     /// t.insert(0x1000, 1).unwrap();
     /// ```
-    pub fn reserve_insert(&mut self, addr: u64, level: Level) -> Result<(), Error> {
+    pub fn reserve_insert(&mut self, addr: impl Address, level: Level) -> Result<(), Error> {
+        let addr = addr.to_u64();
         let (_, need) = self.plan_insert(addr, level)?;
         self.add_reservation(&need, addr)
     }
@@ -412,7 +420,8 @@ impl<V, G: Geometry, B: Backend> MemTable<V, G, B> {
     /// assert_eq!((err.kind(), err.addr()), (ErrorKind::ConflictLarger, 0x20_0000));
     /// assert_eq!(t.len(), 1);
     /// ```
-    pub fn remove(&mut self, addr: u64) -> Result<Option<V>, Error> {
+    pub fn remove(&mut self, addr: impl Address) -> Result<Option<V>, Error> {
+        let addr = addr.to_u64();
         self.remove_at(addr, Level::BASE)
     }
 
@@ -437,7 +446,8 @@ impl<V, G: Geometry, B: Backend> MemTable<V, G, B> {
     /// let err = t.remove_at(0x40_0000, X86_4Level::L2M).unwrap_err();
     /// assert_eq!(err.kind(), ErrorKind::ConflictSmaller);
     /// ```
-    pub fn remove_at(&mut self, addr: u64, level: Level) -> Result<Option<V>, Error> {
+    pub fn remove_at(&mut self, addr: impl Address, level: Level) -> Result<Option<V>, Error> {
+        let addr = addr.to_u64();
         Self::check_place(addr, level)?;
         match self.raw.find(addr) {
             Some((p, _)) if p.level() == level => Ok(self.raw.remove_covering(addr).map(|(_, v)| v)),
@@ -468,7 +478,8 @@ impl<V, G: Geometry, B: Backend> MemTable<V, G, B> {
     /// assert!(t.is_empty());
     /// assert_eq!(t.remove_covering(0x20_0000), None);
     /// ```
-    pub fn remove_covering(&mut self, addr: u64) -> Option<(Page, V)> {
+    pub fn remove_covering(&mut self, addr: impl Address) -> Option<(Page, V)> {
+        let addr = addr.to_u64();
         if !G::in_reach(addr) {
             return None;
         }
