@@ -26,13 +26,14 @@ use super::{Backend, sealed};
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Arena;
 
-impl sealed::Sealed for Arena {}
-
-impl Backend for Arena {
+impl sealed::Sealed for Arena {
     type Store = Chunks;
-    const NAME: &'static str = "arena";
 
     fn new_store(&self, _level: u8, _top: bool, layout: Layout) -> Chunks {
         Chunks::new(layout, true)
     }
+}
+
+impl Backend for Arena {
+    const NAME: &'static str = "arena";
 }

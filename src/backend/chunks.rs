@@ -75,12 +75,12 @@ unsafe impl Sync for Chunks {}
 
 impl Chunks {
     /// No chunks yet; `grow` says whether chunks are added on demand.
-    pub fn new(table: Layout, grow: bool) -> Chunks {
+    pub(crate) fn new(table: Layout, grow: bool) -> Chunks {
         Chunks { table, chunks: Vec::new(), grow, hint: 0, free: 0, live: 0, total: 0 }
     }
 
     /// One chunk of exactly `cap` tables, allocated now (for pools).
-    pub fn fixed(table: Layout, cap: usize) -> Chunks {
+    pub(crate) fn fixed(table: Layout, cap: usize) -> Chunks {
         let mut c = Chunks::new(table, false);
         if cap > 0 {
             c.add_chunk(cap).expect("mem-table: cannot allocate the pool");
@@ -113,7 +113,7 @@ impl Chunks {
     }
 
     /// A table, or `None` if none is available and the store cannot grow.
-    pub fn alloc(&mut self) -> Option<NonNull<u8>> {
+    pub(crate) fn alloc(&mut self) -> Option<NonNull<u8>> {
         if self.free == 0 {
             if !self.grow {
                 return None;
@@ -149,7 +149,7 @@ impl Chunks {
     ///
     /// # Safety
     /// `p` came from [`alloc`](Self::alloc) and was not freed since.
-    pub unsafe fn free(&mut self, p: NonNull<u8>, keep: usize) {
+    pub(crate) unsafe fn free(&mut self, p: NonNull<u8>, keep: usize) {
         let at = self.chunks.partition_point(|c| c.base <= p) - 1;
         let c = &mut self.chunks[at];
         // SAFETY: `p` is a table of this chunk, unused from now on: its first
@@ -184,7 +184,7 @@ impl Chunks {
     }
 
     /// Makes `n` tables available.
-    pub fn ensure(&mut self, n: usize) -> Result<(), NoRoom> {
+    pub(crate) fn ensure(&mut self, n: usize) -> Result<(), NoRoom> {
         while self.free < n {
             if !self.grow {
                 return Err(NoRoom);
@@ -196,7 +196,7 @@ impl Chunks {
     }
 
     /// Releases every empty chunk, keeping `keep` tables available.
-    pub fn shrink_to_fit(&mut self, keep: usize) {
+    pub(crate) fn shrink_to_fit(&mut self, keep: usize) {
         let mut at = self.chunks.len();
         while at > 0 {
             at -= 1;

@@ -77,14 +77,15 @@ impl Pool {
     }
 }
 
-impl sealed::Sealed for Pool {}
-
-impl Backend for Pool {
+impl sealed::Sealed for Pool {
     type Store = Chunks;
-    const NAME: &'static str = "pool";
 
     fn new_store(&self, level: u8, top: bool, layout: Layout) -> Chunks {
         let cap = if top { 1 } else { self.capacities[level as usize] };
         Chunks::fixed(layout, cap)
     }
+}
+
+impl Backend for Pool {
+    const NAME: &'static str = "pool";
 }
