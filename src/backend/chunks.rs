@@ -3,9 +3,12 @@
 //! [`Pool`](super::Pool) (one chunk, made up front).
 //!
 //! A chunk hands out its tables in order (`bump`), then from its list of
-//! freed tables, linked through their first word. Chunks grow by doubling up
-//! to 2 MiB (or one table, if larger); chunks of 2 MiB or more are 2 MiB
-//! aligned, so that the kernel can back them with huge pages.
+//! freed tables, linked through their first word. The chunks of a level are
+//! kept in a `Vec` sorted by address (a freed table finds its chunk by binary
+//! search). An arena's chunks grow by doubling up to 2 MiB (or one table, if
+//! larger; a reservation may add one as large as it needs); chunks of 2 MiB
+//! or more are 2 MiB aligned, so that the kernel can back them with huge
+//! pages.
 
 use alloc::vec::Vec;
 use core::alloc::Layout;

@@ -9,7 +9,7 @@
 //! | backend | table memory | grows | returns memory | fallible without panicking |
 //! |---|---|---|---|---|
 //! | [`Heap`] (default) | one global-allocator allocation per table | yes | as each table is freed | yes (allocation failure is an error) |
-//! | [`Arena`] | chunks of up to 2 MiB (2 MiB-aligned), tables carved out of them | yes, doubling | a chunk when it empties (one empty chunk is kept), and on `shrink_to_fit` | yes |
+//! | [`Arena`] | chunks of up to 2 MiB (a 2 MiB one 2 MiB-aligned), tables carved out of them | yes, doubling | a chunk when it empties (one empty chunk is kept), and on `shrink_to_fit` | yes |
 //! | [`Pool`] | one block per level, allocated when the table is built | never | when the table is dropped | yes (running out is an error) |
 //!
 //! All three run the same table code and give identical results; they differ
