@@ -182,12 +182,16 @@
 //! # Safety
 //!
 //! `unsafe` lives in the private raw layer (tables behind raw pointers, values
-//! in `MaybeUninit` slots guarded by presence bitmaps) and in the backends
-//! (memory for tables). Every unsafe block says why it is sound
-//! (`clippy::undocumented_unsafe_blocks` is denied), every unsafe function
-//! has a `# Safety` section, every type with invariants an `# Invariants`
-//! section; links are pointers with provenance (no integer-to-pointer
-//! casts), and the test suite runs under Miri with strict provenance.
+//! in `MaybeUninit` slots guarded by presence bitmaps), in the backends
+//! (memory for tables), and in the modules of the public types built on the
+//! raw layer: the table, entries, iterators and change reports turn its
+//! value pointers into references (the iterators and change reports also
+//! declare `Send` and `Sync`), and the statistics walk its tables. Every
+//! unsafe block says why it is sound (`clippy::undocumented_unsafe_blocks`
+//! is denied), every unsafe function has a `# Safety` section, every type
+//! with invariants an `# Invariants` section; links are pointers with
+//! provenance (no integer-to-pointer casts), and the test suite runs under
+//! Miri with strict provenance.
 #![no_std]
 #![deny(missing_docs)]
 #![deny(unsafe_op_in_unsafe_fn, clippy::undocumented_unsafe_blocks, clippy::missing_safety_doc)]

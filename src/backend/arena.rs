@@ -6,10 +6,11 @@ use super::chunks::Chunks;
 use super::{Backend, sealed};
 
 /// Tables carved out of chunks of up to 2 MiB per level, which grow by
-/// doubling and never move. For large tables: neighbouring tables share
-/// pages, the 2 MiB chunks are 2 MiB-aligned (so the kernel may back them
-/// with transparent huge pages; with the `thp` feature, on Linux, the arena
-/// asks for them with `madvise`), and freeing a table is a list push.
+/// doubling and never move (a reservation may add one chunk as large as it
+/// needs). For large tables: neighbouring tables share pages, the 2 MiB
+/// chunks are 2 MiB-aligned (so the kernel may back them with transparent
+/// huge pages; with the `thp` feature, on Linux, the arena asks for them
+/// with `madvise`), and freeing a table is a list push.
 ///
 /// A chunk whose tables are all freed is given back to the allocator (one
 /// empty chunk per level is kept, so that a table that empties and refills
@@ -26,13 +27,14 @@ use super::{Backend, sealed};
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Arena;
 
-impl sealed::Sealed for Arena {}
-
-impl Backend for Arena {
+impl sealed::Sealed for Arena {
     type Store = Chunks;
-    const NAME: &'static str = "arena";
 
     fn new_store(&self, _level: u8, _top: bool, layout: Layout) -> Chunks {
         Chunks::new(layout, true)
     }
+}
+
+impl Backend for Arena {
+    const NAME: &'static str = "arena";
 }

@@ -3,9 +3,12 @@
 //! [`Pool`](super::Pool) (one chunk, made up front).
 //!
 //! A chunk hands out its tables in order (`bump`), then from its list of
-//! freed tables, linked through their first word. Chunks grow by doubling up
-//! to 2 MiB (or one table, if larger); chunks of 2 MiB or more are 2 MiB
-//! aligned, so that the kernel can back them with huge pages.
+//! freed tables, linked through their first word. The chunks of a level are
+//! kept in a `Vec` sorted by address (a freed table finds its chunk by binary
+//! search). An arena's chunks grow by doubling up to 2 MiB (or one table, if
+//! larger; a reservation may add one as large as it needs); chunks of 2 MiB
+//! or more are 2 MiB aligned, so that the kernel can back them with huge
+//! pages.
 
 use alloc::vec::Vec;
 use core::alloc::Layout;
@@ -75,12 +78,12 @@ unsafe impl Sync for Chunks {}
 
 impl Chunks {
     /// No chunks yet; `grow` says whether chunks are added on demand.
-    pub fn new(table: Layout, grow: bool) -> Chunks {
+    pub(crate) fn new(table: Layout, grow: bool) -> Chunks {
         Chunks { table, chunks: Vec::new(), grow, hint: 0, free: 0, live: 0, total: 0 }
     }
 
     /// One chunk of exactly `cap` tables, allocated now (for pools).
-    pub fn fixed(table: Layout, cap: usize) -> Chunks {
+    pub(crate) fn fixed(table: Layout, cap: usize) -> Chunks {
         let mut c = Chunks::new(table, false);
         if cap > 0 {
             c.add_chunk(cap).expect("mem-table: cannot allocate the pool");
@@ -113,7 +116,7 @@ impl Chunks {
     }
 
     /// A table, or `None` if none is available and the store cannot grow.
-    pub fn alloc(&mut self) -> Option<NonNull<u8>> {
+    pub(crate) fn alloc(&mut self) -> Option<NonNull<u8>> {
         if self.free == 0 {
             if !self.grow {
                 return None;
@@ -149,7 +152,7 @@ impl Chunks {
     ///
     /// # Safety
     /// `p` came from [`alloc`](Self::alloc) and was not freed since.
-    pub unsafe fn free(&mut self, p: NonNull<u8>, keep: usize) {
+    pub(crate) unsafe fn free(&mut self, p: NonNull<u8>, keep: usize) {
         let at = self.chunks.partition_point(|c| c.base <= p) - 1;
         let c = &mut self.chunks[at];
         // SAFETY: `p` is a table of this chunk, unused from now on: its first
@@ -184,7 +187,7 @@ impl Chunks {
     }
 
     /// Makes `n` tables available.
-    pub fn ensure(&mut self, n: usize) -> Result<(), NoRoom> {
+    pub(crate) fn ensure(&mut self, n: usize) -> Result<(), NoRoom> {
         while self.free < n {
             if !self.grow {
                 return Err(NoRoom);
@@ -196,7 +199,7 @@ impl Chunks {
     }
 
     /// Releases every empty chunk, keeping `keep` tables available.
-    pub fn shrink_to_fit(&mut self, keep: usize) {
+    pub(crate) fn shrink_to_fit(&mut self, keep: usize) {
         let mut at = self.chunks.len();
         while at > 0 {
             at -= 1;

@@ -22,15 +22,16 @@ use super::{Backend, NoRoom, Store, sealed};
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Heap;
 
-impl sealed::Sealed for Heap {}
-
-impl Backend for Heap {
+impl sealed::Sealed for Heap {
     type Store = HeapStore;
-    const NAME: &'static str = "heap";
 
     fn new_store(&self, _level: u8, _top: bool, layout: Layout) -> HeapStore {
         HeapStore { layout, live: 0, spare: ptr::null_mut(), spares: 0 }
     }
+}
+
+impl Backend for Heap {
+    const NAME: &'static str = "heap";
 }
 
 /// The [`Heap`] store.

@@ -9,7 +9,7 @@
 //! | backend | table memory | grows | returns memory | fallible without panicking |
 //! |---|---|---|---|---|
 //! | [`Heap`] (default) | one global-allocator allocation per table | yes | as each table is freed | yes (allocation failure is an error) |
-//! | [`Arena`] | chunks of up to 2 MiB (2 MiB-aligned), tables carved out of them | yes, doubling | a chunk when it empties (one empty chunk is kept), and on `shrink_to_fit` | yes |
+//! | [`Arena`] | chunks of up to 2 MiB (a 2 MiB one 2 MiB-aligned), tables carved out of them | yes, doubling | a chunk when it empties (one empty chunk is kept), and on `shrink_to_fit` | yes |
 //! | [`Pool`] | one block per level, allocated when the table is built | never | when the table is dropped | yes (running out is an error) |
 //!
 //! All three run the same table code and give identical results; they differ
@@ -32,29 +32,70 @@ pub use arena::Arena;
 pub use heap::Heap;
 pub use pool::Pool;
 
-use core::alloc::Layout;
 use core::panic::{RefUnwindSafe, UnwindSafe};
 use core::ptr::NonNull;
 
-mod sealed {
-    pub trait Sealed {}
+/// The backend's internals, out of the public API: [`Backend`]'s supertrait
+/// is crate-private, so outside the crate its items can be neither named nor
+/// used, not even through a `B: Backend` bound, and it cannot be implemented.
+/// The stores' inherent methods are crate-private too.
+///
+/// ```compile_fail,E0576
+/// use mem_table::backend::{Arena, Backend};
+/// fn store(_: Option<<Arena as Backend>::Store>) {}
+/// ```
+///
+/// ```compile_fail,E0624
+/// use mem_table::backend::Backend;
+/// fn store<B: Backend>(_: Option<B::Store>) {}
+/// ```
+///
+/// ```compile_fail,E0624
+/// use mem_table::backend::Backend;
+/// fn store<B: Backend>(b: &B) {
+///     let _ = b.new_store(0, false, core::alloc::Layout::new::<[u64; 512]>());
+/// }
+/// ```
+///
+/// ```compile_fail,E0603
+/// use mem_table::backend::sealed::Sealed;
+/// ```
+pub(crate) mod sealed {
+    use core::alloc::Layout;
+
+    use super::Store;
+
+    /// What a [`Backend`](super::Backend) provides to the table, and the
+    /// seal: implemented by the crate's backends only.
+    pub(crate) trait Sealed {
+        /// The store of one level's tables.
+        type Store: Store;
+
+        /// A new, empty store for the tables of `level`, each of `layout`,
+        /// configured by this backend value. `top` says it is the root's
+        /// level (which holds exactly one table).
+        fn new_store(&self, level: u8, top: bool, layout: Layout) -> Self::Store;
+    }
 }
 
 /// How a table stores its tables. Sealed: choose [`Heap`], [`Arena`] or [`Pool`].
-#[allow(private_bounds)] // `Store` is crate-private: nameable inside the crate only.
+///
+/// Every backend is `Send + Sync`, so a table is `Send` (or `Sync`) when its
+/// values are, in generic code too:
+///
+/// ```
+/// use mem_table::{MemTable, backend::{Arena, Backend}, geometry::X86_4Level};
+/// fn round_trip<B: Backend>(t: MemTable<u64, X86_4Level, B>) -> MemTable<u64, X86_4Level, B> {
+///     std::thread::spawn(move || t).join().unwrap()
+/// }
+/// let mut t: MemTable<u64, X86_4Level, Arena> = MemTable::new();
+/// t.insert(0x1000, 1).unwrap();
+/// assert_eq!(round_trip(t).get(0x1000), Some(&1));
+/// ```
+#[allow(private_bounds)] // the seal: crate-private, so that its items are too
 pub trait Backend: sealed::Sealed + Clone + Send + Sync + 'static {
-    /// The store of one level's tables.
-    #[doc(hidden)]
-    type Store: Store;
-
     /// A short name, for reports.
     const NAME: &'static str;
-
-    /// A new, empty store for the tables of `level`, each of `layout`,
-    /// configured by this backend value. `top` says it is the root's level
-    /// (which holds exactly one table).
-    #[doc(hidden)]
-    fn new_store(&self, level: u8, top: bool, layout: Layout) -> Self::Store;
 }
 
 /// Crate-private items that a store's inherent methods mention: `pub` in a

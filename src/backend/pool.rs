@@ -21,8 +21,10 @@ use crate::page::Level;
 ///
 /// The pool's blocks come from the global allocator once, when the table is
 /// built (one block per level, 2 MiB-aligned when 2 MiB or larger); after
-/// that no operation allocates, including iteration, change reports and
-/// `clone` of the table's values (a clone builds a new pool).
+/// that no operation allocates, iteration and change reports included,
+/// except `clone` (which builds a new pool) and, once
+/// [`MemTable::track_values`](crate::MemTable::track_values) is on, the
+/// clones of values it keeps (in an ordered map on the global allocator).
 ///
 /// ```
 /// use mem_table::{ErrorKind, MemTable, backend::Pool, geometry::X86_4Level};
@@ -77,14 +79,15 @@ impl Pool {
     }
 }
 
-impl sealed::Sealed for Pool {}
-
-impl Backend for Pool {
+impl sealed::Sealed for Pool {
     type Store = Chunks;
-    const NAME: &'static str = "pool";
 
     fn new_store(&self, level: u8, top: bool, layout: Layout) -> Chunks {
         let cap = if top { 1 } else { self.capacities[level as usize] };
         Chunks::fixed(layout, cap)
     }
+}
+
+impl Backend for Pool {
+    const NAME: &'static str = "pool";
 }
