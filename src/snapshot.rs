@@ -568,7 +568,9 @@ mod serde_impl {
             let entries = EntriesSeed::<V, G, B> { backend: self.backend, _types: PhantomData };
             match seq.next_element_seed(entries)? {
                 Some(table) => Ok(table),
-                None => Err(de::Error::invalid_length(1, &"a mem-table snapshot: its geometry, then its entries")),
+                None => {
+                    Err(de::Error::invalid_length(1, &"a mem-table snapshot: its geometry, then its entries"))
+                }
             }
         }
 

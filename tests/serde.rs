@@ -20,8 +20,7 @@ type Wide = Custom<U40, (U4, Large<U4>, U4, Large<U4>, U4, U4)>;
 
 const CASES: u64 = if cfg!(miri) { 2 } else { 300 };
 
-const X86_GEOMETRY: &str =
-    r#"{"address_bits":48,"level_shifts":[12,21,30,39],"entry_levels":[0,1,2]}"#;
+const X86_GEOMETRY: &str = r#"{"address_bits":48,"level_shifts":[12,21,30,39],"entry_levels":[0,1,2]}"#;
 
 fn json<V: serde::Serialize, G: Geometry, B: Backend>(t: &MemTable<V, G, B>) -> String {
     serde_json::to_string(t).unwrap()
@@ -175,11 +174,14 @@ fn refused(kind: ErrorKind, addr: u64, level: u8) -> RestoreErrorKind {
     RestoreErrorKind::Refused(e.without_value())
 }
 
+/// An entry as written: address, level number, value.
+type Raw = (u64, u8, u32);
+
 /// Every bad entry, in all three ways: JSON (the message), postcard, and
 /// `from_entries` (the typed error with the same message).
 #[test]
 fn bad_entries_are_refused_by_name() {
-    let cases: &[(&[(u64, u8, u32)], usize, RestoreErrorKind, &str)] = &[
+    let cases: &[(&[Raw], usize, RestoreErrorKind, &str)] = &[
         (
             &[(0x1000, 0, 1), (0x2001, 0, 2)],
             1,
@@ -295,7 +297,10 @@ fn a_pool_out_of_nodes_is_named() {
     let input = x86_json(entries);
     let mut de = serde_json::Deserializer::from_str(&input);
     let err = MemTable::<u32, X86_4Level, Pool>::deserialize_in(Pool::new(1), &mut de).unwrap_err();
-    assert!(err.to_string().starts_with("entry 1 (0x10000000000 at level 0): out of table nodes at level 2"), "{err}");
+    assert!(
+        err.to_string().starts_with("entry 1 (0x10000000000 at level 0): out of table nodes at level 2"),
+        "{err}"
+    );
 }
 
 #[test]
