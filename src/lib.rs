@@ -214,6 +214,7 @@ pub mod ops;
 mod page;
 pub mod pageset;
 mod raw;
+mod snapshot;
 mod table;
 mod view;
 
@@ -225,6 +226,7 @@ pub use geometry::{Geometry, X86_4Level, X86_5Level};
 pub use iter::{IntoIter, Iter, IterMut, Keys, RangeMut, Values, ValuesMut};
 pub use page::{Level, Page};
 pub use pageset::PageSet;
+pub use snapshot::{RestoreError, RestoreErrorKind};
 pub use table::MemTable;
 pub use view::{LevelStats, Occupancy, OccupancyCell, OccupancyOptions, OccupancyRow, Stats};
 
