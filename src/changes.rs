@@ -119,8 +119,13 @@ impl<'a, V, G: Geometry, B: Backend> Changes<'a, V, G, B> {
             // values are only read.
             let (page, v) = unsafe { self.walk.next_mark::<V, G, false>() }?;
             if let Some(tr) = self.track() {
-                // SAFETY: `v` points to an initialized value of the table.
-                if tr.unchanged(page.addr(), page.level().index() as u8, v.map(|v| unsafe { &*v })) {
+                let (a, l) = (page.addr(), page.level().index() as u8);
+                let same = match v {
+                    // SAFETY: `v` points to an initialized value of the table.
+                    Some(v) => tr.unchanged(a, l, Some(unsafe { &*v })),
+                    None => tr.was_empty::<G>(a, l),
+                };
+                if same {
                     continue;
                 }
             }
@@ -148,6 +153,7 @@ impl<'a, V, G: Geometry, B: Backend> Changes<'a, V, G, B> {
             while walk.next_mark::<V, G, true>().is_some() {}
             if let Some(tr) = &mut raw.track {
                 tr.before.clear();
+                tr.freed.clear();
             }
         }
     }

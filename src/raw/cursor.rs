@@ -267,7 +267,7 @@ impl Cursor {
         // The slot the cursor came down through: one before the forward
         // position, at the backward one.
         let i = if rev { self.pos[l + 1] } else { self.pos[l + 1] - 1 };
-        hook.leave(self.tab[l + 1], i, self.tab[l], l);
+        hook.leave(self.tab[l + 1], i, self.tab[l], l, self.base[l]);
         self.level += 1;
         true
     }
@@ -284,7 +284,7 @@ impl Cursor {
                 break;
             }
             let i = if rev { self.pos[l + 1] } else { self.pos[l + 1] - 1 };
-            prune.leave(self.tab[l + 1], i, self.tab[l], l);
+            prune.leave(self.tab[l + 1], i, self.tab[l], l, self.base[l]);
         }
     }
 
@@ -618,9 +618,9 @@ impl Cursor {
 
 /// What a walk does with each table it leaves.
 pub trait Leave {
-    /// The walk leaves table `child` (level `l`), linked from slot `i` of
-    /// `parent` (level `l + 1`).
-    fn leave(&mut self, parent: Tab, i: usize, child: Tab, l: usize);
+    /// The walk leaves table `child` (level `l`, based at `base`), linked
+    /// from slot `i` of `parent` (level `l + 1`).
+    fn leave(&mut self, parent: Tab, i: usize, child: Tab, l: usize, base: u64);
 }
 
 /// Leaves tables as they are: the read-only walks.
@@ -628,7 +628,7 @@ pub struct Stay;
 
 impl Leave for Stay {
     #[inline(always)]
-    fn leave(&mut self, _: Tab, _: usize, _: Tab, _: usize) {}
+    fn leave(&mut self, _: Tab, _: usize, _: Tab, _: usize, _: u64) {}
 }
 
 /// Frees each table left empty, and marks its parent slot if it had marks:
@@ -636,7 +636,7 @@ impl Leave for Stay {
 pub struct Prune<'a, V, G: Geometry, B: Backend>(pub &'a mut RawTable<V, G, B>);
 
 impl<V, G: Geometry, B: Backend> Leave for Prune<'_, V, G, B> {
-    fn leave(&mut self, parent: Tab, i: usize, child: Tab, l: usize) {
+    fn leave(&mut self, parent: Tab, i: usize, child: Tab, l: usize, base: u64) {
         let (lv, clv) = (Info::<V, G>::lv(l + 1), Info::<V, G>::lv(l));
         // SAFETY: `parent` links the live table `child` in slot `i` (the
         // cursor's path).
@@ -646,7 +646,7 @@ impl<V, G: Geometry, B: Backend> Leave for Prune<'_, V, G, B> {
             }
             if child.len(clv) == 0 {
                 parent.set_word(lv, i, core::ptr::null_mut());
-                self.0.free_table(l, child);
+                self.0.free_emptied(l, child, base);
             }
         }
     }
@@ -657,7 +657,7 @@ impl<V, G: Geometry, B: Backend> Leave for Prune<'_, V, G, B> {
 struct Unmark<V, G, const CLEAR: bool>(core::marker::PhantomData<fn() -> (V, G)>);
 
 impl<V, G: Geometry, const CLEAR: bool> Leave for Unmark<V, G, CLEAR> {
-    fn leave(&mut self, parent: Tab, i: usize, _: Tab, l: usize) {
+    fn leave(&mut self, parent: Tab, i: usize, _: Tab, l: usize, _: u64) {
         if !CLEAR {
             return;
         }

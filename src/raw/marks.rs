@@ -25,11 +25,13 @@ pub struct Down<'a, V, G: Geometry, B: Backend> {
     l: usize,
     i: usize,
     c: Tab,
+    /// The address the child's region starts at.
+    base: u64,
 }
 
 impl<'a, V, G: Geometry, B: Backend> Down<'a, V, G, B> {
-    pub fn new(raw: &'a mut RawTable<V, G, B>, t: Tab, l: usize, i: usize, c: Tab) -> Self {
-        Down { raw, t, l, i, c }
+    pub fn new(raw: &'a mut RawTable<V, G, B>, t: Tab, l: usize, i: usize, c: Tab, base: u64) -> Self {
+        Down { raw, t, l, i, c, base }
     }
 }
 
@@ -43,7 +45,7 @@ impl<V, G: Geometry, B: Backend> Drop for Down<'_, V, G, B> {
             }
             if self.c.len(clv) == 0 {
                 self.t.set_word(lv, self.i, ptr::null_mut());
-                self.raw.free_table(self.l - 1, self.c);
+                self.raw.free_emptied(self.l - 1, self.c, self.base);
             }
         }
     }

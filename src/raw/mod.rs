@@ -180,6 +180,18 @@ impl<V, G: Geometry, B: Backend> RawTable<V, G, B> {
         unsafe { s.store.free(t.0, s.credit) };
     }
 
+    /// Frees table `t` of level `l` (based at `base`), which removals left
+    /// empty and which is already unlinked: when tracking values, first
+    /// keeps its change marks, which say which of its slots were empty at
+    /// the last committed report (see [`track`]).
+    pub fn free_emptied(&mut self, l: usize, t: Tab, base: u64) {
+        if let Some(tr) = &mut self.track {
+            // SAFETY: `t` is a live table of level `l`.
+            unsafe { tr.freed_table(t, Self::lv(l), base, l as u8) };
+        }
+        self.free_table(l, t);
+    }
+
     /// Releases memory no table uses, keeping reserved tables.
     pub fn shrink_to_fit(&mut self) {
         for s in self.stores.iter_mut() {
@@ -520,7 +532,8 @@ impl<V, G: Geometry, B: Backend> RawTable<V, G, B> {
             let (parent, pi) = path[k];
             // SAFETY: `parent` links `child` in slot `pi`.
             unsafe { parent.set_word(Self::lv(l + 1), pi, ptr::null_mut()) };
-            self.free_table(l, child);
+            let clv = Self::lv(l);
+            self.free_emptied(l, child, addr & !((1u64 << (clv.shift + clv.bits)) - 1));
         }
         Some((page, v))
     }

@@ -453,7 +453,7 @@ impl<V, G: Geometry, B: Backend> RawTable<V, G, B> {
             let Slot::Table(c) = (unsafe { t.slot(i) }) else { continue };
             let a = base + ((i as u64) << lv.shift);
             {
-                let down = Down::new(self, t, l, i, c);
+                let down = Down::new(self, t, l, i, c, a);
                 merges += down.raw.compact_in(c, l - 1, a, ops);
             }
             // The guard frees a child left empty; compact never empties one,
@@ -564,7 +564,7 @@ impl<V, G: Geometry, B: Backend> RawTable<V, G, B> {
                     // The guard marks the slot if the work below marked
                     // anything (also if it unwinds), and frees the child if
                     // it is left empty.
-                    let down = Down::new(self, t, l, i, c);
+                    let down = Down::new(self, t, l, i, c, a);
                     down.raw.apply_range(c, l - 1, a, lo, last, value.as_deref_mut(), ops);
                 }
             }

@@ -24,10 +24,12 @@
 //! committed report).
 
 use alloc::collections::BTreeMap;
+use alloc::vec::Vec;
 
 use super::bitmap;
-use super::layout::Lv;
+use super::layout::{Info, Lv};
 use super::node::Tab;
+use crate::geometry::Geometry;
 
 /// The comparisons and the values kept: see the module docs.
 pub struct Track<V> {
@@ -38,6 +40,12 @@ pub struct Track<V> {
     /// What each slot marked since the last committed report held then:
     /// its value, or `None` for empty.
     pub before: BTreeMap<(u64, u8), Option<V>>,
+    /// The change marks of each table that removals emptied and freed since
+    /// the last committed report, keyed by `(base address, level)`: an
+    /// unmarked slot of such a table was empty at that report. Only the
+    /// first table freed at a place counts (a later one there was made in
+    /// the batch, every slot marked).
+    pub freed: BTreeMap<(u64, u8), Vec<u64>>,
 }
 
 impl<V> Track<V> {
@@ -46,13 +54,13 @@ impl<V> Track<V> {
     where
         V: PartialEq + Clone,
     {
-        Track { eq: V::eq, clone: V::clone, before: BTreeMap::new() }
+        Track { eq: V::eq, clone: V::clone, before: BTreeMap::new(), freed: BTreeMap::new() }
     }
 
     /// A copy of this tracking, its kept values cloned.
     pub fn copy(&self) -> Self {
         let before = self.before.iter().map(|(&k, v)| (k, v.as_ref().map(self.clone))).collect();
-        Track { eq: self.eq, clone: self.clone, before }
+        Track { eq: self.eq, clone: self.clone, before, freed: self.freed.clone() }
     }
 
     /// Keeps what slot `i` of `t` (the place `(addr, level)`) holds, the
@@ -76,6 +84,41 @@ impl<V> Track<V> {
     /// mark of the batch.
     pub fn keep(&mut self, addr: u64, level: u8, v: Option<&V>) {
         self.before.entry((addr, level)).or_insert_with(|| v.map(self.clone));
+    }
+
+    /// Keeps the marks of table `t` (layout `lv`, the table of `level` based
+    /// at `base`), which removals left empty and which is about to be freed.
+    ///
+    /// # Safety
+    /// `t` is a live table of layout `lv`.
+    pub unsafe fn freed_table(&mut self, t: Tab, lv: &Lv, base: u64, level: u8) {
+        self.freed.entry((base, level)).or_insert_with(|| {
+            // SAFETY: caller; the change map has `lv.words` words.
+            unsafe { core::slice::from_raw_parts(t.dirty(lv), lv.words).to_vec() }
+        });
+    }
+
+    /// Whether the place `(addr, level)` was empty at the last committed
+    /// report, as far as what is kept can tell (`false` when it cannot):
+    /// kept as empty itself, or inside a place kept as empty, or an
+    /// unmarked slot of a table freed since, at its level or above.
+    pub fn was_empty<G: Geometry>(&self, addr: u64, level: u8) -> bool {
+        for k in level as usize..G::LEVELS {
+            let lv = Info::<V, G>::lv(k);
+            let a = addr & !((1u64 << lv.shift) - 1);
+            match self.before.get(&(a, k as u8)) {
+                Some(None) => return true,
+                Some(Some(_)) => return false,
+                None => {}
+            }
+            let span = lv.shift + lv.bits;
+            let base = if span >= 64 { 0 } else { addr & !((1u64 << span) - 1) };
+            if let Some(marks) = self.freed.get(&(base, k as u8)) {
+                let i = lv.index(addr);
+                return marks[i / 64] & (1 << (i % 64)) == 0;
+            }
+        }
+        false
     }
 
     /// Whether the place `(addr, level)` holds what it held at the last
