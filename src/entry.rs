@@ -1,13 +1,14 @@
 //! The [`Entry`] API: insert-or-update one page with a single call.
 
-use crate::backend::Backend;
+use crate::backend::{Backend, Heap};
 use crate::error::Error;
 #[allow(unused_imports)] // named in docs
 use crate::error::ErrorKind;
-use crate::geometry::Geometry;
+use crate::geometry::{Geometry, X86_4Level};
 use crate::page::{Level, Page};
 use crate::raw::{Path, Probe, RawTable};
 use crate::table::{MemTable, hand_back};
+use core::fmt;
 use core::mem::{ManuallyDrop, MaybeUninit};
 
 /// One place in a table, occupied or vacant: from [`MemTable::entry`] and
@@ -22,7 +23,7 @@ use core::mem::{ManuallyDrop, MaybeUninit};
 /// assert_eq!(t[0x1000], 2);
 /// assert_eq!(t[0x2000], 1);
 /// ```
-pub enum Entry<'a, V, G: Geometry, B: Backend> {
+pub enum Entry<'a, V, G: Geometry = X86_4Level, B: Backend = Heap> {
     /// An entry of that level at that address exists.
     Occupied(OccupiedEntry<'a, V, G, B>),
     /// Nothing covers the place.
@@ -30,7 +31,7 @@ pub enum Entry<'a, V, G: Geometry, B: Backend> {
 }
 
 /// An existing entry.
-pub struct OccupiedEntry<'a, V, G: Geometry, B: Backend> {
+pub struct OccupiedEntry<'a, V, G: Geometry = X86_4Level, B: Backend = Heap> {
     table: &'a mut MemTable<V, G, B>,
     page: Page,
     /// The tables and slots from the root to the entry, as the lookup found
@@ -39,7 +40,7 @@ pub struct OccupiedEntry<'a, V, G: Geometry, B: Backend> {
 }
 
 /// A place with no entry, where one may be inserted.
-pub struct VacantEntry<'a, V, G: Geometry, B: Backend> {
+pub struct VacantEntry<'a, V, G: Geometry = X86_4Level, B: Backend = Heap> {
     table: &'a mut MemTable<V, G, B>,
     addr: u64,
     level: Level,
@@ -137,11 +138,51 @@ impl<'a, V, G: Geometry, B: Backend> Entry<'a, V, G, B> {
             Entry::Vacant(v) => v.page(),
         }
     }
+
+    /// The entry's key: its page, as [`keys`](MemTable::keys) yields keys
+    /// (the same as [`page`](Self::page), under `std`'s name). For an
+    /// [`entry_at`](MemTable::entry_at) of a large level, the large page.
+    ///
+    /// ```
+    /// use mem_table::{Level, MemTable};
+    /// let mut t: MemTable<u8> = MemTable::new();
+    /// let e = t.entry_at(0x20_0000, Level::new(1)).unwrap();
+    /// assert_eq!((e.key().addr(), e.key().size()), (0x20_0000, 2 << 20));
+    /// ```
+    pub fn key(&self) -> Page {
+        self.page()
+    }
+}
+
+impl<V: fmt::Debug, G: Geometry, B: Backend> fmt::Debug for Entry<'_, V, G, B> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Entry::Occupied(o) => f.debug_tuple("Entry").field(o).finish(),
+            Entry::Vacant(v) => f.debug_tuple("Entry").field(v).finish(),
+        }
+    }
+}
+
+impl<V: fmt::Debug, G: Geometry, B: Backend> fmt::Debug for OccupiedEntry<'_, V, G, B> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("OccupiedEntry").field("page", &self.page).field("value", self.get()).finish()
+    }
+}
+
+impl<V, G: Geometry, B: Backend> fmt::Debug for VacantEntry<'_, V, G, B> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("VacantEntry").field("page", &self.page()).finish()
+    }
 }
 
 impl<'a, V, G: Geometry, B: Backend> OccupiedEntry<'a, V, G, B> {
     /// The entry's page.
     pub fn page(&self) -> Page {
+        self.page
+    }
+
+    /// The entry's key, its page (as [`Entry::key`]).
+    pub fn key(&self) -> Page {
         self.page
     }
 
@@ -190,6 +231,11 @@ impl<'a, V, G: Geometry, B: Backend> VacantEntry<'a, V, G, B> {
     pub fn page(&self) -> Page {
         let shift = G::page_shift(self.level).expect("checked level");
         Page::new(self.addr, self.level.index() as u8, shift)
+    }
+
+    /// The entry's key, the page it would cover (as [`Entry::key`]).
+    pub fn key(&self) -> Page {
+        self.page()
     }
 
     /// Inserts `v`, or hands it back if the table runs out of nodes.

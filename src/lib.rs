@@ -197,6 +197,8 @@ extern crate std;
 
 pub mod backend;
 mod changes;
+mod cursor;
+mod drain;
 mod entry;
 mod error;
 pub mod geometries;
@@ -211,10 +213,12 @@ mod table;
 mod view;
 
 pub use changes::{Change, Changes};
+pub use cursor::{Cursor, CursorMut};
+pub use drain::{Drain, ExtractIf};
 pub use entry::{Entry, OccupiedEntry, VacantEntry};
 pub use error::{Error, ErrorKind};
 pub use geometry::{Geometry, X86_4Level, X86_5Level};
-pub use iter::{IntoIter, Iter, IterMut, Keys, RangeMut, Values, ValuesMut};
+pub use iter::{IntoIter, IntoKeys, IntoValues, Iter, IterMut, Keys, RangeMut, Values, ValuesMut};
 pub use page::{Level, Page};
 pub use pageset::PageSet;
 pub use table::MemTable;
