@@ -146,14 +146,16 @@ impl Gap {
 
     /// The entry after (or before) the gap, without moving or marking and
     /// without keeping a walk.
-    fn peek<V, G: Geometry, B: Backend>(&self, raw: &RawTable<V, G, B>, after: bool) -> Option<(Page, *mut V)> {
+    fn peek<V, G: Geometry, B: Backend>(
+        &self,
+        raw: &RawTable<V, G, B>,
+        after: bool,
+    ) -> Option<(Page, *mut V)> {
         let mut copy = self.clone();
         // SAFETY: the gap's walks were made for this table, which has not
         // changed shape since (type invariant of the cursors).
-        unsafe {
-            if after { copy.forward(raw, false, false) } else { copy.backward(raw, false, false) }
-        }
-        .map(|(p, v, _)| (p, v))
+        unsafe { if after { copy.forward(raw, false, false) } else { copy.backward(raw, false, false) } }
+            .map(|(p, v, _)| (p, v))
     }
 }
 
@@ -201,6 +203,7 @@ pub struct Cursor<'a, V, G: Geometry = X86_4Level, B: Backend = Heap> {
 
 impl<'a, V, G: Geometry, B: Backend> Cursor<'a, V, G, B> {
     /// The entry after the cursor; moves the cursor past it.
+    #[allow(clippy::should_implement_trait)] // `std`'s cursor name; a cursor also goes back
     pub fn next(&mut self) -> Option<(Page, &'a V)> {
         // SAFETY: the table is borrowed shared for 'a: it does not change.
         let (p, v, _) = unsafe { self.gap.forward(&self.table.raw, true, false) }?;
@@ -302,6 +305,7 @@ impl<'a, V, G: Geometry, B: Backend> CursorMut<'a, V, G, B> {
 
     /// The entry after the cursor, mutably (marked changed); moves the
     /// cursor past it.
+    #[allow(clippy::should_implement_trait)] // as `Cursor::next`
     pub fn next(&mut self) -> Option<(Page, &mut V)> {
         // SAFETY: the table changes shape only through this cursor, which
         // drops its walks when it does.

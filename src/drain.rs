@@ -101,7 +101,7 @@ impl TakeWalk {
 ///
 /// Each step visits entries until the predicate says `true`, then removes
 /// that entry (whole, whatever its level) and yields it. Dropping the
-/// iterator stops there: the entries not visited yet stay.
+/// iterator (or leaking it) stops there: the entries not visited yet stay.
 pub struct ExtractIf<'a, V, F, G: Geometry = X86_4Level, B: Backend = Heap> {
     table: &'a mut MemTable<V, G, B>,
     walk: TakeWalk,
@@ -357,8 +357,10 @@ impl<V, G: Geometry, B: Backend> MemTable<V, G, B> {
     /// [`ConflictLarger`](ErrorKind::ConflictLarger) if a large entry covers
     /// `addr` without starting there (the error names it),
     /// [`OutOfNodes`](ErrorKind::OutOfNodes) if the new table's backend
-    /// cannot hold the tables the moved entries need (a
-    /// [`Pool`](crate::backend::Pool); the level that ran out).
+    /// cannot allocate the tables the moved entries need (the level that
+    /// ran out; a [`Pool`](crate::backend::Pool) of the same capacities
+    /// always has room: the moved entries need no more tables than they
+    /// use here).
     ///
     /// Cost: O(levels) per entry moved (each is inserted anew: tables
     /// belong to their table's backend and are never handed over), plus a
