@@ -172,8 +172,10 @@ impl fmt::Debug for Gap {
 /// [`MemTable::cursor_front`], [`MemTable::cursor_back`] and
 /// [`MemTable::cursor_at`].
 ///
-/// The cursor sits between two entries (see the [module docs](self)); a
-/// large entry is one entry, yielded whole with its [`Page`].
+/// The cursor sits in a gap between two entries: every entry that starts
+/// below the gap's [`position`](Self::position) is before it, every other
+/// one after it. The gap is never inside an entry: a large entry is one
+/// entry, wholly on one side, yielded whole with its [`Page`].
 ///
 /// Cost: a step in the direction of the last step is O(1) amortised (one
 /// walk, never from the root); the first step after turning round or a
