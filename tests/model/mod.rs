@@ -1588,115 +1588,38 @@ pub enum Mem {
 /// One operation with concrete arguments for one geometry.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Act {
-    Insert {
-        addr: u64,
-        value: Fresh,
-    },
-    InsertAt {
-        addr: u64,
-        level: u8,
-        value: Fresh,
-    },
-    Remove {
-        addr: u64,
-    },
-    Get {
-        addr: u64,
-    },
-    GetKeyValue {
-        addr: u64,
-    },
-    GetMut {
-        addr: u64,
-        add: u32,
-    },
-    Range {
-        range: Range,
-    },
-    Walk {
-        range: Option<Range>,
-        ends: Ends,
-        limit: Option<u8>,
-    },
-    Fold {
-        range: Option<Range>,
-        front: u8,
-        back: u8,
-        how: FoldHow,
-    },
+    Insert { addr: u64, value: Fresh },
+    InsertAt { addr: u64, level: u8, value: Fresh },
+    Remove { addr: u64 },
+    Get { addr: u64 },
+    GetKeyValue { addr: u64 },
+    GetMut { addr: u64, add: u32 },
+    Range { range: Range },
+    Walk { range: Option<Range>, ends: Ends, limit: Option<u8> },
+    Fold { range: Option<Range>, front: u8, back: u8, how: FoldHow },
     FirstLast,
-    GetMany4 {
-        addrs: [u64; 4],
-    },
-    GetMany8 {
-        addrs: [u64; 8],
-    },
-    IntoIter {
-        ends: Ends,
-        limit: Option<u8>,
-    },
-    Split {
-        addr: u64,
-        level: u8,
-        how: SplitHow,
-    },
-    Merge {
-        addr: u64,
-        level: u8,
-        how: MergeHow,
-    },
-    InsertRange {
-        range: Range,
-        value: Fresh,
-        how: SplitHow,
-    },
-    RemoveRange {
-        range: Range,
-        how: SplitHow,
-    },
+    GetMany4 { addrs: [u64; 4] },
+    GetMany8 { addrs: [u64; 8] },
+    IntoIter { ends: Ends, limit: Option<u8> },
+    Split { addr: u64, level: u8, how: SplitHow },
+    Merge { addr: u64, level: u8, how: MergeHow },
+    InsertRange { range: Range, value: Fresh, how: SplitHow },
+    RemoveRange { range: Range, how: SplitHow },
     Compact,
     TakeChanges,
-    Entry {
-        addr: u64,
-        level: u8,
-        action: EntryAction,
-        value: Fresh,
-    },
-    Retain {
-        keep: Keep,
-        bump: bool,
-    },
+    Entry { addr: u64, level: u8, action: EntryAction, value: Fresh },
+    Retain { keep: Keep, bump: bool },
     Clear,
-    IterMut {
-        limit: Option<u8>,
-        add: u32,
-        ends: Ends,
-    },
-    RangeMut {
-        range: Range,
-        limit: Option<u8>,
-        add: u32,
-        ends: Ends,
-    },
+    IterMut { limit: Option<u8>, add: u32, ends: Ends },
+    RangeMut { range: Range, limit: Option<u8>, add: u32, ends: Ends },
     PopFirst,
     PopLast,
-    ReserveInsert {
-        addr: u64,
-        level: u8,
-        value: Fresh,
-    },
-    Reserve {
-        addr: u64,
-        level: u8,
-    },
-    ReserveTables {
-        level: u8,
-        count: u8,
-    },
+    ReserveInsert { addr: u64, level: u8, value: Fresh },
+    Reserve { addr: u64, level: u8 },
+    ReserveTables { level: u8, count: u8 },
     Unreserve,
     ShrinkToFit,
     CloneTable,
-    /// See [`ApiAct`].
     Api(ApiAct),
 }
 
