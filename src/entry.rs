@@ -1,14 +1,13 @@
 //! The [`Entry`] API: insert-or-update one page with a single call.
 
-use crate::backend::{Backend, Heap};
+use crate::backend::Backend;
 use crate::error::Error;
 #[allow(unused_imports)] // named in docs
 use crate::error::ErrorKind;
-use crate::geometry::{Geometry, X86_4Level};
+use crate::geometry::Geometry;
 use crate::page::{Level, Page};
 use crate::raw::{Path, Probe, RawTable};
 use crate::table::{MemTable, hand_back};
-use core::fmt;
 use core::mem::{ManuallyDrop, MaybeUninit};
 
 /// One place in a table, occupied or vacant: from [`MemTable::entry`] and
@@ -23,7 +22,7 @@ use core::mem::{ManuallyDrop, MaybeUninit};
 /// assert_eq!(t[0x1000], 2);
 /// assert_eq!(t[0x2000], 1);
 /// ```
-pub enum Entry<'a, V, G: Geometry = X86_4Level, B: Backend = Heap> {
+pub enum Entry<'a, V, G: Geometry = crate::X86_4Level, B: Backend = crate::backend::Heap> {
     /// An entry of that level at that address exists.
     Occupied(OccupiedEntry<'a, V, G, B>),
     /// Nothing covers the place.
@@ -31,7 +30,7 @@ pub enum Entry<'a, V, G: Geometry = X86_4Level, B: Backend = Heap> {
 }
 
 /// An existing entry.
-pub struct OccupiedEntry<'a, V, G: Geometry = X86_4Level, B: Backend = Heap> {
+pub struct OccupiedEntry<'a, V, G: Geometry = crate::X86_4Level, B: Backend = crate::backend::Heap> {
     table: &'a mut MemTable<V, G, B>,
     page: Page,
     /// The tables and slots from the root to the entry, as the lookup found
@@ -40,7 +39,7 @@ pub struct OccupiedEntry<'a, V, G: Geometry = X86_4Level, B: Backend = Heap> {
 }
 
 /// A place with no entry, where one may be inserted.
-pub struct VacantEntry<'a, V, G: Geometry = X86_4Level, B: Backend = Heap> {
+pub struct VacantEntry<'a, V, G: Geometry = crate::X86_4Level, B: Backend = crate::backend::Heap> {
     table: &'a mut MemTable<V, G, B>,
     addr: u64,
     level: Level,
@@ -154,8 +153,8 @@ impl<'a, V, G: Geometry, B: Backend> Entry<'a, V, G, B> {
     }
 }
 
-impl<V: fmt::Debug, G: Geometry, B: Backend> fmt::Debug for Entry<'_, V, G, B> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+impl<V: fmt::Debug, G: Geometry, B: Backend> core::fmt::Debug for Entry<'_, V, G, B> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         match self {
             Entry::Occupied(o) => f.debug_tuple("Entry").field(o).finish(),
             Entry::Vacant(v) => f.debug_tuple("Entry").field(v).finish(),
@@ -163,14 +162,14 @@ impl<V: fmt::Debug, G: Geometry, B: Backend> fmt::Debug for Entry<'_, V, G, B> {
     }
 }
 
-impl<V: fmt::Debug, G: Geometry, B: Backend> fmt::Debug for OccupiedEntry<'_, V, G, B> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+impl<V: fmt::Debug, G: Geometry, B: Backend> core::fmt::Debug for OccupiedEntry<'_, V, G, B> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         f.debug_struct("OccupiedEntry").field("page", &self.page).field("value", self.get()).finish()
     }
 }
 
-impl<V, G: Geometry, B: Backend> fmt::Debug for VacantEntry<'_, V, G, B> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+impl<V, G: Geometry, B: Backend> core::fmt::Debug for VacantEntry<'_, V, G, B> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         f.debug_struct("VacantEntry").field("page", &self.page()).finish()
     }
 }
