@@ -153,7 +153,7 @@ impl<'a, V, G: Geometry, B: Backend> Entry<'a, V, G, B> {
     }
 }
 
-impl<V: fmt::Debug, G: Geometry, B: Backend> core::fmt::Debug for Entry<'_, V, G, B> {
+impl<V: core::fmt::Debug, G: Geometry, B: Backend> core::fmt::Debug for Entry<'_, V, G, B> {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         match self {
             Entry::Occupied(o) => f.debug_tuple("Entry").field(o).finish(),
@@ -162,7 +162,7 @@ impl<V: fmt::Debug, G: Geometry, B: Backend> core::fmt::Debug for Entry<'_, V, G
     }
 }
 
-impl<V: fmt::Debug, G: Geometry, B: Backend> core::fmt::Debug for OccupiedEntry<'_, V, G, B> {
+impl<V: core::fmt::Debug, G: Geometry, B: Backend> core::fmt::Debug for OccupiedEntry<'_, V, G, B> {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         f.debug_struct("OccupiedEntry").field("page", &self.page).field("value", self.get()).finish()
     }
