@@ -23,7 +23,7 @@ use core::mem::{ManuallyDrop, MaybeUninit};
 /// assert_eq!(t[0x1000], 2);
 /// assert_eq!(t[0x2000], 1);
 /// ```
-pub enum Entry<'a, V, G: Geometry, B: Backend> {
+pub enum Entry<'a, V, G: Geometry = crate::X86_4Level, B: Backend = crate::backend::Heap> {
     /// An entry of that level at that address exists.
     Occupied(OccupiedEntry<'a, V, G, B>),
     /// Nothing covers the place.
@@ -31,7 +31,7 @@ pub enum Entry<'a, V, G: Geometry, B: Backend> {
 }
 
 /// An existing entry.
-pub struct OccupiedEntry<'a, V, G: Geometry, B: Backend> {
+pub struct OccupiedEntry<'a, V, G: Geometry = crate::X86_4Level, B: Backend = crate::backend::Heap> {
     table: &'a mut MemTable<V, G, B>,
     page: Page,
     /// The tables and slots from the root to the entry, as the lookup found
@@ -40,7 +40,7 @@ pub struct OccupiedEntry<'a, V, G: Geometry, B: Backend> {
 }
 
 /// A place with no entry, where one may be inserted.
-pub struct VacantEntry<'a, V, G: Geometry, B: Backend> {
+pub struct VacantEntry<'a, V, G: Geometry = crate::X86_4Level, B: Backend = crate::backend::Heap> {
     table: &'a mut MemTable<V, G, B>,
     addr: u64,
     level: Level,
@@ -140,11 +140,51 @@ impl<'a, V, G: Geometry, B: Backend> Entry<'a, V, G, B> {
             Entry::Vacant(v) => v.page(),
         }
     }
+
+    /// The entry's key: its page, as [`keys`](MemTable::keys) yields keys
+    /// (the same as [`page`](Self::page), under `std`'s name). For an
+    /// [`entry_at`](MemTable::entry_at) of a large level, the large page.
+    ///
+    /// ```
+    /// use mem_table::{Level, MemTable};
+    /// let mut t: MemTable<u8> = MemTable::new();
+    /// let e = t.entry_at(0x20_0000, Level::new(1)).unwrap();
+    /// assert_eq!((e.key().addr(), e.key().size()), (0x20_0000, 2 << 20));
+    /// ```
+    pub fn key(&self) -> Page {
+        self.page()
+    }
+}
+
+impl<V: core::fmt::Debug, G: Geometry, B: Backend> core::fmt::Debug for Entry<'_, V, G, B> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            Entry::Occupied(o) => f.debug_tuple("Entry").field(o).finish(),
+            Entry::Vacant(v) => f.debug_tuple("Entry").field(v).finish(),
+        }
+    }
+}
+
+impl<V: core::fmt::Debug, G: Geometry, B: Backend> core::fmt::Debug for OccupiedEntry<'_, V, G, B> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("OccupiedEntry").field("page", &self.page).field("value", self.get()).finish()
+    }
+}
+
+impl<V, G: Geometry, B: Backend> core::fmt::Debug for VacantEntry<'_, V, G, B> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("VacantEntry").field("page", &self.page()).finish()
+    }
 }
 
 impl<'a, V, G: Geometry, B: Backend> OccupiedEntry<'a, V, G, B> {
     /// The entry's page.
     pub fn page(&self) -> Page {
+        self.page
+    }
+
+    /// The entry's key, its page (as [`Entry::key`]).
+    pub fn key(&self) -> Page {
         self.page
     }
 
@@ -195,6 +235,11 @@ impl<'a, V, G: Geometry, B: Backend> VacantEntry<'a, V, G, B> {
     pub fn page(&self) -> Page {
         let shift = G::page_shift(self.level).expect("checked level");
         Page::new(self.addr, self.level.index() as u8, shift)
+    }
+
+    /// The entry's key, the page it would cover (as [`Entry::key`]).
+    pub fn key(&self) -> Page {
+        self.page()
     }
 
     /// Inserts `v`, or hands it back if the table runs out of nodes.

@@ -602,6 +602,52 @@ view!(
     ValuesMut<'a, V: 'a> of IterMut => &'a mut V, |(_, v)| v
 );
 
+view!(
+    /// The pages of a table, in ascending order, consuming it: from
+    /// [`MemTable::into_keys`].
+    IntoKeys<V> of IntoIter => Page, |(p, _)| p
+);
+view!(
+    /// The values of a table, by value, in ascending address order: from
+    /// [`MemTable::into_values`].
+    IntoValues<V> of IntoIter => V, |(_, v)| v
+);
+
+impl<V, G: Geometry, B: Backend> ExactSizeIterator for IntoKeys<V, G, B> {}
+impl<V, G: Geometry, B: Backend> ExactSizeIterator for IntoValues<V, G, B> {}
+
+impl<V, G: Geometry, B: Backend> MemTable<V, G, B> {
+    /// Every page, in ascending order, consuming the table (the values are
+    /// dropped as the iterator goes, the rest and the tables when it is
+    /// dropped). A large entry is one page. O(1) amortised per entry, as
+    /// [`into_iter`](IntoIterator::into_iter).
+    ///
+    /// ```
+    /// use mem_table::{Level, MemTable};
+    /// let mut t: MemTable<u8> = MemTable::new();
+    /// t.insert(0x1000, 1).unwrap();
+    /// t.insert_at(0x20_0000, Level::new(1), 2).unwrap();
+    /// let pages: Vec<_> = t.into_keys().map(|p| (p.addr(), p.level().index())).collect();
+    /// assert_eq!(pages, [(0x1000, 0), (0x20_0000, 1)]);
+    /// ```
+    pub fn into_keys(self) -> IntoKeys<V, G, B> {
+        IntoKeys(self.into_iter())
+    }
+
+    /// Every value, by value, in ascending address order, consuming the
+    /// table; a large entry's value comes once. As
+    /// [`into_keys`](Self::into_keys).
+    ///
+    /// ```
+    /// use mem_table::MemTable;
+    /// let t: MemTable<String> = [(0x2000, "b".to_string()), (0x1000, "a".to_string())].into_iter().collect();
+    /// assert_eq!(t.into_values().collect::<Vec<_>>(), ["a", "b"]);
+    /// ```
+    pub fn into_values(self) -> IntoValues<V, G, B> {
+        IntoValues(self.into_iter())
+    }
+}
+
 impl<V, G: Geometry, B: Backend> MemTable<V, G, B> {
     /// Every entry, in ascending address order, as `(page, &value)`.
     ///

@@ -1534,6 +1534,9 @@ pub enum Op {
     Look(Look),
     Sweep(Sweep),
     Memory(Mem),
+    /// The std-map surface: cursors, `extract_if`, `drain_range`,
+    /// `split_off`, `get_disjoint_mut` (see the section at the end).
+    Api(Api),
 }
 
 /// Lookups (the interpreter also looks around every op's address).
@@ -1642,6 +1645,7 @@ pub enum Act {
     Unreserve,
     ShrinkToFit,
     CloneTable,
+    Api(ApiAct),
 }
 
 impl Op {
@@ -1721,6 +1725,7 @@ impl Op {
             }
             Op::Memory(Mem::Unreserve) => Act::Unreserve,
             Op::Memory(Mem::ShrinkToFit) => Act::ShrinkToFit,
+            Op::Api(api) => Act::Api(api.resolve(m)),
         }
     }
 }
@@ -2393,6 +2398,7 @@ fn step<G: Geometry, B: Backend>(at: &At<'_>, t: &mut Table<G, B>, m: &mut Model
             t.unreserve();
             m.unreserve();
         }
+        Act::Api(ref api) => api_step(at, t, m, api),
         Act::ShrinkToFit => {
             let before = t.stats();
             t.shrink_to_fit();
@@ -2592,4 +2598,438 @@ fn check_ops_with<G: Geometry, B: Backend>(backend: B, ops: &[Op], armed: bool) 
     drop(table);
     assert_eq!(bad_drops(), 0, "a value was dropped twice");
     REGISTRY.with_borrow(|r| r.caught)
+}
+
+// ---------------------------------------------------------------------------
+// The std-map surface (issue 12): cursors, `extract_if`, `drain_range`,
+// `split_off`, `get_disjoint_mut`, `into_keys`, `into_values`. Kept apart
+// from the ops above: one `Op::Api`, one `Act::Api`, their model and
+// their step.
+
+/// Where a cursor starts.
+#[derive(Arbitrary, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CursorStart {
+    /// `cursor_front`.
+    Front,
+    /// `cursor_back`.
+    Back,
+    /// `cursor_at(addr)`.
+    At(Addr),
+}
+
+/// One move of a cursor.
+#[derive(Arbitrary, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CursorMove {
+    Next,
+    Prev,
+    PeekNext,
+    PeekPrev,
+    /// `remove_next` (a peek on a read-only cursor).
+    RemoveNext,
+    /// `remove_prev` (a peek on a read-only cursor).
+    RemovePrev,
+    Seek(Addr),
+}
+
+/// The std-map ops, with symbolic arguments.
+#[derive(Arbitrary, Clone, Debug, PartialEq, Eq)]
+pub enum Api {
+    /// A cursor (`mutable`: a `CursorMut`, adding `add` to every value it
+    /// hands out) moved as `moves` say.
+    Cursor { start: CursorStart, mutable: bool, moves: [CursorMove; 6], add: Val },
+    /// `extract_if(range, ..)` taking what `keep` does not keep (adding
+    /// one to the entries kept if `bump`), at most `limit` entries, then
+    /// dropped.
+    ExtractIf { range: RangeArg, keep: Keep, bump: bool, limit: Option<u8> },
+    /// `drain_range(range)` (or `_with`), `limit` entries taken, the rest
+    /// dropped with the iterator.
+    DrainRange { range: RangeArg, how: SplitHow, limit: Option<u8> },
+    /// `split_off(addr)`; carries on with the high part if `keep_high`.
+    SplitOff { addr: Addr, keep_high: bool },
+    /// `get_disjoint_mut(addrs)`, adding `add` to each value.
+    GetDisjointMut { addrs: [Addr; 3], add: Val },
+    /// `into_keys` and `into_values` of clones.
+    IntoKeysValues,
+}
+
+/// A cursor's start, resolved.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Start {
+    Front,
+    Back,
+    At(u64),
+}
+
+/// A cursor move, resolved.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Move {
+    Next,
+    Prev,
+    PeekNext,
+    PeekPrev,
+    RemoveNext,
+    RemovePrev,
+    Seek(u64),
+}
+
+/// [`Api`] with concrete arguments.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ApiAct {
+    Cursor { start: Start, mutable: bool, moves: [Move; 6], add: u32 },
+    ExtractIf { range: Range, keep: Keep, bump: bool, limit: Option<u8> },
+    DrainRange { range: Range, how: SplitHow, limit: Option<u8> },
+    SplitOff { addr: u64, keep_high: bool },
+    GetDisjointMut { addrs: [u64; 3], add: u32 },
+    IntoKeysValues,
+}
+
+impl Api {
+    pub fn resolve(&self, m: &Model) -> ApiAct {
+        let a = |addr: &Addr| addr.resolve(m, 0);
+        match self {
+            Api::Cursor { start, mutable, moves, add } => ApiAct::Cursor {
+                start: match start {
+                    CursorStart::Front => Start::Front,
+                    CursorStart::Back => Start::Back,
+                    CursorStart::At(addr) => Start::At(a(addr)),
+                },
+                mutable: *mutable,
+                moves: moves.map(|mv| match mv {
+                    CursorMove::Next => Move::Next,
+                    CursorMove::Prev => Move::Prev,
+                    CursorMove::PeekNext => Move::PeekNext,
+                    CursorMove::PeekPrev => Move::PeekPrev,
+                    CursorMove::RemoveNext => Move::RemoveNext,
+                    CursorMove::RemovePrev => Move::RemovePrev,
+                    CursorMove::Seek(addr) => Move::Seek(a(&addr)),
+                }),
+                add: add.get(),
+            },
+            Api::ExtractIf { range, keep, bump, limit } => {
+                ApiAct::ExtractIf { range: range.resolve(m), keep: *keep, bump: *bump, limit: *limit }
+            }
+            Api::DrainRange { range, how, limit } => {
+                ApiAct::DrainRange { range: range.resolve(m), how: *how, limit: *limit }
+            }
+            Api::SplitOff { addr, keep_high } => ApiAct::SplitOff { addr: a(addr), keep_high: *keep_high },
+            Api::GetDisjointMut { addrs, add } => {
+                ApiAct::GetDisjointMut { addrs: addrs.each_ref().map(a), add: add.get() }
+            }
+            Api::IntoKeysValues => ApiAct::IntoKeysValues,
+        }
+    }
+}
+
+/// What one cursor move yielded (the entry as it was) and where the
+/// cursor is after it.
+pub type Moved = (Option<Item>, Option<u64>);
+
+impl Model {
+    /// The gap of `cursor_at(addr)`: before the entry covering `addr`, or
+    /// at `addr`; past everything out of reach.
+    fn gap_at(&self, addr: u64) -> Option<u64> {
+        self.geo.in_reach(addr).then(|| self.get(addr).map_or(addr, |e| e.0))
+    }
+
+    /// The gap just past entry `e`.
+    fn past(&self, e: Item) -> Option<u64> {
+        self.geo.end(e.0, e.1).checked_add(1).filter(|&a| self.geo.in_reach(a))
+    }
+
+    /// A cursor from `start`, moved by `moves`.
+    pub fn cursor(&mut self, start: Start, mutable: bool, moves: &[Move], add: u32) -> Vec<Moved> {
+        let mut pos = match start {
+            Start::Front => Some(0),
+            Start::Back => None,
+            Start::At(a) => self.gap_at(a),
+        };
+        let mut out = Vec::new();
+        for &mv in moves {
+            // (after the gap, moves, removes)
+            let (after, step, remove) = match mv {
+                Move::Next => (true, true, false),
+                Move::Prev => (false, true, false),
+                Move::PeekNext => (true, false, false),
+                Move::PeekPrev => (false, false, false),
+                Move::RemoveNext => (true, false, mutable),
+                Move::RemovePrev => (false, false, mutable),
+                Move::Seek(a) => {
+                    pos = self.gap_at(a);
+                    out.push((None, pos));
+                    continue;
+                }
+            };
+            let e = if after {
+                pos.and_then(|a| self.entries.range(a..).next())
+            } else {
+                match pos {
+                    None => self.entries.iter().next_back(),
+                    Some(a) => self.entries.range(..a).next_back(),
+                }
+            }
+            .map(|(&a, &(l, v))| (a, l, v));
+            if let Some(e) = e {
+                if remove {
+                    self.entries.remove(&e.0);
+                } else {
+                    if mutable {
+                        self.entries.insert(e.0, (e.1, e.2.wrapping_add(add)));
+                    }
+                    if step {
+                        pos = if after { self.past(e) } else { Some(e.0) };
+                    }
+                }
+            }
+            out.push((e, pos));
+        }
+        out
+    }
+
+    /// `extract_if`: the entries visited (as they were) and those taken.
+    pub fn extract_if(
+        &mut self,
+        range: Range,
+        keep: Keep,
+        bump: bool,
+        limit: usize,
+    ) -> (Vec<Item>, Vec<Item>) {
+        let (mut visited, mut taken) = (Vec::new(), Vec::new());
+        for (a, l, v) in self.range(range) {
+            if taken.len() == limit {
+                break;
+            }
+            visited.push((a, l, v));
+            if !keep.keeps(&self.geo, a, l, v) {
+                self.entries.remove(&a);
+                taken.push((a, l, v));
+            } else if bump {
+                self.entries.insert(a, (l, v.wrapping_add(1)));
+            }
+        }
+        (visited, taken)
+    }
+
+    /// `drain_range`: as `remove_range`, returning what it removed.
+    pub fn drain_range(&mut self, range: Range, how: SplitHow) -> Result<Vec<Item>, Refused> {
+        let (lo, last) = self.check_range(range)?;
+        let mut next = self.entries.clone();
+        for edge in [lo, last] {
+            while let Some((start, level, _)) = covering(&self.geo, &next, edge) {
+                if start >= lo && self.geo.end(start, level) <= last {
+                    break;
+                }
+                let below = level.checked_sub(1).expect("a base page never straddles a base-aligned range");
+                if !self.geo.holds(below) {
+                    return Err(Refused::new(ErrorKind::NoEntriesAtLevel, lo, below));
+                }
+                split_entry(&self.geo, &mut next, start, level, how);
+            }
+        }
+        let removed: Vec<Item> = next.range(lo..=last).map(|(&a, &(l, v))| (a, l, v)).collect();
+        for e in &removed {
+            next.remove(&e.0);
+        }
+        self.commit(next, lo)?;
+        Ok(removed)
+    }
+
+    /// `split_off(addr)`: keeps the entries below `addr`, returns the rest.
+    pub fn split_off(&mut self, addr: u64) -> Result<Entries, Refused> {
+        self.check_place(addr, 0)?;
+        if let Some((start, level, _)) = self.get(addr) {
+            if start < addr {
+                return Err(Refused::new(ErrorKind::ConflictLarger, start, level));
+            }
+        }
+        let high: Entries = self.entries.range(addr..).map(|(&a, &e)| (a, e)).collect();
+        let need: Vec<usize> = self.tables_of(&high).iter().map(Vec::len).collect();
+        for l in (0..self.geo.top()).rev() {
+            if let Some(cap) = self.capacity[l as usize] {
+                if need[l as usize] > cap {
+                    return Err(Refused::new(ErrorKind::OutOfNodes, addr, l));
+                }
+            }
+        }
+        self.entries.retain(|&a, _| a < addr);
+        Ok(high)
+    }
+
+    /// `get_disjoint_mut(addrs)`, adding `add`: the values as they were.
+    pub fn get_disjoint_mut(&mut self, addrs: &[u64], add: u32) -> Option<Vec<u32>> {
+        let found: Vec<Item> = addrs.iter().map(|&a| self.get(a)).collect::<Option<_>>()?;
+        for (i, e) in found.iter().enumerate() {
+            if found[..i].iter().any(|f| f.0 == e.0) {
+                return None;
+            }
+        }
+        for e in &found {
+            self.entries.insert(e.0, (e.1, e.2.wrapping_add(add)));
+        }
+        Some(found.iter().map(|e| e.2).collect())
+    }
+}
+
+/// The first `limit` entries of a drain, as items (the rest dropped with
+/// it).
+fn drained<I: Iterator<Item = (Page, Value)>>(at: &At<'_>, geo: &Geo, it: I, limit: usize) -> Vec<Item> {
+    it.take(limit).map(|(p, v)| item(at, geo, p, &v)).collect()
+}
+
+/// Performs an [`ApiAct`] on the table and the model.
+fn api_step<G: Geometry, B: Backend>(at: &At<'_>, t: &mut Table<G, B>, m: &mut Model, act: &ApiAct) {
+    let geo = m.geo.clone();
+    let geo = &geo;
+    match *act {
+        ApiAct::Cursor { start, mutable, moves, add } => {
+            let mut got: Vec<Moved> = Vec::new();
+            if mutable {
+                let mut c = match start {
+                    Start::Front => t.cursor_front_mut(),
+                    Start::Back => t.cursor_back_mut(),
+                    Start::At(a) => t.cursor_at_mut(a),
+                };
+                let bump = |(p, v): (Page, &mut Value)| {
+                    let e = item(at, geo, p, v);
+                    v.n = v.n.wrapping_add(add);
+                    e
+                };
+                for mv in moves {
+                    let r = match mv {
+                        Move::Next => c.next().map(bump),
+                        Move::Prev => c.prev().map(bump),
+                        Move::PeekNext => c.peek_next().map(bump),
+                        Move::PeekPrev => c.peek_prev().map(bump),
+                        Move::RemoveNext => c.remove_next().map(|(p, v)| item(at, geo, p, &v)),
+                        Move::RemovePrev => c.remove_prev().map(|(p, v)| item(at, geo, p, &v)),
+                        Move::Seek(a) => {
+                            c.seek(a);
+                            None
+                        }
+                    };
+                    got.push((r, c.position()));
+                }
+            } else {
+                let mut c = match start {
+                    Start::Front => t.cursor_front(),
+                    Start::Back => t.cursor_back(),
+                    Start::At(a) => t.cursor_at(a),
+                };
+                let seen = |(p, v): (Page, &Value)| item(at, geo, p, v);
+                for mv in moves {
+                    let r = match mv {
+                        Move::Next => c.next().map(seen),
+                        Move::Prev => c.prev().map(seen),
+                        Move::PeekNext | Move::RemoveNext => c.peek_next().map(seen),
+                        Move::PeekPrev | Move::RemovePrev => c.peek_prev().map(seen),
+                        Move::Seek(a) => {
+                            c.seek(a);
+                            None
+                        }
+                    };
+                    got.push((r, c.position()));
+                }
+            }
+            let want = m.cursor(start, mutable, &moves, add);
+            assert_eq!(got, want, "{at} cursor moves (left: table, right: model)");
+        }
+        ApiAct::ExtractIf { range, keep, bump, limit } => {
+            let limit = limit.map_or(usize::MAX, usize::from);
+            let mut seen = Vec::new();
+            let taken: Vec<Item> = t
+                .extract_if(range, |p, v| {
+                    seen.push(item(at, geo, p, v));
+                    let kept = keep.keeps(geo, p.addr(), p.level().index() as u8, v.n);
+                    if kept && bump {
+                        v.n = v.n.wrapping_add(1);
+                    }
+                    !kept
+                })
+                .take(limit)
+                .map(|(p, v)| item(at, geo, p, &v))
+                .collect();
+            let (want_seen, want_taken) = m.extract_if(range, keep, bump, limit);
+            assert_eq!(seen, want_seen, "{at} entries extract_if visited (left: table, right: model)");
+            assert_eq!(taken, want_taken, "{at} entries extract_if took (left: table, right: model)");
+        }
+        ApiAct::DrainRange { range, how, limit } => {
+            let limit = limit.map_or(usize::MAX, usize::from);
+            let want = m.drain_range(range, how).map(|r| r.into_iter().take(limit).collect::<Vec<_>>());
+            let before = Snapshot::if_refused(t, &want);
+            let got = match how {
+                SplitHow::Clone => t.drain_range(range).map(|d| drained(at, geo, d, limit)),
+                SplitHow::Numbered => t
+                    .drain_range_with(range, &mut FnOps::new(numbered, never))
+                    .map(|d| drained(at, geo, d, limit)),
+            };
+            expect(at, t, before, got, want, None);
+        }
+        ApiAct::SplitOff { addr, keep_high } => {
+            let want = m.split_off(addr);
+            let before = Snapshot::if_refused(t, &want);
+            match t.split_off(addr) {
+                Err(e) => {
+                    expect(at, t, before, Err::<(), _>(e), want.map(drop), None);
+                }
+                Ok(mut high) => {
+                    let want: Vec<Item> = match want {
+                        Ok(w) => w.into_iter().map(|(a, (l, v))| (a, l, v)).collect(),
+                        Err(e) => panic!("{at} split_off succeeded, model expects {e:?}"),
+                    };
+                    if let Err(e) = high.check_invariants() {
+                        panic!("{at} split_off: the new table's invariant broken: {e}");
+                    }
+                    let got: Vec<Item> = high.iter().map(|(p, v)| item(at, geo, p, v)).collect();
+                    if got != want {
+                        panic!("{at} split_off: the new table differs: {}", diff(&got, &want));
+                    }
+                    assert_eq!(high.len(), want.len(), "{at} split_off: the new table's len");
+                    assert_eq!(high.tracks_values(), t.tracks_values(), "{at} split_off: value tracking");
+                    // Its report rebuilds it from nothing.
+                    let mut shadow = Coverage::new();
+                    for c in high.take_changes() {
+                        cover(&mut shadow, c.start, c.last, c.value.map(|v| v.n));
+                    }
+                    let reported = joined(shadow.iter().map(|(&s, &(l, v))| (s, l, v)));
+                    let table = joined(want.iter().map(|&(a, l, v)| (a, geo.end(a, l), v)));
+                    if reported != table {
+                        panic!(
+                            "{at} split_off: the new table's report does not rebuild it: {}",
+                            diff_named(("report", &reported), ("table", &table))
+                        );
+                    }
+                    if keep_high {
+                        let low = std::mem::replace(t, high);
+                        m.entries = want.iter().map(|&(a, l, v)| (a, (l, v))).collect();
+                        m.reported = shadow;
+                        m.unreserve();
+                        drop(low);
+                    } else {
+                        drop(high);
+                    }
+                }
+            }
+        }
+        ApiAct::GetDisjointMut { addrs, add } => {
+            let got = t.get_disjoint_mut(addrs).map(|vs| {
+                vs.into_iter()
+                    .map(|v| {
+                        let old = v.n;
+                        v.n = old.wrapping_add(add);
+                        old
+                    })
+                    .collect::<Vec<u32>>()
+            });
+            assert_eq!(got, m.get_disjoint_mut(&addrs, add), "{at} get_disjoint_mut({addrs:x?})");
+        }
+        ApiAct::IntoKeysValues => {
+            let items = m.items();
+            let keys: Vec<(u64, u8)> =
+                t.clone().into_keys().map(|p| (p.addr(), p.level().index() as u8)).collect();
+            let want: Vec<(u64, u8)> = items.iter().map(|&(a, l, _)| (a, l)).collect();
+            assert_eq!(keys, want, "{at} into_keys (left: table, right: model)");
+            let values: Vec<u32> = t.clone().into_values().rev().map(|v| v.n).collect();
+            let want: Vec<u32> = items.iter().rev().map(|e| e.2).collect();
+            assert_eq!(values, want, "{at} into_values().rev() (left: table, right: model)");
+        }
+    }
 }
