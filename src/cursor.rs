@@ -15,6 +15,7 @@
 
 use core::fmt;
 
+use crate::addr::Address;
 use crate::backend::{Backend, Heap};
 use crate::geometry::{Geometry, X86_4Level};
 use crate::iter::bounds;
@@ -237,7 +238,8 @@ impl<'a, V, G: Geometry, B: Backend> Cursor<'a, V, G, B> {
     /// the whole large page if one covers it), or before the first entry
     /// after `addr` if none covers it; past everything if `addr` is out of
     /// reach. O(levels).
-    pub fn seek(&mut self, addr: u64) {
+    pub fn seek(&mut self, addr: impl Address) {
+        let addr = addr.to_u64();
         self.gap = Gap::at(&self.table.raw, addr);
     }
 
@@ -340,7 +342,8 @@ impl<'a, V, G: Geometry, B: Backend> CursorMut<'a, V, G, B> {
     }
 
     /// Moves the cursor as [`Cursor::seek`] does.
-    pub fn seek(&mut self, addr: u64) {
+    pub fn seek(&mut self, addr: impl Address) {
+        let addr = addr.to_u64();
         self.gap = Gap::at(&self.table.raw, addr);
     }
 
@@ -437,7 +440,8 @@ impl<V, G: Geometry, B: Backend> MemTable<V, G, B> {
     /// assert_eq!(c.position(), Some(0x20_0000));
     /// assert_eq!(c.peek_next().map(|(p, _)| p.level()), Some(Level::new(1)));
     /// ```
-    pub fn cursor_at(&self, addr: u64) -> Cursor<'_, V, G, B> {
+    pub fn cursor_at(&self, addr: impl Address) -> Cursor<'_, V, G, B> {
+        let addr = addr.to_u64();
         Cursor { table: self, gap: Gap::at(&self.raw, addr) }
     }
 
@@ -465,7 +469,8 @@ impl<V, G: Geometry, B: Backend> MemTable<V, G, B> {
     /// assert_eq!((page.addr(), page.level(), v), (0x20_0000, Level::new(1), 1));
     /// assert_eq!(t.len(), 1);
     /// ```
-    pub fn cursor_at_mut(&mut self, addr: u64) -> CursorMut<'_, V, G, B> {
+    pub fn cursor_at_mut(&mut self, addr: impl Address) -> CursorMut<'_, V, G, B> {
+        let addr = addr.to_u64();
         let gap = Gap::at(&self.raw, addr);
         CursorMut { table: self, gap }
     }

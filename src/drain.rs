@@ -12,6 +12,7 @@ use core::iter::FusedIterator;
 use core::mem::{ManuallyDrop, MaybeUninit};
 use core::ops::{Bound, RangeBounds};
 
+use crate::addr::Address;
 use crate::backend::{Backend, Heap};
 use crate::error::{Error, ErrorKind};
 use crate::geometry::{Geometry, MAX_LEVELS, X86_4Level};
@@ -375,7 +376,8 @@ impl<V, G: Geometry, B: Backend> MemTable<V, G, B> {
     /// assert_eq!(low.keys().map(|p| p.addr()).collect::<Vec<_>>(), [0, 0x1000]);
     /// assert_eq!(high.keys().map(|p| p.addr()).collect::<Vec<_>>(), [0x2000, 0x3000, 0x20_0000]);
     /// ```
-    pub fn split_off(&mut self, addr: u64) -> Result<MemTable<V, G, B>, Error> {
+    pub fn split_off(&mut self, addr: impl Address) -> Result<MemTable<V, G, B>, Error> {
+        let addr = addr.to_u64();
         Self::check_place(addr, Level::BASE)?;
         if let Some((p, _)) = self.get_key_value(addr) {
             if p.addr() < addr {
@@ -400,8 +402,8 @@ impl<V, G: Geometry, B: Backend> MemTable<V, G, B> {
         let mut high = MemTable::with_backend(self.raw.backend.clone());
         high.raw.prepare(&need).map_err(|l| Error::new(ErrorKind::OutOfNodes, addr, Level::new(l), ()))?;
         if let Some((eq, clone)) = self.raw.track.as_ref().map(|tr| (tr.eq, tr.clone)) {
-            let before = alloc::collections::BTreeMap::new();
-            high.raw.track = Some(alloc::boxed::Box::new(Track { eq, clone, before }));
+            let (before, freed) = (alloc::collections::BTreeMap::new(), alloc::collections::BTreeMap::new());
+            high.raw.track = Some(alloc::boxed::Box::new(Track { eq, clone, before, freed }));
             // Mark and keep first, so that a clone that panics leaves every
             // entry in place.
             let mut walk = TakeWalk::new(&self.raw, b);

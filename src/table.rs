@@ -348,6 +348,7 @@ impl<V, G: Geometry, B: Backend> MemTable<V, G, B> {
     /// // ... no allocation from here, and this cannot run out:
     /// t.insert(0x1000, 1).unwrap();
     /// ```
+    #[doc(alias = "try_reserve")]
     pub fn reserve_insert(&mut self, addr: impl Address, level: Level) -> Result<(), Error> {
         let addr = addr.to_u64();
         let (_, need) = self.plan_insert(addr, level)?;
@@ -386,6 +387,7 @@ impl<V, G: Geometry, B: Backend> MemTable<V, G, B> {
     /// # Errors
     /// [`OutOfNodes`](ErrorKind::OutOfNodes), or
     /// [`NoEntriesAtLevel`](ErrorKind::NoEntriesAtLevel) at or past the top.
+    #[doc(alias = "try_reserve")]
     pub fn reserve_tables(&mut self, level: Level, additional: usize) -> Result<(), Error> {
         if level.index() + 1 >= G::LEVELS {
             return Err(Error::new(ErrorKind::NoEntriesAtLevel, 0, level, ()));
