@@ -10,7 +10,7 @@
 use core::fmt;
 use core::iter::FusedIterator;
 use core::mem::{ManuallyDrop, MaybeUninit};
-use core::ops::{Bound, RangeBounds};
+use core::ops::RangeBounds;
 
 use crate::addr::Address;
 use crate::backend::{Backend, Heap};
@@ -201,36 +201,6 @@ unsafe impl<V: Send, G: Geometry, B: Backend> Send for Drain<'_, V, G, B> {}
 // SAFETY: `&Drain` allows only `Debug`, which reads no value.
 unsafe impl<V: Sync, G: Geometry, B: Backend> Sync for Drain<'_, V, G, B> {}
 
-/// Checks a range for [`MemTable::drain_range`] as the crate's range
-/// operations do: non-empty, in reach, both ends on base-page boundaries.
-fn check_range<G: Geometry>(range: &impl RangeBounds<u64>) -> Result<(u64, u64), Error> {
-    let empty = |addr| Error::new(ErrorKind::EmptyRange, addr, Level::BASE, ());
-    let lo = match range.start_bound() {
-        Bound::Included(&a) => a,
-        Bound::Excluded(&a) => a.checked_add(1).ok_or(empty(a))?,
-        Bound::Unbounded => 0,
-    };
-    let last = match range.end_bound() {
-        Bound::Included(&a) => a,
-        Bound::Excluded(&a) => a.checked_sub(1).ok_or(empty(lo))?,
-        Bound::Unbounded => u64::MAX >> (64 - G::ADDRESS_BITS),
-    };
-    if lo > last {
-        return Err(empty(lo));
-    }
-    if !G::in_reach(last) {
-        return Err(Error::new(ErrorKind::OutOfReach, last, Level::BASE, ()));
-    }
-    let mask = (1u64 << G::PAGE_SHIFT) - 1;
-    if lo & mask != 0 {
-        return Err(Error::new(ErrorKind::Misaligned, lo, Level::BASE, ()));
-    }
-    if last & mask != mask {
-        return Err(Error::new(ErrorKind::Misaligned, last.wrapping_add(1), Level::BASE, ()));
-    }
-    Ok((lo, last))
-}
-
 impl<V, G: Geometry, B: Backend> MemTable<V, G, B> {
     /// Removes, lazily, the entries overlapping `range` (of byte addresses,
     /// as [`range`](Self::range) selects them) for which `pred(page, value)`
@@ -315,7 +285,7 @@ impl<V, G: Geometry, B: Backend> MemTable<V, G, B> {
         range: R,
         ops: &mut O,
     ) -> Result<Drain<'_, V, G, B>, Error> {
-        let (lo, last) = check_range::<G>(&range)?;
+        let (lo, last) = Self::check_range(&range)?;
         let mut need = [0; MAX_LEVELS];
         self.raw
             .plan_range(View::Real(self.raw.root), RawTable::<V, G, B>::TOP, 0, lo, last, false, &mut need)

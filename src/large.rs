@@ -25,7 +25,7 @@ impl<V, G: Geometry, B: Backend> MemTable<V, G, B> {
 
     /// Checks a range for the range operations: non-empty, within reach,
     /// both ends on base-page boundaries. Returns its inclusive bounds.
-    fn check_range(range: &impl RangeBounds<u64>) -> Result<(u64, u64), Error> {
+    pub(crate) fn check_range(range: &impl RangeBounds<u64>) -> Result<(u64, u64), Error> {
         use core::ops::Bound;
         let empty = |addr| Error::new(ErrorKind::EmptyRange, addr, Level::BASE, ());
         let lo = match range.start_bound() {
