@@ -12,7 +12,7 @@ use core::sync::atomic::Ordering::{Acquire, Relaxed, Release};
 
 use super::atom::{Atom, Repr};
 use super::node::{EMPTY, Header, Kind, Link, Node};
-use super::prim::{Mutex, MutexGuard};
+use super::prim::{Mutex, MutexGuard, own_load, own_load_ptr};
 use super::reclaim::{Epoch, Reclaim, Reclamation, Retired, Stats};
 use crate::error::{Error, ErrorKind};
 use crate::geometry::{Geometry, MAX_LEVELS, ValidGeometry, X86_4Level};
@@ -405,10 +405,10 @@ impl<V: Atom, G: Geometry, R: Reclaim> MemTable<V, G, R> {
             if Self::WIDE {
                 let word = t.cell(i / 64);
                 let m = 1u64 << (i % 64);
-                let w = word.load(Relaxed);
+                let w = own_load(word);
                 let cell = t.cell(Self::lv(0).words + i);
                 if w & m != 0 {
-                    let old = cell.load(Relaxed);
+                    let old = own_load(cell);
                     // One store: readers see the old or the new value.
                     cell.store(bits, Relaxed);
                     Some(V::from_bits(old))
@@ -422,7 +422,7 @@ impl<V: Atom, G: Geometry, R: Reclaim> MemTable<V, G, R> {
                 }
             } else {
                 let cell = t.cell(i);
-                let old = cell.load(Relaxed);
+                let old = own_load(cell);
                 // One store of the whole entry.
                 cell.store((bits << 1) | 1, Relaxed);
                 if old & 1 != 0 {
@@ -445,16 +445,16 @@ impl<V: Atom, G: Geometry, R: Reclaim> MemTable<V, G, R> {
             let old = if Self::WIDE {
                 let word = t.cell(i / 64);
                 let m = 1u64 << (i % 64);
-                let w = word.load(Relaxed);
+                let w = own_load(word);
                 if w & m == 0 {
                     return None;
                 }
                 // The bit is cleared; the value stays until overwritten.
                 word.store(w & !m, Release);
-                V::from_bits(t.cell(Self::lv(0).words + i).load(Relaxed))
+                V::from_bits(own_load(t.cell(Self::lv(0).words + i)))
             } else {
                 let cell = t.cell(i);
-                let old = cell.load(Relaxed);
+                let old = own_load(cell);
                 if old & 1 == 0 {
                     return None;
                 }
@@ -475,7 +475,7 @@ impl<V: Atom, G: Geometry, R: Reclaim> MemTable<V, G, R> {
         if l > 0 {
             for i in 0..Self::lv(l).fanout {
                 // SAFETY: (caller) live upper table, `i` in range.
-                match Link::of(unsafe { n.link(i) }.load(Relaxed)) {
+                match Link::of(own_load_ptr(unsafe { n.link(i) })) {
                     // SAFETY: (caller) owned, unreachable.
                     Link::Table(c) => unsafe { Self::free_tree(c, l - 1) },
                     // SAFETY: as above.
@@ -507,7 +507,7 @@ impl<V: Atom, G: Geometry, R: Reclaim> MemTable<V, G, R> {
         let (mut used, mut entries) = (0, 0);
         for i in 0..lv.fanout {
             // SAFETY: as above.
-            let link = Link::of(unsafe { n.link(i) }.load(Relaxed));
+            let link = Link::of(own_load_ptr(unsafe { n.link(i) }));
             match link {
                 Link::Empty => continue,
                 Link::Table(c) => entries += Self::check_tree(c, l - 1, false)?,
@@ -637,7 +637,7 @@ impl<'t, V: Atom, G: Geometry, R: Reclaim> Writer<'t, V, G, R> {
             let lv = MemTable::<V, G, R>::lv(l);
             // SAFETY: the writer's live upper table, masked index.
             let slot = unsafe { t.link(lv.index(addr)) };
-            match Link::of(slot.load(Relaxed)) {
+            match Link::of(own_load_ptr(slot)) {
                 Link::Table(c) => t = c,
                 Link::Empty => {
                     let sub = Self::build_path(addr, l - 1, lt, v);
@@ -668,7 +668,7 @@ impl<'t, V: Atom, G: Geometry, R: Reclaim> Writer<'t, V, G, R> {
         let lv = MemTable::<V, G, R>::lv(lt);
         // SAFETY: the writer's live upper table, masked index.
         let slot = unsafe { t.link(lv.index(addr)) };
-        let w = slot.load(Relaxed);
+        let w = own_load_ptr(slot);
         let link = Link::of(w);
         match link {
             Link::Table(_) => Err(Error::new(ErrorKind::ConflictSmaller, addr, level, v)),
@@ -740,7 +740,7 @@ impl<'t, V: Atom, G: Geometry, R: Reclaim> Writer<'t, V, G, R> {
             }
             // SAFETY: the writer's live upper table, masked index.
             let slot = unsafe { t.link(i) };
-            let w = slot.load(Relaxed);
+            let w = own_load_ptr(slot);
             let link = Link::of(w);
             match link {
                 Link::Empty => return Ok(None),
@@ -793,7 +793,7 @@ impl<'t, V: Atom, G: Geometry, R: Reclaim> Writer<'t, V, G, R> {
             let lv = MemTable::<V, G, R>::lv(l);
             let i = lv.index(addr);
             // SAFETY: the writer's live upper table (level >= 1), masked.
-            let w = unsafe { t.link(i) }.load(Relaxed);
+            let w = own_load_ptr(unsafe { t.link(i) });
             if l == level {
                 return Ok((t, i, w));
             }
@@ -907,7 +907,7 @@ impl<'t, V: Atom, G: Geometry, R: Reclaim> Writer<'t, V, G, R> {
                 if cl == 0 {
                     MemTable::<V, G, R>::bottom(c, j)
                 } else {
-                    MemTable::<V, G, R>::large_value(Link::of(c.link(j).load(Relaxed)))
+                    MemTable::<V, G, R>::large_value(Link::of(own_load_ptr(c.link(j))))
                 }
             };
             match v {
@@ -925,7 +925,7 @@ impl<'t, V: Atom, G: Geometry, R: Reclaim> Writer<'t, V, G, R> {
             for j in 0..clv.fanout {
                 // SAFETY: `c` is still allocated (retired below, after);
                 // its boxes are reachable only through it.
-                unsafe { self.t.retire_word(c.link(j).load(Relaxed)) };
+                unsafe { self.t.retire_word(own_load_ptr(c.link(j))) };
             }
         }
         // SAFETY: unlinked by the store above.
