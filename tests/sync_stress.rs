@@ -64,7 +64,7 @@ fn stress<V: Atom + core::fmt::Debug>(to: fn(u64) -> V, from: fn(V) -> u64) {
     let stop = AtomicBool::new(false);
     let checks = AtomicU64::new(0);
     let readers = 2;
-    std::thread::scope(|s| {
+    let rounds = std::thread::scope(|s| {
         for id in 0..readers {
             let (t, stop, checks) = (&t, &stop, &checks);
             s.spawn(move || {
@@ -146,7 +146,7 @@ fn stress<V: Atom + core::fmt::Debug>(to: fn(u64) -> V, from: fn(V) -> u64) {
                 let g = gens[r];
                 if absent[r] {
                     gens[r] += 1;
-                    assert_eq!(w.insert_at(a, L1, to(enc(gens[r], LARGE))).unwrap(), None);
+                    assert!(w.insert_at(a, L1, to(enc(gens[r], LARGE))).unwrap().is_none());
                     absent[r] = false;
                 } else if split[r] {
                     // Merge into the next generation, checking the children.
@@ -203,8 +203,9 @@ fn stress<V: Atom + core::fmt::Debug>(to: fn(u64) -> V, from: fn(V) -> u64) {
         stop.store(true, Relaxed);
         let w = t.writer();
         w.check_invariants().unwrap();
-        eprintln!("{rounds} writer rounds, {} reader passes", checks.load(Relaxed));
+        rounds
     });
+    eprintln!("{rounds} writer rounds, {} reader passes", checks.load(Relaxed));
     assert!(checks.load(Relaxed) > 0, "the readers ran");
     let before = t.reclamation();
     for _ in 0..256 {
