@@ -27,7 +27,10 @@ fn basics() {
     drop(w);
     let g = t.pin();
     assert_eq!(t.get(0x1fff, &g), Some(u64::MAX));
-    assert_eq!(t.get_key_value(0x3f_ffff, &g).map(|(p, v)| (p.addr(), p.level(), v)), Some((0x20_0000, Level::new(1), 7)));
+    assert_eq!(
+        t.get_key_value(0x3f_ffff, &g).map(|(p, v)| (p.addr(), p.level(), v)),
+        Some((0x20_0000, Level::new(1), 7))
+    );
     assert!(t.contains(0x20_0000, &g) && !t.contains(0x40_0000, &g));
     assert_eq!(t.get_many(&[0x1000, 0x2000, 0x30_0000], &g), [Some(u64::MAX), None, Some(7)]);
     assert_eq!(t.get_pinned(0x1000), Some(u64::MAX));
@@ -43,7 +46,10 @@ fn split_merge_and_reclamation_counts() {
     w.insert_at(0x20_0000, Level::new(1), 5).unwrap(); // path L2, L1 tables + a box
     w.insert_at(0x20_0000, Level::new(1), 6).unwrap(); // the old box is retired
     assert_eq!(t.reclamation().retired, 1);
-    let mut ops = FnOps::new(|_: Page, v: &u64, sub: Page| v + (sub.addr() >> 12 & 511), |_: Page, c: mem_table::ops::Children<'_, '_, u64>| c.min().copied());
+    let mut ops = FnOps::new(
+        |_: Page, v: &u64, sub: Page| v + (sub.addr() >> 12 & 511),
+        |_: Page, c: mem_table::ops::Children<'_, '_, u64>| c.min().copied(),
+    );
     w.split_with(0x20_0000, Level::new(1), &mut ops).unwrap(); // the box is retired
     assert_eq!(w.len(), 512);
     assert_eq!(w.get(0x20_3000), Some(9));
@@ -212,13 +218,17 @@ where
             }
             Op::Fill(a, l, v) => {
                 let a = at::<G>(a);
-                let (Some(big), Some(small)) = (G::page_size(Level::new(l)), G::page_size(Level::new(l - 1))) else {
+                let (Some(big), Some(small)) = (G::page_size(Level::new(l)), G::page_size(Level::new(l - 1)))
+                else {
                     continue;
                 };
                 let base = a & !(big - 1);
                 for j in 0..big / small {
                     let p = base + j * small;
-                    let (x, y) = (w.insert_at(p, Level::new(l - 1), val(v)), m.insert_at(p, Level::new(l - 1), val(v)));
+                    let (x, y) = (
+                        w.insert_at(p, Level::new(l - 1), val(v)),
+                        m.insert_at(p, Level::new(l - 1), val(v)),
+                    );
                     if x != y {
                         return same(format!("at {p:#x}: {x:?} vs {y:?}"));
                     }
@@ -258,7 +268,10 @@ macro_rules! model {
                 }
             }
             let size = if cfg!(miri) { 12 } else { 60 };
-            QuickCheck::new().rng(Gen::new(size)).tests(CASES).quickcheck(prop as fn(Vec<Op>) -> quickcheck::TestResult);
+            QuickCheck::new()
+                .rng(Gen::new(size))
+                .tests(CASES)
+                .quickcheck(prop as fn(Vec<Op>) -> quickcheck::TestResult);
         }
     };
 }

@@ -105,7 +105,10 @@ fn split_vs_reader<V: Atom + PartialEq + core::fmt::Debug>(big: V, subs: [V; 2])
         let w = {
             let t = t.clone();
             thread::spawn(move || {
-                let mut ops = FnOps::new(move |_: Page, _: &V, sub: Page| subs[(sub.addr() >> 12) as usize], |_: Page, _| None);
+                let mut ops = FnOps::new(
+                    move |_: Page, _: &V, sub: Page| subs[(sub.addr() >> 12) as usize],
+                    |_: Page, _| None,
+                );
                 t.writer().split_with(0, L1, &mut ops).unwrap();
             })
         };
@@ -113,7 +116,10 @@ fn split_vs_reader<V: Atom + PartialEq + core::fmt::Debug>(big: V, subs: [V; 2])
             let g = t.pin();
             // One lookup: the large entry or its sub-page, never anything else.
             let (p, x) = t.get_key_value(0x1000, &g).expect("always covered");
-            assert!((p.level() == L1 && x == big) || (p.level() == Level::BASE && x == subs[1]), "{p:?} {x:?}");
+            assert!(
+                (p.level() == L1 && x == big) || (p.level() == Level::BASE && x == subs[1]),
+                "{p:?} {x:?}"
+            );
             seen.saw((p.level() == L1) as usize);
             // An iteration sees the split whole or not at all.
             let all: Vec<_> = t.iter(&g).map(|(p, x)| (p.addr(), p.level(), x)).collect();
@@ -275,7 +281,6 @@ fn single_slot_update_vs_reader() {
     });
     assert_eq!(seen, 0b11, "loom explored both orders");
 }
-
 
 /// Two operations in a row (split, then merge back) against a reader that
 /// looks up twice and iterates: every read is one of the three states.

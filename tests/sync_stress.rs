@@ -75,21 +75,35 @@ fn stress<V: Atom + core::fmt::Debug>(to: fn(u64) -> V, from: fn(V) -> u64) {
                 while !stop.load(Relaxed) {
                     for r in 0..REGIONS {
                         // An iteration over the region: one generation.
-                        let all: Vec<(Page, u64)> = t.range(region(r)..region(r) + (2 << 20), &g).map(|(p, v)| (p, from(v))).collect();
+                        let all: Vec<(Page, u64)> = t
+                            .range(region(r)..region(r) + (2 << 20), &g)
+                            .map(|(p, v)| (p, from(v)))
+                            .collect();
                         match all.len() {
                             0 => {}
                             1 => {
                                 let (p, v) = all[0];
                                 let (gen_, sub) = dec(v);
-                                assert!(p.level() == L1 && p.addr() == region(r) && sub == LARGE, "{p:?} {v:#x}");
-                                assert!(gen_ >= last[r as usize], "region {r} went back from {} to {gen_}", last[r as usize]);
+                                assert!(
+                                    p.level() == L1 && p.addr() == region(r) && sub == LARGE,
+                                    "{p:?} {v:#x}"
+                                );
+                                assert!(
+                                    gen_ >= last[r as usize],
+                                    "region {r} went back from {} to {gen_}",
+                                    last[r as usize]
+                                );
                                 last[r as usize] = gen_;
                             }
                             512 => {
                                 let gen_ = dec(all[0].1).0;
                                 for (j, &(p, v)) in all.iter().enumerate() {
                                     assert_eq!(p.addr(), region(r) + ((j as u64) << 12));
-                                    assert_eq!(dec(v), (gen_, j as u64), "region {r}: mixed generations or a wrong page");
+                                    assert_eq!(
+                                        dec(v),
+                                        (gen_, j as u64),
+                                        "region {r}: mixed generations or a wrong page"
+                                    );
                                 }
                                 assert!(gen_ >= last[r as usize], "region {r} went back");
                                 last[r as usize] = gen_;
@@ -105,7 +119,8 @@ fn stress<V: Atom + core::fmt::Debug>(to: fn(u64) -> V, from: fn(V) -> u64) {
                             if let Some((p, v)) = t.get_key_value(region(r) + (j << 12), &g) {
                                 let (gen_, sub) = dec(from(v));
                                 assert!(
-                                    (p.level() == L1 && sub == LARGE) || (p.level() == Level::BASE && sub == j),
+                                    (p.level() == L1 && sub == LARGE)
+                                        || (p.level() == Level::BASE && sub == j),
                                     "{p:?} {v:?}"
                                 );
                                 assert!(gen_ >= last[r as usize], "region {r} went back (lookup)");

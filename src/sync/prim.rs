@@ -12,10 +12,10 @@ pub(crate) use core::sync::atomic::{AtomicPtr, AtomicU64};
 #[cfg(loom)]
 pub(crate) use loom::sync::atomic::{AtomicPtr, AtomicU64, AtomicUsize, fence};
 
-#[cfg(not(loom))]
-pub(crate) use std::sync::{Mutex, MutexGuard};
 #[cfg(loom)]
 pub(crate) use loom::sync::{Mutex, MutexGuard};
+#[cfg(not(loom))]
+pub(crate) use std::sync::{Mutex, MutexGuard};
 
 /// The writer's load of a slot word: only the writer stores to slots, so
 /// it always sees its own latest store and needs no ordering.

@@ -347,8 +347,11 @@ impl<V: Atom, G: Geometry, R: Reclaim> MemTable<V, G, R> {
             match Link::of(w) {
                 Link::Empty => return None,
                 Link::Table(c) => t = c,
-                // SAFETY: loaded from a live table in our section.
-                large => return unsafe { Self::large_value(large) }.map(|v| (page_at(addr, l as u8, lv.shift), v)),
+                large => {
+                    // SAFETY: loaded from a live table in our section.
+                    return unsafe { Self::large_value(large) }
+                        .map(|v| (page_at(addr, l as u8, lv.shift), v));
+                }
             }
             l -= 1;
         }
@@ -786,7 +789,12 @@ impl<'t, V: Atom, G: Geometry, R: Reclaim> Writer<'t, V, G, R> {
     /// Walks down to the table of `level` on the way to `addr`, for a split
     /// or merge: the table and the slot word there. A large entry above
     /// is `ConflictLarger`; nothing on the way is `nothing`.
-    fn walk_to(&self, addr: u64, level: usize, nothing: ErrorKind) -> Result<(Node, usize, *mut Header), Error> {
+    fn walk_to(
+        &self,
+        addr: u64,
+        level: usize,
+        nothing: ErrorKind,
+    ) -> Result<(Node, usize, *mut Header), Error> {
         let mut t = self.t.root;
         let mut l = MemTable::<V, G, R>::TOP;
         loop {
@@ -1019,8 +1027,11 @@ impl<V: Atom, G: Geometry, R: Reclaim> Iterator for Iter<'_, V, G, R> {
                     self.frames[l - 1] = Frame { node: c, base: a, idx };
                     self.level = l - 1;
                 }
-                // SAFETY: loaded from a live table under the guard.
-                large => return unsafe { MemTable::<V, G, R>::large_value(large) }.map(|v| (Page::new(a, l as u8, lv.shift), v)),
+                large => {
+                    // SAFETY: loaded from a live table under the guard.
+                    return unsafe { MemTable::<V, G, R>::large_value(large) }
+                        .map(|v| (Page::new(a, l as u8, lv.shift), v));
+                }
             }
         }
         None
