@@ -154,6 +154,6 @@ mod table;
 
 pub use atom::Atom;
 #[cfg(loom)]
-pub use reclaim::{Counted, CountedGuard, Immediate};
-pub use reclaim::{Epoch, Guard, Reclaim, Reclamation, Retired};
+pub use reclaim::Immediate;
+pub use reclaim::{Counted, CountedGuard, Epoch, Guard, Reclaim, Reclamation, Retired};
 pub use table::{Iter, MemTable, Writer};

@@ -8,7 +8,7 @@
 //! statistics that order nothing).
 
 #[cfg(not(loom))]
-pub(crate) use core::sync::atomic::{AtomicPtr, AtomicU64};
+pub(crate) use core::sync::atomic::{AtomicPtr, AtomicU64, AtomicUsize, fence};
 #[cfg(loom)]
 pub(crate) use loom::sync::atomic::{AtomicPtr, AtomicU64, AtomicUsize, fence};
 

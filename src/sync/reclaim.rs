@@ -3,7 +3,6 @@
 //! model.
 
 use alloc::sync::Arc;
-#[cfg(loom)]
 use alloc::vec::Vec;
 use core::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 
@@ -207,11 +206,12 @@ impl Reclaim for Epoch {
 /// a node, issues a SeqCst fence and loads `active` (Acquire): if it reads
 /// zero, every reader either finished (its Release decrement is acquired)
 /// or pins after the fence and so loads the new link. Reclaimed nodes are
-/// poisoned (see [`node`](super::node)), and their memory is only released
-/// when the reclaimer is dropped, so a wrong free is a reported data race,
-/// not a real use after free. For loom models only (one counter for all
-/// readers would be slow).
-#[cfg(loom)]
+/// poisoned under loom (see [`node`](super::node)), and their memory is
+/// only released when the reclaimer is dropped, so a wrong free is a
+/// reported data race, not a real use after free; elsewhere they are
+/// freed. For the loom models, and for Miri with strict provenance (which
+/// crossbeam-epoch's tagged pointers do not pass): one counter shared by
+/// all readers would be slow.
 #[doc(hidden)]
 #[derive(Default)]
 pub struct Counted {
@@ -221,39 +221,43 @@ pub struct Counted {
 }
 
 /// A reader's section of a [`Counted`] table.
-#[cfg(loom)]
 #[doc(hidden)]
 pub struct CountedGuard<'a>(&'a Counted);
 
-#[cfg(loom)]
 impl Drop for CountedGuard<'_> {
     fn drop(&mut self) {
         self.0.active.fetch_sub(1, core::sync::atomic::Ordering::Release);
     }
 }
 
-#[cfg(loom)]
 impl Counted {
     fn poison_queue_if_quiescent(&self) {
         use core::sync::atomic::Ordering::{Acquire, SeqCst};
         super::prim::fence(SeqCst);
         if self.active.load(Acquire) == 0 {
             let mut q = self.queue.lock().unwrap();
+            #[allow(unused_mut, unused_variables)] // used under loom only
             let mut grave = self.grave.lock().unwrap();
             for r in q.drain(..) {
                 // SAFETY: no reader can visit it (the argument above).
-                unsafe { r.node.poison() };
-                r.count_freed();
-                grave.push(r);
+                #[cfg(loom)]
+                unsafe {
+                    r.node.poison();
+                    r.count_freed();
+                    grave.push(r);
+                }
+                // SAFETY: as above.
+                #[cfg(not(loom))]
+                unsafe {
+                    r.free()
+                };
             }
         }
     }
 }
 
-#[cfg(loom)]
 impl sealed::Sealed for Counted {}
 
-#[cfg(loom)]
 impl Reclaim for Counted {
     type Guard<'a> = CountedGuard<'a>;
 
@@ -278,7 +282,6 @@ impl Reclaim for Counted {
     }
 }
 
-#[cfg(loom)]
 impl Drop for Counted {
     fn drop(&mut self) {
         // Dropped with the table: no reader is left.
