@@ -142,7 +142,12 @@
 //! - a bounded stress test (`tests/sync_stress.rs`), also run under
 //!   ThreadSanitizer;
 //! - a model-based test against [`crate::MemTable`] (`tests/sync.rs`), also
-//!   run under Miri.
+//!   run under Miri: with strict provenance on the runs that use the
+//!   reader-count reclaimer (crossbeam-epoch's tagged pointers are
+//!   integer-to-pointer casts), and with permissive provenance, Tree
+//!   Borrows and leaks ignored on the crossbeam runs (crossbeam-epoch fails
+//!   Stacked Borrows inside its own list, and its global collector never
+//!   runs the garbage left at exit).
 //!
 //! [`crossbeam-epoch`]: crossbeam_epoch
 
