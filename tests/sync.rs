@@ -1,0 +1,288 @@
+//! The concurrent table's single-threaded behaviour: examples, reclamation
+//! counts, and a model-based property that runs random operations against
+//! both `sync::MemTable` and `mem_table::MemTable` and compares every
+//! result and the whole contents. Under Miri the runs are few and short.
+#![cfg(feature = "sync")]
+
+use mem_table::geometry::{Custom, Large};
+use mem_table::ops::FnOps;
+use mem_table::sync::{self, Atom};
+use mem_table::typenum::{U2, U12};
+use mem_table::{ErrorKind, Level, MemTable, Page};
+use quickcheck::{Arbitrary, Gen, QuickCheck};
+
+const CASES: u64 = if cfg!(miri) { 3 } else { 200 };
+
+#[test]
+fn basics() {
+    let t: sync::MemTable<u64> = sync::MemTable::new();
+    let mut w = t.writer();
+    assert_eq!(w.insert(0x1000, 1).unwrap(), None);
+    assert_eq!(w.insert(0x1000, u64::MAX).unwrap(), Some(1));
+    assert_eq!(w.insert(0x1001, 3).unwrap_err().kind(), ErrorKind::Misaligned);
+    assert_eq!(w.insert(1 << 48, 3).unwrap_err().kind(), ErrorKind::OutOfReach);
+    w.insert_at(0x20_0000, Level::new(1), 7).unwrap();
+    assert_eq!(w.insert(0x20_1000, 8).unwrap_err().kind(), ErrorKind::ConflictLarger);
+    w.check_invariants().unwrap();
+    drop(w);
+    let g = t.pin();
+    assert_eq!(t.get(0x1fff, &g), Some(u64::MAX));
+    assert_eq!(
+        t.get_key_value(0x3f_ffff, &g).map(|(p, v)| (p.addr(), p.level(), v)),
+        Some((0x20_0000, Level::new(1), 7))
+    );
+    assert!(t.contains(0x20_0000, &g) && !t.contains(0x40_0000, &g));
+    assert_eq!(t.get_many(&[0x1000, 0x2000, 0x30_0000], &g), [Some(u64::MAX), None, Some(7)]);
+    assert_eq!(t.get_pinned(0x1000), Some(u64::MAX));
+    let all: Vec<_> = t.iter(&g).map(|(p, v)| (p.addr(), v)).collect();
+    assert_eq!(all, [(0x1000, u64::MAX), (0x20_0000, 7)]);
+    assert_eq!(t.len(), 2);
+}
+
+#[test]
+fn split_merge_and_reclamation_counts() {
+    let t: sync::MemTable<u64> = sync::MemTable::new();
+    let mut w = t.writer();
+    w.insert_at(0x20_0000, Level::new(1), 5).unwrap(); // path L2, L1 tables + a box
+    w.insert_at(0x20_0000, Level::new(1), 6).unwrap(); // the old box is retired
+    assert_eq!(t.reclamation().retired, 1);
+    let mut ops = FnOps::new(
+        |_: Page, v: &u64, sub: Page| v + (sub.addr() >> 12 & 511),
+        |_: Page, c: mem_table::ops::Children<'_, '_, u64>| c.min().copied(),
+    );
+    w.split_with(0x20_0000, Level::new(1), &mut ops).unwrap(); // the box is retired
+    assert_eq!(w.len(), 512);
+    assert_eq!(w.get(0x20_3000), Some(9));
+    w.merge_with(0x20_0000, Level::new(1), &mut ops).unwrap(); // the bottom table is retired
+    assert_eq!(w.get(0x20_3000), Some(6));
+    assert_eq!(t.reclamation().retired, 3);
+    // Removing the only entry frees its box and the L2 and L1 tables.
+    assert_eq!(w.remove_covering(0x21_0000).map(|(p, v)| (p.addr(), v)), Some((0x20_0000, 6)));
+    assert_eq!(t.reclamation().retired, 6);
+    w.check_invariants().unwrap();
+    drop(w);
+    assert!(t.is_empty());
+    // Frees happen once no reader is pinned: push them along.
+    for _ in 0..if cfg!(miri) { 4 } else { 64 } {
+        t.collect();
+    }
+    let r = t.reclamation();
+    assert!(r.pending <= r.retired && r.freed + r.pending == r.retired, "{r:?}");
+}
+
+#[test]
+fn packed_values_and_a_user_type() {
+    #[derive(Clone, Copy, Debug, PartialEq)]
+    struct Rights(u8);
+    impl Atom for Rights {
+        const BITS: u32 = 3;
+        fn into_bits(self) -> u64 {
+            self.0 as u64
+        }
+        fn from_bits(bits: u64) -> Self {
+            Rights(bits as u8)
+        }
+    }
+    let t: sync::MemTable<Rights> = sync::MemTable::new();
+    let mut w = t.writer();
+    w.insert_at(0x4000_0000, Level::new(2), Rights(7)).unwrap();
+    w.split(0x4000_0000, Level::new(2)).unwrap();
+    w.split(0x4020_0000, Level::new(1)).unwrap();
+    w.insert(0x4020_1000, Rights(1)).unwrap();
+    assert_eq!(w.merge(0x4020_0000, Level::new(1)).unwrap_err().kind(), ErrorKind::NotMergeable);
+    w.insert(0x4020_1000, Rights(7)).unwrap();
+    w.merge(0x4020_0000, Level::new(1)).unwrap();
+    w.merge(0x4000_0000, Level::new(2)).unwrap();
+    assert_eq!(w.len(), 1);
+    w.check_invariants().unwrap();
+    let t2: sync::MemTable<i8> = sync::MemTable::new();
+    t2.writer().insert(0, -1).unwrap();
+    assert_eq!(t2.get_pinned(0), Some(-1));
+}
+
+// ---- the model-based property ----------------------------------------------
+
+/// A small geometry: three 2-bit levels, the middle one large.
+type Tiny = Custom<U12, (U2, Large<U2>, U2)>;
+
+#[derive(Clone, Copy, Debug)]
+enum Op {
+    Insert(A, u8),
+    InsertAt(A, u8, u8),
+    Remove(A),
+    Split(A, u8),
+    Merge(A, u8),
+    /// Every entry of the level below in the slot of `level` at `addr`.
+    Fill(A, u8, u8),
+    Get(A),
+    Range(A, A),
+}
+
+/// An address near the others, as coordinates placed per geometry: few
+/// regions of the two levels above the bottom, few pages, sometimes
+/// misaligned or out of reach.
+#[derive(Clone, Copy, Debug)]
+struct A(u8, u8, u8, u8);
+
+fn addr(g: &mut Gen) -> A {
+    let pick = |g: &mut Gen, n: u8| u8::arbitrary(g) % n;
+    A(pick(g, 2), pick(g, 3), pick(g, 4), pick(g, 20))
+}
+
+/// The address of `a` on `G`.
+fn at<G: mem_table::Geometry>(a: A) -> u64 {
+    let shift = |l: u8| G::page_shift(Level::new(l)).unwrap_or(63);
+    let x = ((a.0 as u64) << shift(2)) | ((a.1 as u64) << shift(1)) | ((a.2 as u64) << shift(0));
+    match a.3 {
+        0 => x | 0x800,
+        1 => 1 << G::ADDRESS_BITS.min(63),
+        2 => x & !((1u64 << shift(1)) - 1),
+        3 => x & !((1u64 << shift(2)) - 1),
+        _ => x,
+    }
+}
+
+impl Arbitrary for Op {
+    fn arbitrary(g: &mut Gen) -> Op {
+        let v = u8::arbitrary(g) % 3;
+        let l = *g.choose(&[0, 1, 1, 2, 3]).unwrap();
+        match u8::arbitrary(g) % 16 {
+            0..=3 => Op::Insert(addr(g), v),
+            4..=5 => Op::InsertAt(addr(g), l, v),
+            6..=7 => Op::Remove(addr(g)),
+            8..=9 => Op::Split(addr(g), l),
+            10..=11 => Op::Merge(addr(g), l),
+            12 => Op::Fill(addr(g), *g.choose(&[1, 1, 2]).unwrap(), v),
+            13 => Op::Get(addr(g)),
+            _ => Op::Range(addr(g), addr(g)),
+        }
+    }
+}
+
+/// Runs `ops` against both tables; `Err` says where they disagree.
+fn run<V, G, R>(ops: &[Op], val: impl Fn(u8) -> V) -> Result<(), String>
+where
+    V: Atom + PartialEq + core::fmt::Debug,
+    G: mem_table::Geometry,
+    R: sync::Reclaim,
+{
+    let s: sync::MemTable<V, G, R> = sync::MemTable::new();
+    let mut m: MemTable<V, G> = MemTable::new();
+    let mut w = s.writer();
+    let g = s.pin();
+    for (k, &op) in ops.iter().enumerate() {
+        let same = |what: String| -> Result<(), String> { Err(format!("op {k} {op:?}: {what}")) };
+        match op {
+            Op::Range(a, b) => {
+                let (a, b) = (at::<G>(a), at::<G>(b));
+                let (a, b) = (a.min(b), a.max(b));
+                let x: Vec<_> = s.range(a..=b, &g).collect();
+                let y: Vec<_> = m.range(a..=b).map(|(p, v)| (p, *v)).collect();
+                if x != y {
+                    return same(format!("{x:?} vs {y:?}"));
+                }
+            }
+            Op::Insert(a, v) => {
+                let a = at::<G>(a);
+                let (x, y) = (w.insert(a, val(v)), m.insert(a, val(v)));
+                if x != y {
+                    return same(format!("{x:?} vs {y:?}"));
+                }
+            }
+            Op::InsertAt(a, l, v) => {
+                let a = at::<G>(a);
+                let (x, y) = (w.insert_at(a, Level::new(l), val(v)), m.insert_at(a, Level::new(l), val(v)));
+                if x != y {
+                    return same(format!("{x:?} vs {y:?}"));
+                }
+            }
+            Op::Remove(a) => {
+                let a = at::<G>(a);
+                let (x, y) = (w.remove(a), m.remove(a));
+                if x != y {
+                    return same(format!("{x:?} vs {y:?}"));
+                }
+            }
+            Op::Split(a, l) => {
+                let a = at::<G>(a);
+                let (x, y) = (w.split(a, Level::new(l)), m.split(a, Level::new(l)));
+                if x != y {
+                    return same(format!("{x:?} vs {y:?}"));
+                }
+            }
+            Op::Merge(a, l) => {
+                let a = at::<G>(a);
+                let (x, y) = (w.merge(a, Level::new(l)), m.merge(a, Level::new(l)));
+                if x != y {
+                    return same(format!("{x:?} vs {y:?}"));
+                }
+            }
+            Op::Fill(a, l, v) => {
+                let a = at::<G>(a);
+                let (Some(big), Some(small)) = (G::page_size(Level::new(l)), G::page_size(Level::new(l - 1)))
+                else {
+                    continue;
+                };
+                let base = a & !(big - 1);
+                for j in 0..big / small {
+                    let p = base + j * small;
+                    let (x, y) = (
+                        w.insert_at(p, Level::new(l - 1), val(v)),
+                        m.insert_at(p, Level::new(l - 1), val(v)),
+                    );
+                    if x != y {
+                        return same(format!("at {p:#x}: {x:?} vs {y:?}"));
+                    }
+                }
+            }
+            Op::Get(a) => {
+                let a = at::<G>(a);
+                let (x, y) = (s.get_key_value(a, &g), m.get_key_value(a).map(|(p, v)| (p, *v)));
+                if x != y || w.get(a) != y.map(|(_, v)| v) || s.contains(a, &g) != m.contains(a) {
+                    return same(format!("{x:?} vs {y:?}"));
+                }
+            }
+        }
+        if w.len() != m.len() {
+            return same(format!("len {} vs {}", w.len(), m.len()));
+        }
+        w.check_invariants().map_err(|e| format!("op {k} {op:?}: {e}"))?;
+    }
+    let x: Vec<_> = s.iter(&g).collect();
+    let y: Vec<_> = m.iter().map(|(p, v)| (p, *v)).collect();
+    if x != y {
+        return Err(format!("contents differ: {x:?} vs {y:?}"));
+    }
+    m.check_invariants()?;
+    Ok(())
+}
+
+// The `fn` pointer above cannot capture `val`: one function per type.
+macro_rules! model {
+    ($name:ident, $v:ty, $g:ty, $r:ty, $f:expr) => {
+        #[test]
+        fn $name() {
+            fn prop(ops: Vec<Op>) -> quickcheck::TestResult {
+                match run::<$v, $g, $r>(&ops, $f) {
+                    Ok(()) => quickcheck::TestResult::passed(),
+                    Err(e) => quickcheck::TestResult::error(e),
+                }
+            }
+            let size = if cfg!(miri) { 12 } else { 60 };
+            QuickCheck::new()
+                .rng(Gen::new(size))
+                .tests(CASES)
+                .quickcheck(prop as fn(Vec<Op>) -> quickcheck::TestResult);
+        }
+    };
+}
+
+model!(model_u64_x86, u64, mem_table::X86_4Level, sync::Epoch, |v| u64::MAX - v as u64);
+model!(model_u32_x86, u32, mem_table::X86_4Level, sync::Epoch, |v| v as u32);
+// With the reader-count reclaimer: the runs Miri checks with strict
+// provenance (crossbeam-epoch's tagged pointers need permissive provenance).
+model!(counted_model_u64_x86, u64, mem_table::X86_4Level, sync::Counted, |v| u64::MAX - v as u64);
+model!(counted_model_u8_tiny, u8, Tiny, sync::Counted, |v| v);
+model!(counted_model_u64_tiny, u64, Tiny, sync::Counted, |v| (v as u64).wrapping_mul(0x8000_0000_0000_0001));
+model!(model_u64_tiny, u64, Tiny, sync::Epoch, |v| (v as u64).wrapping_mul(0x8000_0000_0000_0001));
+model!(model_u8_tiny, u8, Tiny, sync::Epoch, |v| v);
