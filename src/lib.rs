@@ -215,10 +215,10 @@ mod large;
 pub mod ops;
 mod page;
 pub mod pageset;
-#[cfg(all(feature = "sync", target_pointer_width = "64"))]
-pub mod sync;
 mod raw;
 mod snapshot;
+#[cfg(all(feature = "sync", target_pointer_width = "64"))]
+pub mod sync;
 mod table;
 mod view;
 
