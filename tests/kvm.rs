@@ -322,10 +322,12 @@ fn a_ring_too_small_for_a_round_is_an_error_or_is_harvested_at_full_exits() {
     match run_or_skip(&with_ring(&test_config(), 512)) {
         None => {}
         Some(Ok(r)) => {
+            eprintln!("a 512-entry ring: {} full exits, all harvested in time", r.ring_full_exits());
             assert!(r.ring_full_exits() > 0);
             assert!(r.ok(), "{:?}", r.rounds);
         }
         Some(Err(e @ GuestError::RingOverflow { entries: 512 })) => {
+            eprintln!("a 512-entry ring: {e}");
             assert!(e.to_string().contains("dirty ring of 512 entries"), "{e}");
         }
         Some(Err(e)) => panic!("unexpected error: {e}"),

@@ -63,7 +63,10 @@
 //!   in the middle of a round (`KVM_EXIT_DIRTY_RING_FULL`) is harvested the
 //!   same way into the round's entries and the vCPU resumed. The ring may
 //!   name a page more than once; the round's set is deduplicated before it
-//!   is compared with the prediction. Where the kernel does not offer the
+//!   is compared with the prediction. A harvest that finds the whole ring
+//!   dirty (the kernel wrote past its soft limit before the full exit, so
+//!   entries may have been overwritten) is [`GuestError::RingOverflow`]:
+//!   size the ring so that a round fits. Where the kernel does not offer the
 //!   ring, or will not enable it, [`run`] returns
 //!   [`GuestError::RingUnavailable`].
 
@@ -1148,7 +1151,8 @@ struct RingHarvester {
 
 impl RingHarvester {
     /// Harvest the ring into `pending` and hand the entries back to KVM.
-    fn drain(&mut self) -> Result<(), GuestError> {
+    /// Returns how many entries there were.
+    fn drain(&mut self) -> Result<usize, GuestError> {
         let t = Instant::now();
         let n = self.ring.collect(&mut self.pending);
         // A harvest that finds every entry dirty may have found a ring the
@@ -1165,7 +1169,7 @@ impl RingHarvester {
             return Err(GuestError::Kvm { what: "KVM_RESET_DIRTY_RINGS", err: kvm_ioctls::Error::last() });
         }
         self.time += t.elapsed();
-        Ok(())
+        Ok(n)
     }
 
     /// This round's entries, full exits and harvest time; starts the next.
@@ -1224,7 +1228,11 @@ fn run_until(
             (Exit::RingFull, _) => {
                 if let Some(h) = ring.as_deref_mut() {
                     h.full_exits += 1;
-                    h.drain()?;
+                    // A full ring with nothing to harvest would exit again
+                    // at once, forever: the kernel lapped the fetch index.
+                    if h.drain()? == 0 {
+                        return Err(GuestError::RingOverflow { entries: h.ring.entries });
+                    }
                 }
                 continue;
             }
