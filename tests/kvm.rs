@@ -10,6 +10,12 @@
 //! The negative tests plant one defect each (a wrong tag, a wrong PTE, a
 //! cleared PS bit, a dropped dirty page, an unmapped probe, a wrong port)
 //! and check that the verification, or the error path, names it.
+//!
+//! The dirty-ring tests run the same guest with the vCPU's dirty ring
+//! (`KVM_CAP_DIRTY_LOG_RING`) instead of `KVM_GET_DIRTY_LOG`, on a ring
+//! sized so that a round fits.
+//! Where the kernel does not offer the ring, they print `skipped: ...` and
+//! pass.
 #![cfg(all(target_os = "linux", target_arch = "x86_64"))]
 
 #[allow(dead_code)]
@@ -18,18 +24,27 @@ mod kvm_guest;
 
 use std::time::Duration;
 
-use kvm_guest::{Config, Fault, GuestError, Phase, Report, run, test_config};
+use kvm_guest::{Config, DirtyLog, Fault, GuestError, Phase, Report, run, test_config, with_ring};
 
-/// Run `cfg`; `None` (after saying why) where KVM cannot run a guest here.
+/// Run `cfg`; `None` (after saying why) where KVM cannot run a guest here,
+/// or, in ring mode, where the kernel offers no dirty ring.
 fn run_or_skip(cfg: &Config) -> Option<Result<Report, GuestError>> {
     match run(cfg) {
         Err(GuestError::Unavailable(why)) => {
             eprintln!("skipped: {why}");
             None
         }
+        Err(e @ GuestError::RingUnavailable(_)) => {
+            eprintln!("skipped: {e}");
+            None
+        }
         r => Some(r),
     }
 }
+
+/// The ring tests' ring: 4096 entries (64 KiB), room for a round of the
+/// test's writes (at most about 3000 pages) and the kernel's reserve.
+const SMALL_RING: u32 = 4096;
 
 fn with_fault(fault: Fault) -> Config {
     Config { fault, ..test_config() }
@@ -209,5 +224,112 @@ fn a_bad_layout_is_a_clear_error() {
     match run(&cfg) {
         Err(e @ GuestError::Config(_)) => assert!(e.to_string().contains("slot 0"), "{e}"),
         other => panic!("expected a configuration error, got {other:?}"),
+    }
+}
+
+#[test]
+fn the_dirty_ring_agrees_with_the_guest_round_by_round() {
+    let cfg = with_ring(&test_config(), SMALL_RING);
+    let Some(r) = run_or_skip(&cfg) else { return };
+    let r = match r {
+        Ok(r) => r,
+        Err(e) => panic!("the guest failed in ring mode: {e}"),
+    };
+    assert!(r.dirty_ring_offered);
+    assert_eq!(r.dirty_log, DirtyLog::Ring { entries: SMALL_RING });
+    let bytes = r.ring_bytes.expect("a ring was enabled");
+    assert!(bytes >= 4096 && bytes.is_power_of_two(), "{bytes}");
+    // Each round's ring-harvested set (deduplicated) is exactly what the
+    // guest was predicted to write, and every entry was read.
+    for s in &r.rounds {
+        assert_eq!((s.missing_count, s.extra_count), (0, 0), "round {}: {s:x?}", s.round);
+        assert_eq!(s.dirty, s.expected, "round {}", s.round);
+        assert!(
+            s.ring_entries >= s.dirty,
+            "round {}: {} entries for {} pages",
+            s.round,
+            s.ring_entries,
+            s.dirty
+        );
+        let h = &r.harvests[s.round as usize];
+        assert!(h.bitmaps.is_empty());
+        assert_eq!(h.ring.len(), s.ring_entries);
+    }
+    assert!(r.rounds.len() >= 3, "{} rounds", r.rounds.len());
+    assert!(r.converged);
+    assert_eq!(r.dirty_after_stop, 0);
+    for s in &r.rounds[1..] {
+        assert_eq!(s.sent, s.dirty, "round {}", s.round);
+    }
+    assert_eq!((r.dest_diff_pages, r.first_dest_diff), (0, None));
+    // The table filled from the ring equals the guest's record.
+    assert_eq!(r.table_mismatches, 0, "first: {:x?}", r.first_table_mismatch);
+    assert!(r.ok());
+
+    // The ring contenders hold the same distinct pages.
+    let (rows, entries) = kvm_guest::ring_bench(&r, Duration::ZERO, 1);
+    assert_eq!(entries, r.ring_entries());
+    let distinct: std::collections::BTreeSet<u64> = r
+        .harvests
+        .iter()
+        .flat_map(|h| h.ring.iter().map(|&(s, o)| r.slots[s as usize].0 + o * 4096))
+        .collect();
+    for row in &rows {
+        assert_eq!(row.pages, distinct.len(), "{} disagrees", row.name);
+    }
+}
+
+#[test]
+fn the_dirty_ring_and_the_bitmap_see_the_same_rounds() {
+    // The same guest, seed and writes in both modes: the same dirty sets.
+    let Some(ring) = run_or_skip(&with_ring(&test_config(), SMALL_RING)) else { return };
+    let Some(bitmap) = run_or_skip(&test_config()) else { return };
+    let (ring, bitmap) = (ring.expect("ring mode runs"), bitmap.expect("bitmap mode runs"));
+    let sets = |r: &Report| r.rounds.iter().map(|s| (s.round, s.dirty, s.expected)).collect::<Vec<_>>();
+    assert_eq!(sets(&ring), sets(&bitmap));
+    assert_eq!(ring.table_entries, bitmap.table_entries);
+}
+
+#[test]
+fn a_dropped_ring_entry_is_caught() {
+    let cfg = Config { fault: Fault::MissDirty, ..with_ring(&test_config(), SMALL_RING) };
+    let Some(r) = run_or_skip(&cfg) else { return };
+    let r = r.expect("the guest runs in ring mode");
+    let last = r.rounds.last().unwrap();
+    // The dropped entry is a hole in the round's set...
+    assert_eq!((last.missing_count, last.extra_count), (1, 0), "{last:x?}");
+    assert!(r.rounds[..r.rounds.len() - 1].iter().all(|s| s.missing_count == 0 && s.extra_count == 0));
+    assert!(
+        !r.harvests
+            .last()
+            .unwrap()
+            .ring
+            .iter()
+            .any(|&(s, o)| r.slots[s as usize].0 + o * 4096 == last.missing[0])
+    );
+    // ...in the migration (never re-sent) and in the table.
+    assert_eq!(r.dest_diff_pages, 1);
+    assert_eq!(r.first_dest_diff, Some(last.missing[0]));
+    assert_eq!(r.table_mismatches, 1);
+    assert!(!r.ok());
+}
+
+#[test]
+fn a_ring_too_small_for_a_round_is_an_error_or_is_harvested_at_full_exits() {
+    // 512 entries against rounds of about 3000 pages: the kernel must exit
+    // with KVM_EXIT_DIRTY_RING_FULL. Either the full exits are harvested in
+    // time and the rounds still match, or the overflow is a named error.
+    match run_or_skip(&with_ring(&test_config(), 512)) {
+        None => {}
+        Some(Ok(r)) => {
+            eprintln!("a 512-entry ring: {} full exits, all harvested in time", r.ring_full_exits());
+            assert!(r.ring_full_exits() > 0);
+            assert!(r.ok(), "{:?}", r.rounds);
+        }
+        Some(Err(e @ GuestError::RingOverflow { entries: 512 })) => {
+            eprintln!("a 512-entry ring: {e}");
+            assert!(e.to_string().contains("dirty ring of 512 entries"), "{e}");
+        }
+        Some(Err(e)) => panic!("unexpected error: {e}"),
     }
 }

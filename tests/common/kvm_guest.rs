@@ -49,17 +49,39 @@
 //! the guest's round-0 writes (the results area). Pages never written
 //! by anyone are zero at both ends, which the final compare checks.
 //!
-//! The dirty ring (`KVM_CAP_DIRTY_LOG_RING`) is not used: only
-//! `KVM_GET_DIRTY_LOG`. [`Report::dirty_ring_offered`] says whether the
-//! kernel offers it.
+//! The dirty log is harvested one of two ways ([`Config::dirty_log`]); the
+//! two are exclusive per VM, so the example runs the same guest (same seed,
+//! same layout, same writes) once in each mode:
+//!
+//! - [`DirtyLog::Bitmap`]: `KVM_GET_DIRTY_LOG` of every slot per round.
+//! - [`DirtyLog::Ring`]: the per-vCPU dirty ring (`KVM_CAP_DIRTY_LOG_RING`),
+//!   enabled on the VM before its vCPU is made and `mmap`ped from the vCPU
+//!   fd at `KVM_DIRTY_LOG_PAGE_OFFSET`. Per round the host walks the ring
+//!   from its fetch index while an entry's flags say DIRTY (an Acquire load),
+//!   turns `(slot, offset)` into a guest-physical page, marks the entry
+//!   RESET (a Release store) and calls `KVM_RESET_DIRTY_RINGS`. A full ring
+//!   in the middle of a round (`KVM_EXIT_DIRTY_RING_FULL`) is harvested the
+//!   same way into the round's entries and the vCPU resumed. The ring may
+//!   name a page more than once; the round's set is deduplicated before it
+//!   is compared with the prediction. A harvest that finds the whole ring
+//!   dirty (the kernel wrote past its soft limit before the full exit, so
+//!   entries may have been overwritten) is [`GuestError::RingOverflow`]:
+//!   size the ring so that a round fits. Where the kernel does not offer the
+//!   ring, or will not enable it, [`run`] returns
+//!   [`GuestError::RingUnavailable`].
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt;
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
+use std::os::fd::{AsRawFd, RawFd};
+use std::sync::atomic::{AtomicU32, Ordering};
+
 use kvm_bindings::{
-    KVM_MAX_CPUID_ENTRIES, KVM_MEM_LOG_DIRTY_PAGES, kvm_segment, kvm_userspace_memory_region,
+    KVM_CAP_DIRTY_LOG_RING, KVM_CAP_DIRTY_LOG_RING_ACQ_REL, KVM_DIRTY_LOG_PAGE_OFFSET,
+    KVM_EXIT_DIRTY_RING_FULL, KVM_MAX_CPUID_ENTRIES, KVM_MEM_LOG_DIRTY_PAGES, kvm_dirty_gfn, kvm_enable_cap,
+    kvm_segment, kvm_userspace_memory_region,
 };
 use kvm_ioctls::{Cap, Kvm, VcpuExit, VcpuFd, VmFd};
 use mem_table::ops::{Children, PageOps};
@@ -254,7 +276,8 @@ pub enum Fault {
     WrongPte,
     /// The PS bit of the first 2 MiB mapping's PDE is cleared.
     ClearPs,
-    /// One dirty page of the stop-and-copy round is dropped from the harvest.
+    /// One dirty page of the stop-and-copy round is dropped from the harvest
+    /// (its bit cleared in the bitmap, or its ring entry dropped).
     MissDirty,
     /// The probe list gets an address no mapping covers (a guest page fault).
     UnmappedProbe,
@@ -289,6 +312,24 @@ pub struct Config {
     /// A round that dirties at most this many pages ends the live phase.
     pub converge_pages: usize,
     pub fault: Fault,
+    /// How the dirty log is harvested.
+    pub dirty_log: DirtyLog,
+}
+
+/// How [`run`] harvests KVM's dirty log.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DirtyLog {
+    /// `KVM_GET_DIRTY_LOG`: one bitmap per memslot per round.
+    Bitmap,
+    /// The vCPU's dirty ring of `entries` entries (a power of two; cut down
+    /// to the kernel's maximum where it offers less). A round that dirties
+    /// more than the ring holds is harvested at each full exit.
+    Ring { entries: u32 },
+}
+
+/// `cfg` in dirty-ring mode, with a ring of `entries` entries.
+pub fn with_ring(cfg: &Config, entries: u32) -> Config {
+    Config { dirty_log: DirtyLog::Ring { entries }, ..cfg.clone() }
 }
 
 /// The example's shape: four memslots spread over 21 GiB of guest-physical
@@ -307,6 +348,7 @@ pub fn example_config() -> Config {
         max_rounds: 12,
         converge_pages: 64,
         fault: Fault::None,
+        dirty_log: DirtyLog::Bitmap,
     }
 }
 
@@ -325,6 +367,7 @@ pub fn test_config() -> Config {
         max_rounds: 6,
         converge_pages: 64,
         fault: Fault::None,
+        dirty_log: DirtyLog::Bitmap,
     }
 }
 
@@ -350,6 +393,15 @@ pub enum GuestError {
     UnexpectedPort { phase: &'static str, port: u16, expected: u16 },
     /// Any other exit.
     UnexpectedExit { phase: &'static str, exit: String },
+    /// Dirty-ring mode, but the kernel does not offer the ring
+    /// (`KVM_CHECK_EXTENSION` says 0) or will not enable it
+    /// (`KVM_ENABLE_CAP` fails): the ring part is skipped on this one.
+    RingUnavailable(String),
+    /// A dirty-ring entry names a page outside every memslot.
+    BadRingEntry { slot: u32, offset: u64 },
+    /// A harvest found all of the ring's entries dirty: the kernel may have
+    /// written past the ring before the full exit, losing entries.
+    RingOverflow { entries: u32 },
 }
 
 impl fmt::Display for GuestError {
@@ -376,6 +428,16 @@ impl fmt::Display for GuestError {
             GuestError::UnexpectedExit { phase, exit } => {
                 write!(f, "unexpected vCPU exit during {phase}: {exit}")
             }
+            GuestError::RingUnavailable(why) => write!(f, "dirty ring not offered by this kernel: {why}"),
+            GuestError::RingOverflow { entries } => write!(
+                f,
+                "dirty ring of {entries} entries found full at a harvest (KVM_EXIT_DIRTY_RING_FULL came too late): \
+                 entries may be lost; use a ring larger than a round's dirty pages"
+            ),
+            GuestError::BadRingEntry { slot, offset } => write!(
+                f,
+                "dirty ring entry names slot {slot:#x}, page offset {offset:#x}: not a page of any memslot"
+            ),
         }
     }
 }
@@ -431,15 +493,24 @@ pub struct RoundStat {
     pub sent: usize,
     /// Of `sent`, pages in a guest 2 MiB or 1 GiB mapping.
     pub sent_in_large: usize,
-    /// Time of the `KVM_GET_DIRTY_LOG` calls of this round.
+    /// Time of the `KVM_GET_DIRTY_LOG` calls of this round; in ring mode,
+    /// of the ring walks and `KVM_RESET_DIRTY_RINGS` calls (full exits of
+    /// the round included).
     pub harvest_ioctl: Duration,
+    /// Ring mode: entries harvested this round (duplicates included), and
+    /// `KVM_EXIT_DIRTY_RING_FULL` exits during it.
+    pub ring_entries: usize,
+    pub ring_full_exits: u32,
 }
 
-/// The harvested bitmaps of one round: one `Vec<u64>` per slot.
+/// The harvest of one round: one `Vec<u64>` bitmap per slot (bitmap
+/// mode), or the ring's `(slot, page offset)` entries in the order read
+/// (ring mode; the other is empty).
 #[derive(Clone, Debug)]
 pub struct Harvest {
     pub round: u32,
     pub bitmaps: Vec<Vec<u64>>,
+    pub ring: Vec<(u32, u64)>,
 }
 
 /// What a run found.
@@ -447,6 +518,12 @@ pub struct Harvest {
 pub struct Report {
     pub slots: Vec<(u64, u64)>,
     pub dirty_ring_offered: bool,
+    /// What `KVM_CHECK_EXTENSION(KVM_CAP_DIRTY_LOG_RING)` returned: the
+    /// largest ring in bytes (0: not offered).
+    pub dirty_ring_max_bytes: i32,
+    /// How this run harvested, and in ring mode the ring's size in bytes.
+    pub dirty_log: DirtyLog,
+    pub ring_bytes: Option<u64>,
     /// Whether KVM offers the guest 1 GiB pages (CPUID pdpe1gb); where it
     /// does not, each 1 GiB mapping was split into 512 x 2 MiB.
     pub gib_pages_offered: bool,
@@ -497,6 +574,15 @@ impl Report {
 
     pub fn pages_sent(&self) -> usize {
         self.rounds.iter().map(|r| r.sent).sum()
+    }
+
+    /// Ring mode: entries harvested, and full exits, over the whole run.
+    pub fn ring_entries(&self) -> usize {
+        self.rounds.iter().map(|r| r.ring_entries).sum()
+    }
+
+    pub fn ring_full_exits(&self) -> u32 {
+        self.rounds.iter().map(|r| r.ring_full_exits).sum()
     }
 }
 
@@ -964,8 +1050,149 @@ fn harvest(vm: &VmFd, slots: &[(u64, u64)]) -> Result<(Vec<Vec<u64>>, Duration),
     Ok((out, t.elapsed()))
 }
 
+/// `KVM_RESET_DIRTY_RINGS`: `_IO(KVMIO, 0xc7)` (no kvm-ioctls wrapper).
+const KVM_RESET_DIRTY_RINGS: libc::c_ulong = (0xae << 8) | 0xc7;
+/// `kvm_dirty_gfn.flags`: the kernel pushed the entry; userspace harvested it.
+const KVM_DIRTY_GFN_F_DIRTY: u32 = 1;
+const KVM_DIRTY_GFN_F_RESET: u32 = 2;
+
+/// One vCPU's dirty ring, `mmap`ped from the vCPU fd, and the host's fetch
+/// index into it.
+struct DirtyRing {
+    gfns: *mut kvm_dirty_gfn,
+    entries: u32,
+    fetch: u32,
+    bytes: usize,
+}
+
+impl DirtyRing {
+    /// Map the ring of `vcpu` (`bytes` long, as enabled on its VM).
+    fn map(vcpu: &VcpuFd, bytes: usize) -> Result<DirtyRing, GuestError> {
+        // SAFETY: sysconf has no memory effects.
+        let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+        let offset = i64::from(KVM_DIRTY_LOG_PAGE_OFFSET) * page as i64;
+        // SAFETY: a fresh shared mapping of the vCPU fd (open for the call)
+        // at the offset KVM documents for the dirty ring, `bytes` long as
+        // enabled; the kernel picks the address, so nothing is overwritten.
+        // The mapping keeps its own reference to the file.
+        let ptr = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                bytes,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_SHARED,
+                vcpu.as_raw_fd(),
+                offset,
+            )
+        };
+        if ptr == libc::MAP_FAILED {
+            return Err(GuestError::Kvm {
+                what: "mmap of the vCPU dirty ring",
+                err: kvm_ioctls::Error::last(),
+            });
+        }
+        let entries = (bytes / std::mem::size_of::<kvm_dirty_gfn>()) as u32;
+        Ok(DirtyRing { gfns: ptr.cast(), entries, fetch: 0, bytes })
+    }
+
+    /// Walk the ring from the fetch index while entries are DIRTY: append
+    /// each `(slot, offset)` to `out` and mark it RESET. Returns how many.
+    fn collect(&mut self, out: &mut Vec<(u32, u64)>) -> usize {
+        let mut n = 0;
+        loop {
+            let i = (self.fetch & (self.entries - 1)) as usize;
+            // SAFETY: `i < entries`, so the entry is inside the live mapping
+            // (`entries` entries of 16 bytes, aligned: the mapping is
+            // page-aligned). The kernel writes `slot` and `offset` before it
+            // sets DIRTY with a release store, and does not touch the entry
+            // again until userspace has marked it RESET and asked for
+            // KVM_RESET_DIRTY_RINGS, so after the Acquire load of `flags`
+            // the other two fields are stable. `flags` is only ever
+            // accessed atomically by this side.
+            let entry = unsafe { self.gfns.add(i) };
+            // SAFETY: as above; `flags` is a 4-aligned u32 in the mapping.
+            let flags = unsafe { AtomicU32::from_ptr(&raw mut (*entry).flags) };
+            if flags.load(Ordering::Acquire) & KVM_DIRTY_GFN_F_DIRTY == 0 {
+                break;
+            }
+            // SAFETY: as above.
+            let (slot, offset) = unsafe {
+                (
+                    std::ptr::read_volatile(&raw const (*entry).slot),
+                    std::ptr::read_volatile(&raw const (*entry).offset),
+                )
+            };
+            out.push((slot, offset));
+            flags.store(KVM_DIRTY_GFN_F_RESET, Ordering::Release);
+            self.fetch = self.fetch.wrapping_add(1);
+            n += 1;
+        }
+        n
+    }
+}
+
+impl Drop for DirtyRing {
+    fn drop(&mut self) {
+        // SAFETY: `gfns` and `bytes` are the mapping made in `map`, not
+        // unmapped before; nothing borrows it past this point.
+        unsafe { libc::munmap(self.gfns.cast(), self.bytes) };
+    }
+}
+
+/// Ring mode's harvester: the ring, the VM to reset it on, and what has
+/// been harvested of the current round (at full exits, then at its end).
+struct RingHarvester {
+    ring: DirtyRing,
+    vm_fd: RawFd,
+    pending: Vec<(u32, u64)>,
+    full_exits: u32,
+    time: Duration,
+}
+
+impl RingHarvester {
+    /// Harvest the ring into `pending` and hand the entries back to KVM.
+    /// Returns how many entries there were.
+    fn drain(&mut self) -> Result<usize, GuestError> {
+        let t = Instant::now();
+        let n = self.ring.collect(&mut self.pending);
+        // A harvest that finds every entry dirty may have found a ring the
+        // kernel had lapped (it pushed past the soft limit before exiting):
+        // entries overwritten are lost, so the round cannot be trusted.
+        if n >= self.ring.entries as usize {
+            return Err(GuestError::RingOverflow { entries: self.ring.entries });
+        }
+        // SAFETY: KVM_RESET_DIRTY_RINGS takes no argument; `vm_fd` is the
+        // VM's fd, open for as long as this harvester lives (the VM is
+        // declared before it, so dropped after).
+        let r = unsafe { libc::ioctl(self.vm_fd, KVM_RESET_DIRTY_RINGS) };
+        if r < 0 {
+            return Err(GuestError::Kvm { what: "KVM_RESET_DIRTY_RINGS", err: kvm_ioctls::Error::last() });
+        }
+        self.time += t.elapsed();
+        Ok(n)
+    }
+
+    /// This round's entries, full exits and harvest time; starts the next.
+    fn take_round(&mut self) -> (Vec<(u32, u64)>, u32, Duration) {
+        let out = (std::mem::take(&mut self.pending), self.full_exits, self.time);
+        self.full_exits = 0;
+        self.time = Duration::ZERO;
+        out
+    }
+}
+
+/// The guest-physical page of a ring entry: `offset` pages into memslot
+/// `slot` (address space 0, so the slot id is the index).
+fn ring_page(slots: &[(u64, u64)], slot: u32, offset: u64) -> Result<u64, GuestError> {
+    match slots.get(slot as usize) {
+        Some(&(base, size)) if offset < size / PAGE => Ok(base + offset * PAGE),
+        _ => Err(GuestError::BadRingEntry { slot, offset }),
+    }
+}
+
 /// What a vCPU exit was, owned (so that the vCPU is free again).
 enum Exit {
+    RingFull,
     Out(u16),
     Hlt,
     Shutdown,
@@ -973,10 +1200,17 @@ enum Exit {
     Other(String),
 }
 
-/// Run the vCPU until it signals on `port` (or halts, for `None`).
-fn run_until(vcpu: &mut VcpuFd, phase: &'static str, port: Option<u16>) -> Result<(), GuestError> {
+/// Run the vCPU until it signals on `port` (or halts, for `None`). In
+/// ring mode a full ring is harvested into `ring` and the vCPU resumed.
+fn run_until(
+    vcpu: &mut VcpuFd,
+    phase: &'static str,
+    port: Option<u16>,
+    mut ring: Option<&mut RingHarvester>,
+) -> Result<(), GuestError> {
     loop {
         let exit = match vcpu.run() {
+            Ok(VcpuExit::Unsupported(KVM_EXIT_DIRTY_RING_FULL)) if ring.is_some() => Exit::RingFull,
             Ok(VcpuExit::IoOut(p, _)) => Exit::Out(p),
             Ok(VcpuExit::Hlt) => Exit::Hlt,
             Ok(VcpuExit::Shutdown) => Exit::Shutdown,
@@ -991,6 +1225,17 @@ fn run_until(vcpu: &mut VcpuFd, phase: &'static str, port: Option<u16>) -> Resul
             Err(err) => return Err(GuestError::Kvm { what: "KVM_RUN", err }),
         };
         return match (exit, port) {
+            (Exit::RingFull, _) => {
+                if let Some(h) = ring.as_deref_mut() {
+                    h.full_exits += 1;
+                    // A full ring with nothing to harvest would exit again
+                    // at once, forever: the kernel lapped the fetch index.
+                    if h.drain()? == 0 {
+                        return Err(GuestError::RingOverflow { entries: h.ring.entries });
+                    }
+                }
+                continue;
+            }
             (Exit::Out(p), Some(want)) if p == want => Ok(()),
             (Exit::Hlt, None) => Ok(()),
             (Exit::Out(p), want) => {
@@ -1070,7 +1315,39 @@ pub fn run(cfg: &Config) -> Result<Report, GuestError> {
     let dst = Memory::new(&cfg.slots)?;
     let kvm = Kvm::new().map_err(|e| GuestError::Unavailable(format!("cannot open /dev/kvm: {e}")))?;
     let vm = kvm.create_vm().map_err(|e| GuestError::Unavailable(format!("cannot create a VM: {e}")))?;
-    let dirty_ring_offered = vm.check_extension_int(Cap::DirtyLogRing) > 0;
+    // The dirty ring: the largest ring in bytes, 0 where not offered (x86
+    // offers KVM_CAP_DIRTY_LOG_RING; the _ACQ_REL one is the same ring with
+    // the memory ordering spelled out, which the harvest follows anyway).
+    let (ring_cap, dirty_ring_max_bytes) = match vm.check_extension_int(Cap::DirtyLogRing) {
+        n if n > 0 => (KVM_CAP_DIRTY_LOG_RING, n),
+        _ => (
+            KVM_CAP_DIRTY_LOG_RING_ACQ_REL,
+            vm.check_extension_raw(libc::c_ulong::from(KVM_CAP_DIRTY_LOG_RING_ACQ_REL)).max(0),
+        ),
+    };
+    let dirty_ring_offered = dirty_ring_max_bytes > 0;
+    // Ring mode: enable it now, before the vCPU exists (KVM refuses after).
+    let ring_bytes = match cfg.dirty_log {
+        DirtyLog::Bitmap => None,
+        DirtyLog::Ring { entries } => {
+            if !dirty_ring_offered {
+                return Err(GuestError::RingUnavailable(
+                    "KVM_CHECK_EXTENSION(KVM_CAP_DIRTY_LOG_RING) returned 0".into(),
+                ));
+            }
+            let entry = std::mem::size_of::<kvm_dirty_gfn>() as u64;
+            // A power of two of at least one page, at most what is offered.
+            let max = 1u64 << (u64::from(dirty_ring_max_bytes as u32).ilog2());
+            let bytes = (u64::from(entries.max(1)).next_power_of_two() * entry).clamp(PAGE, max.max(PAGE));
+            let cap = kvm_enable_cap { cap: ring_cap, args: [bytes, 0, 0, 0], ..Default::default() };
+            vm.enable_cap(&cap).map_err(|e| {
+                GuestError::RingUnavailable(format!(
+                    "KVM_ENABLE_CAP(KVM_CAP_DIRTY_LOG_RING, {bytes} bytes) failed: {e}"
+                ))
+            })?;
+            Some(bytes)
+        }
+    };
     for (i, &(base, size, host)) in src.regions.iter().enumerate() {
         let region = kvm_userspace_memory_region {
             slot: i as u32,
@@ -1089,6 +1366,16 @@ pub fn run(cfg: &Config) -> Result<Report, GuestError> {
     vm.set_tss_address(0xfffb_d000).map_err(kvm_err("KVM_SET_TSS_ADDR"))?;
     let mut vcpu =
         vm.create_vcpu(0).map_err(|e| GuestError::Unavailable(format!("cannot create a vCPU: {e}")))?;
+    let mut ring = match ring_bytes {
+        None => None,
+        Some(bytes) => Some(RingHarvester {
+            ring: DirtyRing::map(&vcpu, bytes as usize)?,
+            vm_fd: vm.as_raw_fd(),
+            pending: Vec::new(),
+            full_exits: 0,
+            time: Duration::ZERO,
+        }),
+    };
     let cpuid = kvm.get_supported_cpuid(KVM_MAX_CPUID_ENTRIES).map_err(kvm_err("KVM_GET_SUPPORTED_CPUID"))?;
     vcpu.set_cpuid2(&cpuid).map_err(kvm_err("KVM_SET_CPUID2"))?;
     // 1 GiB guest pages: CPUID 0x8000_0001 EDX bit 26 (pdpe1gb). A KVM
@@ -1213,7 +1500,7 @@ pub fn run(cfg: &Config) -> Result<Report, GuestError> {
     let soft_walk_mismatches = soft_walk_mismatches(&src, pml4, &layout.maps, &layout.probes)?;
 
     // Round 0: the probe pass.
-    run_until(&mut vcpu, "the probe pass", Some(PORT_PROBED))?;
+    run_until(&mut vcpu, "the probe pass", Some(PORT_PROBED), ring.as_mut())?;
     let mut probe_mismatches = Vec::new();
     for (i, &va) in probes.iter().enumerate() {
         let got = src.read_u64(results_at + i as u64 * 8)?;
@@ -1249,8 +1536,23 @@ pub fn run(cfg: &Config) -> Result<Report, GuestError> {
             let seed = mix(cfg.seed ^ u64::from(round)) | 1;
             predict_round(&layout.maps, &layout.data, &layout.runs, seed, scatter, nruns)?
         };
-        let (mut bitmaps, harvest_ioctl) = harvest(&vm, &cfg.slots)?;
-        let mut got: BTreeSet<u64> = dirty_pages(&cfg.slots, &bitmaps).collect();
+        let (mut bitmaps, mut entries, harvest_ioctl, ring_full_exits, mut got) = match ring.as_mut() {
+            None => {
+                let (bitmaps, t) = harvest(&vm, &cfg.slots)?;
+                let got: BTreeSet<u64> = dirty_pages(&cfg.slots, &bitmaps).collect();
+                (bitmaps, Vec::new(), t, 0, got)
+            }
+            Some(h) => {
+                h.drain()?;
+                let (entries, full, t) = h.take_round();
+                // The ring may name a page more than once: the set dedupes.
+                let got = entries
+                    .iter()
+                    .map(|&(slot, off)| ring_page(&cfg.slots, slot, off))
+                    .collect::<Result<BTreeSet<u64>, _>>()?;
+                (Vec::new(), entries, t, full, got)
+            }
+        };
         // The live phase ends when a round dirties few enough pages (or at
         // the round limit): the guest then stays stopped and this round's
         // pages are the rest.
@@ -1260,6 +1562,7 @@ pub fn run(cfg: &Config) -> Result<Report, GuestError> {
             // harvester would.
             if let Some(&p) = got.iter().find(|&&p| p >= cfg.slots.get(1).map_or(u64::MAX, |s| s.0)) {
                 got.remove(&p);
+                entries.retain(|&(slot, off)| ring_page(&cfg.slots, slot, off).ok() != Some(p));
                 for (s, bm) in cfg.slots.iter().zip(bitmaps.iter_mut()) {
                     if p >= s.0 && p < s.0 + s.1 {
                         let n = (p - s.0) / PAGE;
@@ -1268,8 +1571,15 @@ pub fn run(cfg: &Config) -> Result<Report, GuestError> {
                 }
             }
         }
-        for &p in &got {
-            dirty.insert(p, round).map_err(table_err("dirty table"))?;
+        if ring.is_none() {
+            for &p in &got {
+                dirty.insert(p, round).map_err(table_err("dirty table"))?;
+            }
+        } else {
+            // Straight from the ring's entries (a repeat overwrites).
+            for &(slot, off) in &entries {
+                dirty.insert(ring_page(&cfg.slots, slot, off)?, round).map_err(table_err("dirty table"))?;
+            }
         }
         for &p in &expect {
             predicted.insert(p, round);
@@ -1293,7 +1603,8 @@ pub fn run(cfg: &Config) -> Result<Report, GuestError> {
                 sent_in_large += usize::from(in_large(page.addr()));
             }
         }
-        harvests.push(Harvest { round, bitmaps });
+        let ring_entries = entries.len();
+        harvests.push(Harvest { round, bitmaps, ring: entries });
         rounds.push(RoundStat {
             round,
             phase: if round == 0 {
@@ -1314,6 +1625,8 @@ pub fn run(cfg: &Config) -> Result<Report, GuestError> {
             sent,
             sent_in_large,
             harvest_ioctl,
+            ring_entries,
+            ring_full_exits,
         });
         if last {
             converged = got.len() <= cfg.converge_pages;
@@ -1326,16 +1639,21 @@ pub fn run(cfg: &Config) -> Result<Report, GuestError> {
         round += 1;
         // Resume the guest for the next round.
         set_round(&vcpu, mix(cfg.seed ^ u64::from(round)) | 1, scatter, nruns)?;
-        run_until(&mut vcpu, "a round of writes", Some(PORT_ROUND))?;
+        run_until(&mut vcpu, "a round of writes", Some(PORT_ROUND), ring.as_mut())?;
     }
 
     // The guest stays stopped for the compare; then it is let halt, which
     // must write nothing.
     let (dest_diff_pages, first_dest_diff, compared_bytes) = compare(&src, &dst)?;
     set_round(&vcpu, 0, 0, 0)?;
-    run_until(&mut vcpu, "the final halt", None)?;
-    let (after, _) = harvest(&vm, &cfg.slots)?;
-    let dirty_after_stop = dirty_pages(&cfg.slots, &after).count();
+    run_until(&mut vcpu, "the final halt", None, ring.as_mut())?;
+    let dirty_after_stop = match ring.as_mut() {
+        None => dirty_pages(&cfg.slots, &harvest(&vm, &cfg.slots)?.0).count(),
+        Some(h) => {
+            h.drain()?;
+            h.take_round().0.len()
+        }
+    };
 
     let mut table_mismatches = 0;
     let mut first_table_mismatch = None;
@@ -1383,6 +1701,9 @@ pub fn run(cfg: &Config) -> Result<Report, GuestError> {
     Ok(Report {
         slots: cfg.slots.clone(),
         dirty_ring_offered,
+        dirty_ring_max_bytes,
+        dirty_log: cfg.dirty_log,
+        ring_bytes,
         gib_pages_offered,
         split_1g: layout.split_1g,
         data_maps,
@@ -1515,4 +1836,74 @@ pub fn harvest_bench(report: &Report, min_time: Duration, min_reps: u32) -> (Vec
         })
         .collect();
     (rows, bits)
+}
+
+/// One build of a ring contender from the ring harvests of `report`.
+fn build_ring_once(report: &Report, which: usize) -> (Duration, usize) {
+    let slots = &report.slots;
+    let t = Instant::now();
+    let mut failed = 0usize;
+    if which == 0 {
+        let mut m: MemTable<u32> = MemTable::new();
+        for h in &report.harvests {
+            for &(slot, off) in &h.ring {
+                match ring_page(slots, slot, off) {
+                    Ok(p) => failed += usize::from(m.insert(p, h.round).is_err()),
+                    Err(_) => failed += 1,
+                }
+            }
+        }
+        black_box(&m);
+        let e = t.elapsed();
+        (e, m.len() + failed)
+    } else {
+        let mut hm: HashMap<u64, u32> = HashMap::new();
+        for h in &report.harvests {
+            for &(slot, off) in &h.ring {
+                match ring_page(slots, slot, off) {
+                    Ok(p) => {
+                        hm.insert(p, h.round);
+                    }
+                    Err(_) => failed += 1,
+                }
+            }
+        }
+        black_box(&hm);
+        let e = t.elapsed();
+        (e, hm.len() + failed)
+    }
+}
+
+/// Like [`harvest_bench`], for a ring-mode report: the same recorded ring
+/// entries (every harvest, in round and ring order) turned into guest
+/// pages and inserted into a `MemTable<u32>` and a `HashMap<u64, u32>`.
+/// Returns the rows (nanoseconds per ring entry) and the entries of one
+/// build.
+pub fn ring_bench(report: &Report, min_time: Duration, min_reps: u32) -> (Vec<BenchRow>, usize) {
+    let entries: usize = report.harvests.iter().map(|h| h.ring.len()).sum();
+    let names = ["ring -> MemTable<u32>", "ring -> HashMap<u64, u32>"];
+    let mut total = [Duration::ZERO; 2];
+    let mut reps = [0u32; 2];
+    let mut pages = [0usize; 2];
+    let pending =
+        |total: &[Duration; 2], reps: &[u32; 2], i: usize| total[i] < min_time || reps[i] < min_reps.max(1);
+    while (0..2).any(|i| pending(&total, &reps, i)) {
+        for i in 0..2 {
+            if pending(&total, &reps, i) {
+                let (t, n) = build_ring_once(report, i);
+                total[i] += t;
+                reps[i] += 1;
+                pages[i] = n;
+            }
+        }
+    }
+    let rows = (0..2)
+        .map(|i| BenchRow {
+            name: names[i],
+            ns_per_page: total[i].as_nanos() as f64 / (f64::from(reps[i]) * entries.max(1) as f64),
+            reps: reps[i],
+            pages: pages[i],
+        })
+        .collect();
+    (rows, entries)
 }
