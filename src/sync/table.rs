@@ -726,13 +726,7 @@ impl<'t, V: Atom, G: Geometry, R: Reclaim> Writer<'t, V, G, R> {
     /// with [`ConflictLarger`](ErrorKind::ConflictLarger), the table
     /// unchanged. Published as [`remove_covering`](Self::remove_covering).
     pub fn remove(&mut self, addr: u64) -> Result<Option<V>, Error> {
-        check_place::<G>(addr, Level::BASE)?;
-        match self.get_key_value(addr) {
-            Some((p, _)) if p.level() != Level::BASE => {
-                Err(Error::new(ErrorKind::ConflictLarger, p.addr(), p.level(), ()))
-            }
-            _ => Ok(self.remove_at_base(addr)?.map(|(_, v)| v)),
-        }
+        Ok(self.remove_at_base(addr, false)?.map(|(_, v)| v))
     }
 
     /// Removes the entry covering `addr` (any byte address), whatever its
@@ -744,11 +738,14 @@ impl<'t, V: Atom, G: Geometry, R: Reclaim> Writer<'t, V, G, R> {
         if !G::in_reach(addr) {
             return None;
         }
-        self.remove_at_base(addr & !((1u64 << G::PAGE_SHIFT) - 1)).ok().flatten()
+        self.remove_at_base(addr & !((1u64 << G::PAGE_SHIFT) - 1), true).ok().flatten()
     }
 
-    /// Removes the entry covering the base page `addr`, of whatever level.
-    fn remove_at_base(&mut self, addr: u64) -> Result<Option<(Page, V)>, Error> {
+    /// Removes the entry covering the base page `addr`: of whatever level
+    /// with `large`, else only a base entry (a large one covering `addr` is
+    /// refused, nothing written). One walk, whose loads are the writer's own
+    /// (see `own_load_ptr`).
+    fn remove_at_base(&mut self, addr: u64, large: bool) -> Result<Option<(Page, V)>, Error> {
         check_place::<G>(addr, Level::BASE)?;
         let mut path = [(self.t.root, 0usize); MAX_LEVELS];
         let mut depth = 0;
@@ -775,6 +772,14 @@ impl<'t, V: Atom, G: Geometry, R: Reclaim> Writer<'t, V, G, R> {
                     depth += 1;
                     t = c;
                     l -= 1;
+                }
+                Link::Inline(_) | Link::Boxed(_) if !large => {
+                    return Err(Error::new(
+                        ErrorKind::ConflictLarger,
+                        addr & !((1u64 << lv.shift) - 1),
+                        Level::new(l as u8),
+                        (),
+                    ));
                 }
                 Link::Inline(_) | Link::Boxed(_) => {
                     // SAFETY: the writer's own live entry.
