@@ -8,7 +8,7 @@
 //! double drop from a table that lost track of a value.
 
 use std::cell::RefCell;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 
 use mem_table::backend::{Arena, Backend, Heap, Pool};
@@ -262,22 +262,9 @@ fn remove_range_drop_panic_frees_every_table() {
 
 // --- Change reports across a panicking drop ------------------------------------
 
-/// Which tag covers each address, kept only from a table's change reports:
-/// first address -> (last address, tag), disjoint.
-type Shadow = BTreeMap<u64, (u64, u32)>;
-
-/// `regions` with neighbours of equal tag joined: the form two coverages
-/// are compared in.
-fn joined(regions: impl IntoIterator<Item = (u64, u64, u32)>) -> Vec<(u64, u64, u32)> {
-    let mut out: Vec<(u64, u64, u32)> = Vec::new();
-    for (s, l, v) in regions {
-        match out.last_mut() {
-            Some(p) if p.2 == v && p.1.checked_add(1) == Some(s) => p.1 = l,
-            _ => out.push((s, l, v)),
-        }
-    }
-    out
-}
+#[path = "model/coverage.rs"]
+mod coverage;
+use coverage::{Coverage as Shadow, cover, joined};
 
 fn entries<B: Backend>(t: &MemTable<Counted, X86_4Level, B>) -> Vec<(u64, u64, u32)> {
     joined(t.range(..).map(|(p, v)| (p.addr(), p.last(), v.tag)))
@@ -295,25 +282,7 @@ fn coverage(shadow: &Shadow) -> Vec<(u64, u64, u32)> {
 /// region is cut out of the shadow, then set to its value (if any).
 fn apply_changes<B: Backend>(t: &mut MemTable<Counted, X86_4Level, B>, shadow: &mut Shadow) {
     for c in t.take_changes() {
-        let (lo, last) = (c.start, c.last);
-        if let Some((&s, &(l, v))) = shadow.range(..lo).next_back() {
-            if l >= lo {
-                shadow.insert(s, (lo - 1, v));
-                if l > last {
-                    shadow.insert(last + 1, (l, v));
-                }
-            }
-        }
-        let inside: Vec<u64> = shadow.range(lo..=last).map(|(&a, _)| a).collect();
-        for a in inside {
-            let (l, v) = shadow.remove(&a).unwrap();
-            if l > last {
-                shadow.insert(last + 1, (l, v));
-            }
-        }
-        if let Some(v) = c.value {
-            shadow.insert(lo, (last, v.tag));
-        }
+        cover(shadow, c.start, c.last, c.value.map(|v| v.tag));
     }
 }
 

@@ -24,7 +24,8 @@ use crate::page::Level;
 /// that no operation allocates, iteration and change reports included,
 /// except `clone` (which builds a new pool) and, once
 /// [`MemTable::track_values`](crate::MemTable::track_values) is on, the
-/// clones of values it keeps (in an ordered map on the global allocator).
+/// what it keeps for comparison (clones of values, and the change marks of
+/// tables that removals free, in ordered maps on the global allocator).
 ///
 /// ```
 /// use mem_table::{ErrorKind, MemTable, backend::Pool, geometry::X86_4Level};

@@ -559,20 +559,10 @@ impl<V: Atom, G: Geometry, R: Reclaim> core::fmt::Debug for Writer<'_, V, G, R> 
     }
 }
 
-/// Checks that `addr` may carry an entry at `level` (as `crate::MemTable`).
+/// Checks that `addr` may carry an entry at `level`: the check of
+/// `crate::MemTable`, the same rules and errors.
 fn check_place<G: Geometry>(addr: u64, level: Level) -> Result<(), Error> {
-    let fail = |kind| Err(Error::new(kind, addr, level, ()));
-    if !G::holds_entries(level) {
-        return fail(ErrorKind::NoEntriesAtLevel);
-    }
-    if !G::in_reach(addr) {
-        return fail(ErrorKind::OutOfReach);
-    }
-    let size = G::page_size(level).expect("level checked");
-    if addr & (size - 1) != 0 {
-        return fail(ErrorKind::Misaligned);
-    }
-    Ok(())
+    crate::table::MemTable::<(), G>::check_place(addr, level)
 }
 
 impl<'t, V: Atom, G: Geometry, R: Reclaim> Writer<'t, V, G, R> {
