@@ -157,7 +157,7 @@ mod prim;
 mod reclaim;
 mod table;
 
-pub use atom::Atom;
+pub use atom::{Atom, Value};
 #[cfg(loom)]
 pub use reclaim::Immediate;
 pub use reclaim::{Counted, CountedGuard, Epoch, Guard, Reclaim, Reclamation, Retired};

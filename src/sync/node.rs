@@ -2,23 +2,28 @@
 //! cells, in one allocation; and the tagged words of upper slots.
 //!
 //! ```text
-//!  upper table (level > 0)      bottom, values of <= 63 bits   bottom, 64-bit values
-//!  +---------------------+      +---------------------+        +----------------------+
-//!  | header (len)        |      | header (len)        |        | header (len)         |
-//!  +---------------------+      +---------------------+        +----------------------+
-//!  | fan-out x AtomicPtr |      | fan-out x AtomicU64 |        | present: 1 bit/slot  |
-//!  |  null   : empty     |      |  0        : empty   |        |  (AtomicU64 words)   |
-//!  |  ptr    : child     |      |  v<<1 | 1 : value v |        +----------------------+
-//!  |  v<<1|1 : inline v  |      +---------------------+        | fan-out x AtomicU64  |
-//!  |  ptr|2  : boxed v   |                                     |  values              |
-//!  +---------------------+                                     +----------------------+
+//!  upper table (level > 0)      bottom, values of <= 63 bits   bottom, 64-bit values     bottom, Arc<T> values
+//!  +---------------------+      +---------------------+        +----------------------+  +---------------------+
+//!  | header (len)        |      | header (len)        |        | header (len)         |  | header (len)        |
+//!  +---------------------+      +---------------------+        +----------------------+  +---------------------+
+//!  | fan-out x AtomicPtr |      | fan-out x AtomicU64 |        | present: 1 bit/slot  |  | fan-out x AtomicPtr |
+//!  |  null   : empty     |      |  0        : empty   |        |  (AtomicU64 words)   |  |  null : empty       |
+//!  |  ptr    : child     |      |  v<<1 | 1 : value v |        +----------------------+  |  p    : the value   |
+//!  |  v<<1|1 : inline v  |      +---------------------+        | fan-out x AtomicU64  |  |   (Arc::into_raw)   |
+//!  |  ptr|2  : boxed v   |                                     |  values              |  +---------------------+
+//!  |  p|1    : Arc value |                                     +----------------------+
+//!  +---------------------+
 //! ```
 //!
-//! A boxed value is a node of one cell, immutable once published. Under
+//! A boxed value is a node of one cell, immutable once published. An `Arc`
+//! value is the pointer `Arc::into_raw` gave (with its provenance; tagged
+//! with bit 0 in upper slots, where tables whose values are `Arc`s hold no
+//! inline values), standing for one strong reference the table owns. Under
 //! `cfg(loom)` the header also holds a loom cell that a reclaimed node is
 //! "poisoned" through: every reader visit reads it, so a reclamation that
 //! is not ordered after every reader that could still visit the node is a
-//! data race loom reports.
+//! data race loom reports; [`loom_values`] does the same for `Arc` values,
+//! whose memory is not ours to put a cell in.
 
 use core::alloc::Layout;
 use core::ptr::{self, NonNull};
@@ -95,6 +100,8 @@ pub(crate) enum Link {
     Table(Node),
     Inline(u64),
     Boxed(Node),
+    /// An `Arc` value's pointer (tables of `Arc` values only).
+    Shared(NonNull<Header>),
 }
 
 impl Link {
@@ -110,6 +117,25 @@ impl Link {
         } else {
             NonNull::new(w).map_or(Link::Empty, |n| Link::Table(Node(n)))
         }
+    }
+
+    /// Decodes a slot word of a table whose values are pointers (`Arc`s):
+    /// bit 0 tags a value, else a link or nothing.
+    #[inline(always)]
+    pub(crate) fn of_shared(w: *mut Header) -> Link {
+        if w.addr() & INLINE != 0 {
+            // A tagged non-null pointer: untagged, it is still non-null.
+            NonNull::new(w.map_addr(|a| a & !INLINE)).map_or(Link::Empty, Link::Shared)
+        } else {
+            NonNull::new(w).map_or(Link::Empty, |n| Link::Table(Node(n)))
+        }
+    }
+
+    /// The upper-slot word of the `Arc` value pointer `p` (bit 0 clear).
+    #[inline(always)]
+    pub(crate) fn shared(p: *mut Header) -> *mut Header {
+        debug_assert!(p.addr() & INLINE == 0);
+        p.map_addr(|a| a | INLINE)
     }
 
     /// The word of an inline value of at most 63 bits: an integer, with no
@@ -243,5 +269,64 @@ impl Node {
     pub(crate) unsafe fn poison(self) {
         // SAFETY: (caller) the header is allocated and initialised.
         unsafe { (*self.0.as_ptr()).alive.with_mut(|p| *p = false) }
+    }
+}
+
+/// The loom stand-in for poisoning `Arc` values (loom only).
+///
+/// The table cannot put a loom cell inside a user's `Arc`, so it keeps one
+/// per value pointer here: made when the table takes a reference
+/// (`published`), read by every reader visit (`visit`), and written when
+/// the table drops its last reference (`released`). A release not ordered
+/// after a reader that could still visit the value is a data race loom
+/// reports, and a visit after it fails outright. Per OS thread: loom runs
+/// a model's threads on the test's thread, and tests run in parallel. The
+/// cells are leaked (a few per model run).
+#[cfg(loom)]
+pub(crate) mod loom_values {
+    use std::cell::RefCell;
+    use std::collections::HashMap;
+
+    type Cell = &'static loom::cell::UnsafeCell<bool>;
+
+    std::thread_local! {
+        /// Address -> (table references, poison cell).
+        static VALUES: RefCell<HashMap<usize, (usize, Cell)>> = RefCell::new(HashMap::new());
+    }
+
+    /// The table took one more reference to the value at `p`.
+    pub(crate) fn published<T>(p: *mut T) {
+        VALUES.with(|m| {
+            let mut m = m.borrow_mut();
+            let e = m.entry(p.addr()).or_insert((0, Box::leak(Box::new(loom::cell::UnsafeCell::new(false)))));
+            if e.0 == 0 {
+                // A new value (or an address reused): a fresh cell.
+                e.1 = Box::leak(Box::new(loom::cell::UnsafeCell::new(true)));
+            }
+            e.0 += 1;
+        })
+    }
+
+    /// A reader visits the value at `p`.
+    pub(crate) fn visit<T>(p: *mut T) {
+        let c = VALUES.with(|m| m.borrow().get(&p.addr()).map(|e| e.1));
+        let c = c.expect("a reader visited a value the table never held");
+        // SAFETY: loom's pointer to the cell's value, valid in the closure.
+        c.with(|a| assert!(unsafe { *a }, "a reader visited a reclaimed value"));
+    }
+
+    /// The table dropped one reference to the value at `p`.
+    pub(crate) fn released<T>(p: *mut T) {
+        let last = VALUES.with(|m| {
+            let mut m = m.borrow_mut();
+            let e = m.get_mut(&p.addr()).expect("a value released that was never published");
+            assert!(e.0 > 0, "a value released more often than published");
+            e.0 -= 1;
+            (e.0 == 0).then_some(e.1)
+        });
+        if let Some(c) = last {
+            // SAFETY: as in `visit`.
+            c.with_mut(|a| unsafe { *a = false });
+        }
     }
 }

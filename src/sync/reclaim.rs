@@ -6,7 +6,9 @@ use alloc::sync::Arc;
 use alloc::vec::Vec;
 use core::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 
-use super::node::{Kind, Node};
+use core::ptr::NonNull;
+
+use super::node::{Header, Kind, Node};
 
 /// Counts of retired and freed nodes, shared with deferred frees (which may
 /// run after the table is gone, on any thread).
@@ -21,14 +23,17 @@ pub(crate) struct Stats {
 /// Memory unlinked from a table and not yet freed: what
 /// [`MemTable::reclamation`](super::MemTable::reclamation) reports.
 ///
-/// Counts are of nodes: tables, and boxed values of 64-bit types.
+/// Counts are of items: tables, boxed values of 64-bit types, and the
+/// table's references to `Arc` values (each counted with the bytes of its
+/// allocation, which dropping the reference frees unless someone else
+/// holds one).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Reclamation {
-    /// Nodes retired since the table was made.
+    /// Items retired since the table was made.
     pub retired: usize,
-    /// Of those, the nodes freed (their grace period has passed).
+    /// Of those, the items freed (their grace period has passed).
     pub freed: usize,
-    /// Nodes waiting for readers: `retired - freed`.
+    /// Items waiting for readers: `retired - freed`.
     pub pending: usize,
     /// Bytes waiting for readers.
     pub pending_bytes: usize,
@@ -51,49 +56,155 @@ impl Stats {
     }
 }
 
-/// A node unlinked from the table, to be freed once no reader can reach it.
+/// Drops one reference a table held to a value published by pointer
+/// ([`Value::drop_ptr`](super::Value::drop_ptr)).
+pub(crate) type DropFn = unsafe fn(*mut ());
+
+/// What a [`Retired`] owns.
+enum What {
+    /// A node.
+    Node(Node, Kind),
+    /// One reference to a value published by pointer.
+    Value(NonNull<Header>, DropFn),
+    /// A node and the references to the values its slots held (a table
+    /// merged away: its slots still hold them for readers inside it).
+    NodeAndValues(Node, Kind, Vec<NonNull<Header>>, DropFn),
+}
+
+/// Something unlinked from the table, to be freed once no reader can reach
+/// it: a node, or the table's reference to a value published by pointer.
 ///
 /// # Invariants
-/// `node` is a live node of `kind` that no table links any more (it may
-/// still be visited by readers that loaded its link before); the `Retired`
-/// is its only owner.
+/// A node in it is a live node of its kind that no table links any more (it
+/// may still be visited by readers that loaded its link before); a value
+/// pointer is one the table published (`Value::into_ptr`), standing for a
+/// reference no slot holds any more (readers that loaded it may still read
+/// the value). The `Retired` is their only owner; `count` and `bytes` are
+/// what `new` added to the statistics.
 #[doc(hidden)]
 pub struct Retired {
-    node: Node,
-    kind: Kind,
+    what: What,
+    count: usize,
+    bytes: usize,
     stats: Arc<Stats>,
 }
 
 // SAFETY: a retired node is owned by this value alone (invariant); freeing
-// it on another thread is what deferred reclamation is for.
+// it on another thread is what deferred reclamation is for. Values
+// published by pointer are `Send + Sync` (`Value`), so their references
+// may be dropped on any thread.
 unsafe impl Send for Retired {}
 
 impl Retired {
-    /// Counts the retirement.
+    fn counted(what: What, count: usize, bytes: usize, stats: &Arc<Stats>) -> Retired {
+        stats.retired.fetch_add(count, Relaxed);
+        stats.retired_bytes.fetch_add(bytes, Relaxed);
+        Retired { what, count, bytes, stats: Arc::clone(stats) }
+    }
+
+    /// Counts the retirement of a node.
     ///
     /// # Safety
     /// As the type's invariants: `node` (of `kind`) is unlinked and this is
     /// its only owner from now on.
     pub(crate) unsafe fn new(node: Node, kind: Kind, stats: &Arc<Stats>) -> Retired {
-        stats.retired.fetch_add(1, Relaxed);
-        stats.retired_bytes.fetch_add(kind.layout().size(), Relaxed);
-        Retired { node, kind, stats: Arc::clone(stats) }
+        Self::counted(What::Node(node, kind), 1, kind.layout().size(), stats)
+    }
+
+    /// Counts the retirement of the table's reference `p` to a value of
+    /// `bytes`, which `drop` drops.
+    ///
+    /// # Safety
+    /// As the type's invariants: no slot holds `p` any more, and this is
+    /// the only owner of its reference from now on.
+    pub(crate) unsafe fn value(
+        p: NonNull<Header>,
+        drop: DropFn,
+        bytes: usize,
+        stats: &Arc<Stats>,
+    ) -> Retired {
+        Self::counted(What::Value(p, drop), 1, bytes, stats)
+    }
+
+    /// Counts the retirement of a node with the references to the values
+    /// its slots hold (`values`, untagged, each of `bytes`).
+    ///
+    /// # Safety
+    /// As [`new`](Self::new) and [`value`](Self::value) together.
+    pub(crate) unsafe fn node_and_values(
+        node: Node,
+        kind: Kind,
+        values: Vec<NonNull<Header>>,
+        drop: DropFn,
+        bytes: usize,
+        stats: &Arc<Stats>,
+    ) -> Retired {
+        let (n, b) = (1 + values.len(), kind.layout().size() + values.len() * bytes);
+        Self::counted(What::NodeAndValues(node, kind, values, drop), n, b, stats)
     }
 
     fn count_freed(&self) {
-        self.stats.freed.fetch_add(1, Relaxed);
-        self.stats.freed_bytes.fetch_add(self.kind.layout().size(), Relaxed);
+        self.stats.freed.fetch_add(self.count, Relaxed);
+        self.stats.freed_bytes.fetch_add(self.bytes, Relaxed);
     }
 
-    /// Frees the node.
+    /// Poisons what it owns (loom only): the node's cell, and the values'
+    /// cells of their last table reference.
+    ///
+    /// # Safety
+    /// Its memory is still allocated (not yet `release`d).
+    #[cfg(loom)]
+    unsafe fn poison(&self) {
+        // SAFETY: (caller) allocated.
+        unsafe {
+            match &self.what {
+                What::Node(n, _) => n.poison(),
+                What::Value(p, _) => super::node::loom_values::released(p.as_ptr()),
+                What::NodeAndValues(n, _, vs, _) => {
+                    n.poison();
+                    for p in vs {
+                        super::node::loom_values::released(p.as_ptr());
+                    }
+                }
+            }
+        }
+    }
+
+    /// Frees the node and drops the references, without counting.
+    ///
+    /// # Safety
+    /// As [`free`](Self::free).
+    unsafe fn release(self) {
+        // SAFETY: (invariant) ours, of this kind, each reference once;
+        // (caller) unvisited.
+        unsafe {
+            match self.what {
+                What::Node(n, k) => n.free(k),
+                What::Value(p, drop) => drop(p.as_ptr().cast()),
+                What::NodeAndValues(n, k, vs, drop) => {
+                    n.free(k);
+                    for p in vs {
+                        drop(p.as_ptr().cast());
+                    }
+                }
+            }
+        }
+    }
+
+    /// Frees the node, or drops the reference.
     ///
     /// # Safety
     /// No reader can still visit it: every reader that could have loaded a
-    /// link to it has left its read section.
+    /// link to it (or its pointer) has left its read section.
     pub(crate) unsafe fn free(self) {
         self.count_freed();
-        // SAFETY: (invariant) our node, of this kind; (caller) unvisited.
-        unsafe { self.node.free(self.kind) }
+        // SAFETY: (caller) unvisited; under loom, poisoned first, as the
+        // deferred frees of the loom reclaimers do.
+        unsafe {
+            #[cfg(loom)]
+            self.poison();
+            self.release()
+        }
     }
 }
 
@@ -243,7 +354,7 @@ impl Counted {
                 // SAFETY: no reader can visit it (the argument above).
                 #[cfg(loom)]
                 unsafe {
-                    r.node.poison();
+                    r.poison();
                     r.count_freed();
                     grave.push(r);
                 }
@@ -293,14 +404,15 @@ impl Drop for Counted {
             unsafe { r.free() };
         }
         for r in g {
-            // SAFETY: as above; already counted as freed.
-            unsafe { r.node.free(r.kind) };
+            // SAFETY: as above; already counted as freed and poisoned.
+            unsafe { r.release() };
         }
     }
 }
 
 /// A deliberately wrong reclaimer for the loom models' negative control:
-/// it poisons (frees, for readers) every node the moment it is retired,
+/// it poisons (frees, for readers) every node and value the moment it is
+/// retired,
 /// ignoring readers. A model run with it must fail.
 #[cfg(loom)]
 #[doc(hidden)]
@@ -323,8 +435,9 @@ impl Reclaim for Immediate {
     }
 
     unsafe fn retire(&self, r: Retired) {
-        // SAFETY: not safe at all, on purpose: this is the wrong scheme.
-        unsafe { r.node.poison() };
+        // SAFETY: not safe at all, on purpose: this is the wrong scheme (but
+        // the memory is kept until the reclaimer is dropped).
+        unsafe { r.poison() };
         r.count_freed();
         self.grave.lock().unwrap().push(r);
     }
@@ -337,7 +450,7 @@ impl Drop for Immediate {
     fn drop(&mut self) {
         for r in core::mem::take(self.grave.get_mut().unwrap()) {
             // SAFETY: dropped with the table: no reader is left.
-            unsafe { r.node.free(r.kind) };
+            unsafe { r.release() };
         }
     }
 }

@@ -7,10 +7,11 @@ use alloc::sync::Arc;
 use alloc::vec::Vec;
 use core::marker::PhantomData;
 use core::ops::{Bound, RangeBounds};
+use core::ptr::NonNull;
 use core::sync::atomic::AtomicUsize;
 use core::sync::atomic::Ordering::{Acquire, Relaxed, Release};
 
-use super::atom::{Atom, Repr};
+use super::atom::{Store, Value};
 use super::node::{EMPTY, Header, Kind, Link, Node};
 use super::prim::{Mutex, MutexGuard, own_load, own_load_ptr};
 use super::reclaim::{Epoch, Reclaim, Reclamation, Retired, Stats};
@@ -31,12 +32,14 @@ use crate::raw::page_at;
 ///   link never points to a node that has been retired; every non-root
 ///   table reachable has at least one occupied slot; inline values appear
 ///   only for values of at most 63 bits and boxed ones only for 64-bit
-///   values, and only at levels that hold entries;
+///   values, and only at levels that hold entries; values published by
+///   pointer (`Arc`s) appear only in tables of `Arc` values, each slot
+///   holding its own strong reference (the table's);
 /// - between writer operations every node's `len` counts its occupied
 ///   slots and `len` counts the entries;
 /// - only the holder of `lock` (or of `&mut self`) stores to any slot or
 ///   retires any node.
-pub struct MemTable<V: Atom, G: Geometry = X86_4Level, R: Reclaim = Epoch> {
+pub struct MemTable<V: Value, G: Geometry = X86_4Level, R: Reclaim = Epoch> {
     root: Node,
     len: AtomicUsize,
     lock: Mutex<()>,
@@ -45,24 +48,34 @@ pub struct MemTable<V: Atom, G: Geometry = X86_4Level, R: Reclaim = Epoch> {
     _marker: PhantomData<fn() -> (V, G)>,
 }
 
-// SAFETY: the table owns its nodes; everything readers and the writer share
-// in them is atomic, writers are serialised by `lock`, nodes are freed only
-// after the reclaimer says no reader can visit them, and the values are
-// plain bits (`Atom: Send + Sync`).
-unsafe impl<V: Atom, G: Geometry, R: Reclaim> Send for MemTable<V, G, R> {}
+// SAFETY: the table owns its nodes and its references to values;
+// everything readers and the writer share in them is atomic, writers are
+// serialised by `lock`, nodes and references are dropped only after the
+// reclaimer says no reader can visit them, and the values are plain bits or
+// `Arc`s of `Send + Sync` types (`Value: Send + Sync`).
+unsafe impl<V: Value, G: Geometry, R: Reclaim> Send for MemTable<V, G, R> {}
 // SAFETY: as above: `&self` gives only atomic reads and the locked writer.
-unsafe impl<V: Atom, G: Geometry, R: Reclaim> Sync for MemTable<V, G, R> {}
+unsafe impl<V: Value, G: Geometry, R: Reclaim> Sync for MemTable<V, G, R> {}
 
-impl<V: Atom, G: Geometry, R: Reclaim> Default for MemTable<V, G, R> {
+impl<V: Value, G: Geometry, R: Reclaim> Default for MemTable<V, G, R> {
     fn default() -> Self {
         Self::new()
     }
 }
 
-impl<V: Atom, G: Geometry, R: Reclaim> core::fmt::Debug for MemTable<V, G, R> {
+impl<V: Value, G: Geometry, R: Reclaim> core::fmt::Debug for MemTable<V, G, R> {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         f.debug_struct("sync::MemTable").field("len", &self.len()).finish_non_exhaustive()
     }
+}
+
+/// A value as a slot stores it: an [`Atom`](super::Atom)'s bits, or the
+/// pointer of a value published by pointer (untagged), standing for the
+/// table's reference to it.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Raw {
+    Bits(u64),
+    Ptr(NonNull<Header>),
 }
 
 /// The level of the top table.
@@ -70,9 +83,10 @@ const fn top<G: Geometry>() -> usize {
     G::LEVELS - 1
 }
 
-impl<V: Atom, G: Geometry, R: Reclaim> MemTable<V, G, R> {
+impl<V: Value, G: Geometry, R: Reclaim> MemTable<V, G, R> {
     const TOP: usize = top::<G>();
-    const WIDE: bool = Repr::<V>::WIDE;
+    /// Values published by pointer (`Arc`s).
+    const PTR: bool = matches!(V::STORE, Store::Ptr);
 
     /// The layout constants of level `l` (shift, bits, fan-out: the value
     /// type does not matter for those).
@@ -85,17 +99,23 @@ impl<V: Atom, G: Geometry, R: Reclaim> MemTable<V, G, R> {
     #[inline(always)]
     fn kind(l: usize) -> Kind {
         let lv = Self::lv(l);
-        match (l, Self::WIDE) {
-            (0, false) => Kind::Cells(lv.fanout),
-            (0, true) => Kind::Cells(lv.words + lv.fanout),
+        match (l, V::STORE) {
+            (0, Store::Packed) => Kind::Cells(lv.fanout),
+            (0, Store::Wide) => Kind::Cells(lv.words + lv.fanout),
             _ => Kind::Links(lv.fanout),
         }
+    }
+
+    /// Decodes an upper slot's word.
+    #[inline(always)]
+    fn link_of(w: *mut Header) -> Link {
+        if Self::PTR { Link::of_shared(w) } else { Link::of(w) }
     }
 
     /// An empty table.
     pub fn new() -> Self {
         let () = <G as ValidGeometry>::VALID;
-        let () = Repr::<V>::VALID;
+        let () = V::VALID;
         MemTable {
             root: Node::new(Self::kind(Self::TOP)),
             len: AtomicUsize::new(0),
@@ -165,7 +185,8 @@ impl<V: Atom, G: Geometry, R: Reclaim> MemTable<V, G, R> {
     // ---- readers -------------------------------------------------------
 
     /// The value of the entry covering `addr` (any byte address, of any
-    /// level), read under `guard`.
+    /// level), read under `guard`: a copy of an [`Atom`](super::Atom), or
+    /// a `&T` borrowed for as long as the guard for an `Arc<T>`.
     ///
     /// Wait-free: one Acquire load per level and one or two loads at the
     /// bottom. Sees, for the page, either the state before or the state
@@ -180,46 +201,76 @@ impl<V: Atom, G: Geometry, R: Reclaim> MemTable<V, G, R> {
     /// assert_eq!(t.get(0x40_0000, &g), None);
     /// ```
     #[inline]
-    pub fn get(&self, addr: u64, guard: &R::Guard<'_>) -> Option<V> {
+    pub fn get<'g>(&'g self, addr: u64, guard: &'g R::Guard<'_>) -> Option<V::Read<'g>> {
         self.get_key_value(addr, guard).map(|(_, v)| v)
     }
 
     /// The entry covering `addr`, with its page, read under `guard`.
     #[inline]
-    pub fn get_key_value(&self, addr: u64, guard: &R::Guard<'_>) -> Option<(Page, V)> {
+    pub fn get_key_value<'g>(&'g self, addr: u64, guard: &'g R::Guard<'_>) -> Option<(Page, V::Read<'g>)> {
         self.check_guard(guard);
-        // SAFETY: `guard` is pinned on this table's reclaimer.
-        unsafe { self.find(addr) }
+        // SAFETY: `guard` is pinned on this table's reclaimer, and borrowed
+        // for `'g`: a value reference read now is dropped after it ends.
+        unsafe { self.find(addr).map(|(p, r)| (p, Self::read(r))) }
+    }
+
+    /// The value covering `addr`, owned: a copy of an
+    /// [`Atom`](super::Atom), or a clone of the `Arc` (one reference count
+    /// increment: a write to shared memory, unlike [`get`](Self::get)).
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use mem_table::sync::MemTable;
+    /// let t: MemTable<Arc<String>> = MemTable::new();
+    /// t.writer().insert(0x1000, Arc::new("a".to_string())).unwrap();
+    /// let v: Arc<String> = t.get_cloned(0x1000, &t.pin()).unwrap();
+    /// t.writer().remove(0x1000).unwrap();
+    /// assert_eq!(*v, "a"); // ours, whatever the table does
+    /// ```
+    #[inline]
+    pub fn get_cloned(&self, addr: u64, guard: &R::Guard<'_>) -> Option<V> {
+        self.check_guard(guard);
+        // SAFETY: as in `get_key_value`, for the duration of the clone.
+        unsafe { self.find(addr).map(|(_, r)| Self::owned(r)) }
     }
 
     /// Whether an entry covers `addr`, read under `guard`.
     #[inline]
     pub fn contains(&self, addr: u64, guard: &R::Guard<'_>) -> bool {
-        self.get_key_value(addr, guard).is_some()
+        self.check_guard(guard);
+        // SAFETY: as in `get_key_value`.
+        unsafe { self.find(addr) }.is_some()
     }
 
     /// The values covering each of `addrs`, under one guard: the batched
     /// lookup. Each lookup is independent (not one snapshot).
     #[inline]
-    pub fn get_many<const N: usize>(&self, addrs: &[u64; N], guard: &R::Guard<'_>) -> [Option<V>; N] {
+    pub fn get_many<'g, const N: usize>(
+        &'g self,
+        addrs: &[u64; N],
+        guard: &'g R::Guard<'_>,
+    ) -> [Option<V::Read<'g>>; N] {
         self.check_guard(guard);
         // SAFETY: as in `get_key_value`.
-        core::array::from_fn(|k| unsafe { self.find(addrs[k]) }.map(|(_, v)| v))
+        core::array::from_fn(|k| unsafe { self.find(addrs[k]).map(|(_, r)| Self::read(r)) })
     }
 
-    /// [`get`](Self::get) in its own read section (pins and unpins: about
-    /// 10 ns more than under a guard held across a batch).
+    /// [`get_cloned`](Self::get_cloned) in its own read section (pins and
+    /// unpins: about 10 ns more than under a guard held across a batch).
     #[inline]
     pub fn get_pinned(&self, addr: u64) -> Option<V> {
         let g = self.pin();
-        self.get(addr, &g)
+        self.get_cloned(addr, &g)
     }
 
-    /// [`get_key_value`](Self::get_key_value) in its own read section.
+    /// [`get_key_value`](Self::get_key_value) in its own read section, the
+    /// value owned (as [`get_cloned`](Self::get_cloned)).
     #[inline]
     pub fn get_key_value_pinned(&self, addr: u64) -> Option<(Page, V)> {
         let g = self.pin();
-        self.get_key_value(addr, &g)
+        self.check_guard(&g);
+        // SAFETY: pinned for the duration of the clone.
+        unsafe { self.find(addr).map(|(p, r)| (p, Self::owned(r))) }
     }
 
     /// [`contains`](Self::contains) in its own read section.
@@ -277,23 +328,68 @@ impl<V: Atom, G: Geometry, R: Reclaim> MemTable<V, G, R> {
         Iter { frames, level: Self::TOP, lo, hi, done, _marker: PhantomData }
     }
 
-    /// The value of a large entry's slot word, or `None` for a link or
-    /// nothing.
+    /// The stored form of a large entry's slot word, or `None` for a link
+    /// or nothing.
     ///
     /// # Safety
     /// The word was loaded from a live table under a guard (or by the
     /// writer): a boxed value it points to is live.
     #[inline(always)]
-    unsafe fn large_value(link: Link) -> Option<V> {
+    unsafe fn large_raw(link: Link) -> Option<Raw> {
         match link {
-            Link::Inline(b) => Some(V::from_bits(b)),
+            Link::Inline(b) => Some(Raw::Bits(b)),
             // SAFETY: (caller) a live boxed value: one cell, written before
             // the Release store that published the word the caller acquired.
             Link::Boxed(n) => unsafe {
                 n.visit();
-                Some(V::from_bits(n.cell(0).load(Relaxed)))
+                Some(Raw::Bits(n.cell(0).load(Relaxed)))
             },
+            Link::Shared(p) => {
+                #[cfg(loom)]
+                super::node::loom_values::visit(p.as_ptr());
+                Some(Raw::Ptr(p))
+            }
             Link::Empty | Link::Table(_) => None,
+        }
+    }
+
+    /// The value of a large entry's slot word, owned (a copy, or a clone
+    /// of the table's `Arc`: the writer's view), or `None` for a link or
+    /// nothing.
+    ///
+    /// # Safety
+    /// As [`large_raw`](Self::large_raw).
+    #[inline(always)]
+    unsafe fn large_value(link: Link) -> Option<V> {
+        // SAFETY: (caller).
+        unsafe { Self::large_raw(link).map(|r| Self::owned(r)) }
+    }
+
+    /// A reader's view of a stored value.
+    ///
+    /// # Safety
+    /// `r` was read from a live slot, and (for a pointer) the reference it
+    /// stands for is not dropped before `'g` ends: the caller is pinned for
+    /// `'g`, or is the writer and `'g` ends before its next write.
+    #[inline(always)]
+    unsafe fn read<'g>(r: Raw) -> V::Read<'g> {
+        match r {
+            Raw::Bits(b) => V::read_bits(b),
+            // SAFETY: (caller) a pointer the table published, alive for `'g`.
+            Raw::Ptr(p) => unsafe { V::read_ptr(p.as_ptr().cast()) },
+        }
+    }
+
+    /// An owned copy of a stored value (a clone, for an `Arc`).
+    ///
+    /// # Safety
+    /// As [`read`](Self::read), for the duration of the call.
+    #[inline(always)]
+    unsafe fn owned(r: Raw) -> V {
+        match r {
+            Raw::Bits(b) => V::from_bits(b),
+            // SAFETY: (caller) the table's reference is alive meanwhile.
+            Raw::Ptr(p) => unsafe { V::clone_ptr(p.as_ptr().cast()) },
         }
     }
 
@@ -302,23 +398,34 @@ impl<V: Atom, G: Geometry, R: Reclaim> MemTable<V, G, R> {
     /// # Safety
     /// `t` is a live bottom table, `i` below its fan-out.
     #[inline(always)]
-    unsafe fn bottom(t: Node, i: usize) -> Option<V> {
+    unsafe fn bottom(t: Node, i: usize) -> Option<Raw> {
         // SAFETY: (caller) live bottom table, `i` in range; the bitmap words
         // come first, then the values.
         unsafe {
             t.visit();
-            if Self::WIDE {
-                // Acquire: the bit was set (Release) after the value was
-                // stored, so the value read next is that one or a later one.
-                let w = t.cell(i / 64).load(Acquire);
-                if w & (1 << (i % 64)) == 0 {
-                    return None;
+            match V::STORE {
+                Store::Wide => {
+                    // Acquire: the bit was set (Release) after the value was
+                    // stored, so the value read next is that one or a later one.
+                    let w = t.cell(i / 64).load(Acquire);
+                    if w & (1 << (i % 64)) == 0 {
+                        return None;
+                    }
+                    Some(Raw::Bits(t.cell(Self::lv(0).words + i).load(Relaxed)))
                 }
-                Some(V::from_bits(t.cell(Self::lv(0).words + i).load(Relaxed)))
-            } else {
-                // The word is the whole entry: presence and value together.
-                let c = t.cell(i).load(Relaxed);
-                (c & 1 != 0).then(|| V::from_bits(c >> 1))
+                Store::Packed => {
+                    // The word is the whole entry: presence and value together.
+                    let c = t.cell(i).load(Relaxed);
+                    (c & 1 != 0).then_some(Raw::Bits(c >> 1))
+                }
+                Store::Ptr => {
+                    // Acquire: the value was made before the Release store
+                    // that published its pointer.
+                    let p = NonNull::new(t.link(i).load(Acquire))?;
+                    #[cfg(loom)]
+                    super::node::loom_values::visit(p.as_ptr());
+                    Some(Raw::Ptr(p))
+                }
             }
         }
     }
@@ -329,7 +436,7 @@ impl<V: Atom, G: Geometry, R: Reclaim> MemTable<V, G, R> {
     /// The caller is in a read section of this table's reclaimer, or is the
     /// writer.
     #[inline(always)]
-    unsafe fn find(&self, addr: u64) -> Option<(Page, V)> {
+    unsafe fn find(&self, addr: u64) -> Option<(Page, Raw)> {
         if !G::in_reach(addr) {
             return None;
         }
@@ -344,13 +451,12 @@ impl<V: Atom, G: Geometry, R: Reclaim> MemTable<V, G, R> {
                 t.visit();
                 t.link(lv.index(addr)).load(Acquire)
             };
-            match Link::of(w) {
+            match Self::link_of(w) {
                 Link::Empty => return None,
                 Link::Table(c) => t = c,
                 large => {
                     // SAFETY: loaded from a live table in our section.
-                    return unsafe { Self::large_value(large) }
-                        .map(|v| (page_at(addr, l as u8, lv.shift), v));
+                    return unsafe { Self::large_raw(large) }.map(|v| (page_at(addr, l as u8, lv.shift), v));
                 }
             }
             l -= 1;
@@ -376,100 +482,188 @@ impl<V: Atom, G: Geometry, R: Reclaim> MemTable<V, G, R> {
     /// # Safety
     /// As [`retire`](Self::retire), for the word `w`.
     unsafe fn retire_word(&self, w: *mut Header) {
-        if let Link::Boxed(n) = Link::of(w) {
+        match Self::link_of(w) {
             // SAFETY: (caller).
-            unsafe { self.retire(n, Kind::Cells(1)) }
+            Link::Boxed(n) => unsafe { self.retire(n, Kind::Cells(1)) },
+            // SAFETY: (caller): the slot held the table's reference.
+            Link::Shared(p) => unsafe { self.retire_value(p) },
+            Link::Empty | Link::Table(_) | Link::Inline(_) => {}
         }
     }
 
-    /// A new slot word for a large value: inline, or a new box.
-    fn large_word(v: V) -> *mut Header {
-        let bits = Repr::<V>::bits(v);
-        if Self::WIDE {
-            let n = Node::new(Kind::Cells(1));
-            // SAFETY: a fresh node of one cell. Relaxed: the box is
-            // published by the Release store of its word.
-            unsafe { n.cell(0).store(bits, Relaxed) };
-            Link::boxed(n)
-        } else {
-            Link::inline(bits)
+    /// Retires the table's reference `p` to a value published by pointer,
+    /// which the writer has just replaced or cleared in its slot: dropped
+    /// after the grace period.
+    ///
+    /// # Safety
+    /// Writer only; no slot holds this reference any more.
+    unsafe fn retire_value(&self, p: NonNull<Header>) {
+        // SAFETY: (caller) unlinked, owned from now on by the `Retired`.
+        unsafe { self.reclaim.retire(Retired::value(p, V::drop_ptr, V::HEAP_BYTES, &self.stats)) }
+    }
+
+    /// What the writer gives back for a value it took out of a slot: a
+    /// copy, or (for a pointer) a clone of the table's reference, which is
+    /// retired (readers may still hold it).
+    ///
+    /// # Safety
+    /// Writer only; `r` was just replaced or cleared in its slot (by
+    /// [`put_bottom`](Self::put_bottom) or [`take_bottom`](Self::take_bottom)).
+    #[inline(always)]
+    unsafe fn retire_taken(&self, r: Raw) -> V {
+        match r {
+            Raw::Bits(b) => V::from_bits(b),
+            // SAFETY: (caller) the table's reference, alive until retired,
+            // and in no slot any more.
+            Raw::Ptr(p) => unsafe {
+                let v = V::clone_ptr(p.as_ptr().cast());
+                self.retire_value(p);
+                v
+            },
         }
+    }
+
+    /// A new slot word for a large value: inline, a new box, or the value's
+    /// pointer, tagged (the table's reference, from now on).
+    fn large_word(v: V) -> *mut Header {
+        match V::STORE {
+            Store::Wide => {
+                let n = Node::new(Kind::Cells(1));
+                // SAFETY: a fresh node of one cell. Relaxed: the box is
+                // published by the Release store of its word.
+                unsafe { n.cell(0).store(v.to_bits(), Relaxed) };
+                Link::boxed(n)
+            }
+            Store::Packed => Link::inline(v.to_bits()),
+            Store::Ptr => Link::shared(Self::value_ptr(v)),
+        }
+    }
+
+    /// Gives `v`'s reference to the table: its pointer (published by the
+    /// caller's Release store).
+    #[inline]
+    fn value_ptr(v: V) -> *mut Header {
+        let p = v.into_ptr().cast::<Header>();
+        #[cfg(loom)]
+        super::node::loom_values::published(p);
+        p
     }
 
     /// Writes `v` into slot `i` of the bottom table `t`, returning the
-    /// value it replaces. Counts the slot in `t`'s `len`.
+    /// value it replaces, as stored: for a pointer, the table's reference,
+    /// which the caller retires ([`retire_taken`](Self::retire_taken)).
+    /// Counts the slot in `t`'s `len`.
     ///
     /// # Safety
     /// Writer only; `t` a live bottom table, `i` below its fan-out.
-    unsafe fn put_bottom(t: Node, i: usize, v: V) -> Option<V> {
-        let bits = Repr::<V>::bits(v);
+    unsafe fn put_bottom(t: Node, i: usize, v: V) -> Option<Raw> {
         // SAFETY: (caller).
         unsafe {
-            if Self::WIDE {
-                let word = t.cell(i / 64);
-                let m = 1u64 << (i % 64);
-                let w = own_load(word);
-                let cell = t.cell(Self::lv(0).words + i);
-                if w & m != 0 {
-                    let old = own_load(cell);
-                    // One store: readers see the old or the new value.
-                    cell.store(bits, Relaxed);
-                    Some(V::from_bits(old))
-                } else {
-                    // The value first, then the bit with Release: a reader
-                    // that sees the bit (Acquire) sees this value.
-                    cell.store(bits, Relaxed);
-                    word.store(w | m, Release);
-                    t.len().fetch_add(1, Relaxed);
-                    None
+            match V::STORE {
+                Store::Wide => {
+                    let bits = v.to_bits();
+                    let word = t.cell(i / 64);
+                    let m = 1u64 << (i % 64);
+                    let w = own_load(word);
+                    let cell = t.cell(Self::lv(0).words + i);
+                    if w & m != 0 {
+                        let old = own_load(cell);
+                        // One store: readers see the old or the new value.
+                        cell.store(bits, Relaxed);
+                        Some(Raw::Bits(old))
+                    } else {
+                        // The value first, then the bit with Release: a reader
+                        // that sees the bit (Acquire) sees this value.
+                        cell.store(bits, Relaxed);
+                        word.store(w | m, Release);
+                        t.len().fetch_add(1, Relaxed);
+                        None
+                    }
                 }
-            } else {
-                let cell = t.cell(i);
-                let old = own_load(cell);
-                // One store of the whole entry.
-                cell.store((bits << 1) | 1, Relaxed);
-                if old & 1 != 0 {
-                    Some(V::from_bits(old >> 1))
-                } else {
-                    t.len().fetch_add(1, Relaxed);
-                    None
+                Store::Packed => {
+                    let bits = v.to_bits();
+                    let cell = t.cell(i);
+                    let old = own_load(cell);
+                    // One store of the whole entry.
+                    cell.store((bits << 1) | 1, Relaxed);
+                    if old & 1 != 0 {
+                        Some(Raw::Bits(old >> 1))
+                    } else {
+                        t.len().fetch_add(1, Relaxed);
+                        None
+                    }
+                }
+                Store::Ptr => {
+                    let slot = t.link(i);
+                    let old = own_load_ptr(slot);
+                    // Release: publishes the value (made before) with its
+                    // pointer; readers load it with Acquire.
+                    slot.store(Self::value_ptr(v), Release);
+                    let old = NonNull::new(old);
+                    if old.is_none() {
+                        t.len().fetch_add(1, Relaxed);
+                    }
+                    old.map(Raw::Ptr)
                 }
             }
         }
     }
 
-    /// Removes the entry in slot `i` of the bottom table `t`.
+    /// Removes the entry in slot `i` of the bottom table `t`, returning it
+    /// as stored (see [`put_bottom`](Self::put_bottom)).
     ///
     /// # Safety
     /// As [`put_bottom`](Self::put_bottom).
-    unsafe fn take_bottom(t: Node, i: usize) -> Option<V> {
+    unsafe fn take_bottom(t: Node, i: usize) -> Option<Raw> {
         // SAFETY: (caller).
         unsafe {
-            let old = if Self::WIDE {
-                let word = t.cell(i / 64);
-                let m = 1u64 << (i % 64);
-                let w = own_load(word);
-                if w & m == 0 {
-                    return None;
+            let old = match V::STORE {
+                Store::Wide => {
+                    let word = t.cell(i / 64);
+                    let m = 1u64 << (i % 64);
+                    let w = own_load(word);
+                    if w & m == 0 {
+                        return None;
+                    }
+                    // The bit is cleared; the value stays until overwritten.
+                    word.store(w & !m, Release);
+                    Raw::Bits(own_load(t.cell(Self::lv(0).words + i)))
                 }
-                // The bit is cleared; the value stays until overwritten.
-                word.store(w & !m, Release);
-                V::from_bits(own_load(t.cell(Self::lv(0).words + i)))
-            } else {
-                let cell = t.cell(i);
-                let old = own_load(cell);
-                if old & 1 == 0 {
-                    return None;
+                Store::Packed => {
+                    let cell = t.cell(i);
+                    let old = own_load(cell);
+                    if old & 1 == 0 {
+                        return None;
+                    }
+                    cell.store(0, Relaxed);
+                    Raw::Bits(old >> 1)
                 }
-                cell.store(0, Relaxed);
-                V::from_bits(old >> 1)
+                Store::Ptr => {
+                    let slot = t.link(i);
+                    let old = NonNull::new(own_load_ptr(slot))?;
+                    slot.store(EMPTY, Release);
+                    Raw::Ptr(old)
+                }
             };
             t.len().fetch_sub(1, Relaxed);
             Some(old)
         }
     }
 
-    /// Frees the tree under `n` (level `l`) and its boxes now.
+    /// Drops the table's reference `p` now (the table is being dropped, or
+    /// the value was never published).
+    ///
+    /// # Safety
+    /// `p` is the table's reference, in no reachable slot, dropped once.
+    unsafe fn drop_value(p: NonNull<Header>) {
+        #[cfg(loom)]
+        super::node::loom_values::released(p.as_ptr());
+        // SAFETY: (caller).
+        unsafe { V::drop_ptr(p.as_ptr().cast()) }
+    }
+
+    /// Frees the tree under `n` (level `l`), its boxes, and drops its
+    /// references to values published by pointer, now.
     ///
     /// # Safety
     /// No reader can reach or visit it: it was never published, or the
@@ -478,12 +672,23 @@ impl<V: Atom, G: Geometry, R: Reclaim> MemTable<V, G, R> {
         if l > 0 {
             for i in 0..Self::lv(l).fanout {
                 // SAFETY: (caller) live upper table, `i` in range.
-                match Link::of(own_load_ptr(unsafe { n.link(i) })) {
+                match Self::link_of(own_load_ptr(unsafe { n.link(i) })) {
                     // SAFETY: (caller) owned, unreachable.
                     Link::Table(c) => unsafe { Self::free_tree(c, l - 1) },
                     // SAFETY: as above.
                     Link::Boxed(b) => unsafe { b.free(Kind::Cells(1)) },
+                    // SAFETY: as above: the slot's reference, dropped once.
+                    Link::Shared(p) => unsafe { Self::drop_value(p) },
                     Link::Empty | Link::Inline(_) => {}
+                }
+            }
+        } else if Self::PTR {
+            for i in 0..Self::lv(0).fanout {
+                // SAFETY: (caller) live bottom table of links, `i` in range.
+                let w = own_load_ptr(unsafe { n.link(i) });
+                if let Some(p) = NonNull::new(w) {
+                    // SAFETY: the slot's reference, dropped once.
+                    unsafe { Self::drop_value(p) }
                 }
             }
         }
@@ -510,15 +715,20 @@ impl<V: Atom, G: Geometry, R: Reclaim> MemTable<V, G, R> {
         let (mut used, mut entries) = (0, 0);
         for i in 0..lv.fanout {
             // SAFETY: as above.
-            let link = Link::of(own_load_ptr(unsafe { n.link(i) }));
+            let link = Self::link_of(own_load_ptr(unsafe { n.link(i) }));
             match link {
                 Link::Empty => continue,
                 Link::Table(c) => entries += Self::check_tree(c, l - 1, false)?,
-                Link::Inline(_) | Link::Boxed(_) => {
+                Link::Inline(_) | Link::Boxed(_) | Link::Shared(_) => {
                     if !lv.large {
                         return Err(format!("a large entry at level {l}, which holds none"));
                     }
-                    if matches!(link, Link::Inline(_)) == Self::WIDE {
+                    let want = match V::STORE {
+                        Store::Packed => matches!(link, Link::Inline(_)),
+                        Store::Wide => matches!(link, Link::Boxed(_)),
+                        Store::Ptr => matches!(link, Link::Shared(_)),
+                    };
+                    if !want {
                         return Err(format!("a large entry of the wrong representation at level {l}"));
                     }
                     entries += 1;
@@ -533,7 +743,7 @@ impl<V: Atom, G: Geometry, R: Reclaim> MemTable<V, G, R> {
     }
 }
 
-impl<V: Atom, G: Geometry, R: Reclaim> Drop for MemTable<V, G, R> {
+impl<V: Value, G: Geometry, R: Reclaim> Drop for MemTable<V, G, R> {
     fn drop(&mut self) {
         // SAFETY: `&mut self`: no reader or writer is left; nodes retired
         // earlier belong to the reclaimer, not to the tree.
@@ -548,12 +758,12 @@ impl<V: Atom, G: Geometry, R: Reclaim> Drop for MemTable<V, G, R> {
 /// then publishes with one Release store; an error leaves the table
 /// unchanged. Errors are those of [`crate::MemTable`]'s methods of the same
 /// names (there is no `OutOfNodes`: tables come from the global allocator).
-pub struct Writer<'t, V: Atom, G: Geometry = X86_4Level, R: Reclaim = Epoch> {
+pub struct Writer<'t, V: Value, G: Geometry = X86_4Level, R: Reclaim = Epoch> {
     t: &'t MemTable<V, G, R>,
     _lock: MutexGuard<'t, ()>,
 }
 
-impl<V: Atom, G: Geometry, R: Reclaim> core::fmt::Debug for Writer<'_, V, G, R> {
+impl<V: Value, G: Geometry, R: Reclaim> core::fmt::Debug for Writer<'_, V, G, R> {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         f.debug_struct("sync::Writer").field("len", &self.len()).finish_non_exhaustive()
     }
@@ -565,7 +775,7 @@ fn check_place<G: Geometry>(addr: u64, level: Level) -> Result<(), Error> {
     crate::table::MemTable::<(), G>::check_place(addr, level)
 }
 
-impl<'t, V: Atom, G: Geometry, R: Reclaim> Writer<'t, V, G, R> {
+impl<'t, V: Value, G: Geometry, R: Reclaim> Writer<'t, V, G, R> {
     /// The table written to.
     pub fn table(&self) -> &'t MemTable<V, G, R> {
         self.t
@@ -587,15 +797,17 @@ impl<'t, V: Atom, G: Geometry, R: Reclaim> Writer<'t, V, G, R> {
     }
 
     /// The value covering `addr`, as the writer sees it (no guard needed:
-    /// only the writer frees tables).
-    pub fn get(&self, addr: u64) -> Option<V> {
+    /// only the writer frees tables and drops values, and the borrow ends
+    /// before its next write).
+    pub fn get(&self, addr: u64) -> Option<V::Read<'_>> {
         self.get_key_value(addr).map(|(_, v)| v)
     }
 
     /// The entry covering `addr`, with its page.
-    pub fn get_key_value(&self, addr: u64) -> Option<(Page, V)> {
-        // SAFETY: we are the writer.
-        unsafe { self.t.find(addr) }
+    pub fn get_key_value(&self, addr: u64) -> Option<(Page, V::Read<'_>)> {
+        // SAFETY: we are the writer; the value is borrowed with `self`, so
+        // no write (`&mut self`) drops it meanwhile.
+        unsafe { self.t.find(addr).map(|(p, r)| (p, MemTable::<V, G, R>::read(r))) }
     }
 
     /// Inserts `v` for the base page at `addr`, returning the value it
@@ -622,7 +834,9 @@ impl<'t, V: Atom, G: Geometry, R: Reclaim> Writer<'t, V, G, R> {
     /// or a new box published by one store, the old box retired (64-bit
     /// values).
     pub fn insert_at(&mut self, addr: u64, level: Level, v: V) -> Result<Option<V>, Error<V>> {
-        check_place::<G>(addr, level).map_err(|e| e.with_value(v))?;
+        if let Err(e) = check_place::<G>(addr, level) {
+            return Err(e.with_value(v));
+        }
         let lt = level.index();
         let mut t = self.t.root;
         let mut l = MemTable::<V, G, R>::TOP;
@@ -630,7 +844,7 @@ impl<'t, V: Atom, G: Geometry, R: Reclaim> Writer<'t, V, G, R> {
             let lv = MemTable::<V, G, R>::lv(l);
             // SAFETY: the writer's live upper table, masked index.
             let slot = unsafe { t.link(lv.index(addr)) };
-            match Link::of(own_load_ptr(slot)) {
+            match MemTable::<V, G, R>::link_of(own_load_ptr(slot)) {
                 Link::Table(c) => t = c,
                 Link::Empty => {
                     let sub = Self::build_path(addr, l - 1, lt, v);
@@ -642,7 +856,7 @@ impl<'t, V: Atom, G: Geometry, R: Reclaim> Writer<'t, V, G, R> {
                     self.add_len(1);
                     return Ok(None);
                 }
-                Link::Inline(_) | Link::Boxed(_) => {
+                Link::Inline(_) | Link::Boxed(_) | Link::Shared(_) => {
                     let p = page_at(addr, l as u8, lv.shift);
                     return Err(Error::new(ErrorKind::ConflictLarger, p.addr(), p.level(), v));
                 }
@@ -656,13 +870,14 @@ impl<'t, V: Atom, G: Geometry, R: Reclaim> Writer<'t, V, G, R> {
             if old.is_none() {
                 self.add_len(1);
             }
-            return Ok(old);
+            // SAFETY: `old` was just replaced in its slot.
+            return Ok(old.map(|r| unsafe { self.t.retire_taken(r) }));
         }
         let lv = MemTable::<V, G, R>::lv(lt);
         // SAFETY: the writer's live upper table, masked index.
         let slot = unsafe { t.link(lv.index(addr)) };
         let w = own_load_ptr(slot);
-        let link = Link::of(w);
+        let link = MemTable::<V, G, R>::link_of(w);
         match link {
             Link::Table(_) => Err(Error::new(ErrorKind::ConflictSmaller, addr, level, v)),
             Link::Empty => {
@@ -672,8 +887,9 @@ impl<'t, V: Atom, G: Geometry, R: Reclaim> Writer<'t, V, G, R> {
                 self.add_len(1);
                 Ok(None)
             }
-            Link::Inline(_) | Link::Boxed(_) => {
-                // SAFETY: the writer reads its own live entry.
+            Link::Inline(_) | Link::Boxed(_) | Link::Shared(_) => {
+                // SAFETY: the writer reads its own live entry (a clone of an
+                // `Arc`: the table's reference is retired below).
                 let old = unsafe { MemTable::<V, G, R>::large_value(link) };
                 slot.store(MemTable::<V, G, R>::large_word(v), Release);
                 // SAFETY: the old box is unlinked by the store above.
@@ -748,13 +964,14 @@ impl<'t, V: Atom, G: Geometry, R: Reclaim> Writer<'t, V, G, R> {
                 // SAFETY: the writer's live bottom table, masked index.
                 match unsafe { MemTable::<V, G, R>::take_bottom(t, i) } {
                     None => return Ok(None),
-                    Some(v) => break (page_at(addr, 0, lv.shift), v),
+                    // SAFETY: just cleared in its slot.
+                    Some(r) => break (page_at(addr, 0, lv.shift), unsafe { self.t.retire_taken(r) }),
                 }
             }
             // SAFETY: the writer's live upper table, masked index.
             let slot = unsafe { t.link(i) };
             let w = own_load_ptr(slot);
-            let link = Link::of(w);
+            let link = MemTable::<V, G, R>::link_of(w);
             match link {
                 Link::Empty => return Ok(None),
                 Link::Table(c) => {
@@ -763,7 +980,7 @@ impl<'t, V: Atom, G: Geometry, R: Reclaim> Writer<'t, V, G, R> {
                     t = c;
                     l -= 1;
                 }
-                Link::Inline(_) | Link::Boxed(_) if !large => {
+                Link::Inline(_) | Link::Boxed(_) | Link::Shared(_) if !large => {
                     return Err(Error::new(
                         ErrorKind::ConflictLarger,
                         addr & !((1u64 << lv.shift) - 1),
@@ -771,8 +988,9 @@ impl<'t, V: Atom, G: Geometry, R: Reclaim> Writer<'t, V, G, R> {
                         (),
                     ));
                 }
-                Link::Inline(_) | Link::Boxed(_) => {
-                    // SAFETY: the writer's own live entry.
+                Link::Inline(_) | Link::Boxed(_) | Link::Shared(_) => {
+                    // SAFETY: the writer's own live entry (a clone of an
+                    // `Arc`: the table's reference is retired below).
                     let v = unsafe { MemTable::<V, G, R>::large_value(link) }.expect("a large entry");
                     slot.store(EMPTY, Release);
                     // SAFETY: live; the box is unlinked by the store.
@@ -823,10 +1041,10 @@ impl<'t, V: Atom, G: Geometry, R: Reclaim> Writer<'t, V, G, R> {
             if l == level {
                 return Ok((t, i, w));
             }
-            match Link::of(w) {
+            match MemTable::<V, G, R>::link_of(w) {
                 Link::Table(c) => t = c,
                 Link::Empty => return Err(Error::new(nothing, addr, Level::new(level as u8), ())),
-                Link::Inline(_) | Link::Boxed(_) => {
+                Link::Inline(_) | Link::Boxed(_) | Link::Shared(_) => {
                     let p = page_at(addr, l as u8, lv.shift);
                     return Err(Error::new(ErrorKind::ConflictLarger, p.addr(), p.level(), ()));
                 }
@@ -853,7 +1071,7 @@ impl<'t, V: Atom, G: Geometry, R: Reclaim> Writer<'t, V, G, R> {
         };
         let lt = level.index();
         let (t, i, w) = self.walk_to(addr, lt, ErrorKind::NothingToSplit)?;
-        let link = Link::of(w);
+        let link = MemTable::<V, G, R>::link_of(w);
         // SAFETY: the writer's own live entry.
         let Some(v) = (unsafe { MemTable::<V, G, R>::large_value(link) }) else {
             return Err(Error::new(ErrorKind::NothingToSplit, addr, level, ()));
@@ -866,8 +1084,8 @@ impl<'t, V: Atom, G: Geometry, R: Reclaim> Writer<'t, V, G, R> {
         let page = page_at(addr, lt as u8, MemTable::<V, G, R>::lv(lt).shift);
 
         /// Frees the half-built table if `ops` unwinds.
-        struct Aside<V: Atom, G: Geometry, R: Reclaim>(Node, usize, PhantomData<MemTable<V, G, R>>);
-        impl<V: Atom, G: Geometry, R: Reclaim> Drop for Aside<V, G, R> {
+        struct Aside<V: Value, G: Geometry, R: Reclaim>(Node, usize, PhantomData<MemTable<V, G, R>>);
+        impl<V: Value, G: Geometry, R: Reclaim> Drop for Aside<V, G, R> {
             fn drop(&mut self) {
                 // SAFETY: never published.
                 unsafe { MemTable::<V, G, R>::free_tree(self.0, self.1) }
@@ -919,7 +1137,7 @@ impl<'t, V: Atom, G: Geometry, R: Reclaim> Writer<'t, V, G, R> {
         }
         let lt = level.index();
         let (t, i, w) = self.walk_to(addr, lt, ErrorKind::NotMergeable)?;
-        let Link::Table(c) = Link::of(w) else { return Err(not()) };
+        let Link::Table(c) = MemTable::<V, G, R>::link_of(w) else { return Err(not()) };
         let cl = lt - 1;
         let clv = MemTable::<V, G, R>::lv(cl);
         // SAFETY: the writer's live child.
@@ -931,9 +1149,9 @@ impl<'t, V: Atom, G: Geometry, R: Reclaim> Writer<'t, V, G, R> {
             // SAFETY: the writer's live child, `j` in range.
             let v = unsafe {
                 if cl == 0 {
-                    MemTable::<V, G, R>::bottom(c, j)
+                    MemTable::<V, G, R>::bottom(c, j).map(|r| MemTable::<V, G, R>::owned(r))
                 } else {
-                    MemTable::<V, G, R>::large_value(Link::of(own_load_ptr(c.link(j))))
+                    MemTable::<V, G, R>::large_value(MemTable::<V, G, R>::link_of(own_load_ptr(c.link(j))))
                 }
             };
             match v {
@@ -946,7 +1164,31 @@ impl<'t, V: Atom, G: Geometry, R: Reclaim> Writer<'t, V, G, R> {
         let Some(m) = ops.merge(page, Children::new(&mut it, clv.fanout)) else { return Err(not()) };
         // SAFETY: the writer's live table, `i` in range.
         unsafe { t.link(i) }.store(MemTable::<V, G, R>::large_word(m), Release);
-        // `c` is unlinked: retire its boxes, then itself.
+        // `c` is unlinked: retire its boxes, then itself; or itself with its
+        // references to values published by pointer (one item).
+        if MemTable::<V, G, R>::PTR {
+            let ptrs = (0..clv.fanout)
+                .filter_map(|j| {
+                    // SAFETY: `c` is the writer's, `j` in range.
+                    let w = own_load_ptr(unsafe { c.link(j) });
+                    if cl == 0 {
+                        NonNull::new(w)
+                    } else if let Link::Shared(p) = MemTable::<V, G, R>::link_of(w) {
+                        Some(p)
+                    } else {
+                        None
+                    }
+                })
+                .collect();
+            let kind = MemTable::<V, G, R>::kind(cl);
+            // SAFETY: unlinked by the store above, with every reference in it.
+            unsafe {
+                let r = Retired::node_and_values(c, kind, ptrs, V::drop_ptr, V::HEAP_BYTES, &self.t.stats);
+                self.t.reclaim.retire(r);
+            }
+            self.add_len(1 - clv.fanout as isize);
+            return Ok(());
+        }
         if cl > 0 {
             for j in 0..clv.fanout {
                 // SAFETY: `c` is still allocated (retired below, after);
@@ -989,7 +1231,7 @@ struct Frame {
 /// # Invariants
 /// `frames[level..=TOP]` are the nodes of the current path, each loaded
 /// from its parent's link once, under the guard borrowed for `'g`.
-pub struct Iter<'g, V: Atom, G: Geometry = X86_4Level, R: Reclaim = Epoch> {
+pub struct Iter<'g, V: Value, G: Geometry = X86_4Level, R: Reclaim = Epoch> {
     frames: [Frame; MAX_LEVELS],
     level: usize,
     lo: u64,
@@ -998,10 +1240,10 @@ pub struct Iter<'g, V: Atom, G: Geometry = X86_4Level, R: Reclaim = Epoch> {
     _marker: PhantomData<(&'g MemTable<V, G, R>, &'g ())>,
 }
 
-impl<V: Atom, G: Geometry, R: Reclaim> Iterator for Iter<'_, V, G, R> {
-    type Item = (Page, V);
+impl<'g, V: Value, G: Geometry, R: Reclaim> Iterator for Iter<'g, V, G, R> {
+    type Item = (Page, V::Read<'g>);
 
-    fn next(&mut self) -> Option<(Page, V)> {
+    fn next(&mut self) -> Option<(Page, V::Read<'g>)> {
         let top = MemTable::<V, G, R>::TOP;
         while !self.done {
             let l = self.level;
@@ -1025,13 +1267,14 @@ impl<V: Atom, G: Geometry, R: Reclaim> Iterator for Iter<'_, V, G, R> {
             if l == 0 {
                 // SAFETY: `f.node` is live under the guard (invariant),
                 // `f.idx` below the fan-out.
-                if let Some(v) = unsafe { MemTable::<V, G, R>::bottom(f.node, f.idx) } {
-                    return Some((Page::new(a, 0, lv.shift), v));
+                if let Some(r) = unsafe { MemTable::<V, G, R>::bottom(f.node, f.idx) } {
+                    // SAFETY: read under the guard borrowed for `'g`.
+                    return Some((Page::new(a, 0, lv.shift), unsafe { MemTable::<V, G, R>::read(r) }));
                 }
                 continue;
             }
             // SAFETY: as above.
-            let link = Link::of(unsafe {
+            let link = MemTable::<V, G, R>::link_of(unsafe {
                 f.node.visit();
                 f.node.link(f.idx).load(Acquire)
             });
@@ -1047,8 +1290,8 @@ impl<V: Atom, G: Geometry, R: Reclaim> Iterator for Iter<'_, V, G, R> {
                 }
                 large => {
                     // SAFETY: loaded from a live table under the guard.
-                    return unsafe { MemTable::<V, G, R>::large_value(large) }
-                        .map(|v| (Page::new(a, l as u8, lv.shift), v));
+                    return unsafe { MemTable::<V, G, R>::large_raw(large) }
+                        .map(|r| (Page::new(a, l as u8, lv.shift), unsafe { MemTable::<V, G, R>::read(r) }));
                 }
             }
         }
