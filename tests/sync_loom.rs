@@ -371,3 +371,220 @@ fn remove_reinsert_vs_reader_wide_relaxation() {
     });
     assert_eq!(seen, 1, "the relaxation documented in the module docs");
 }
+
+// Values published by pointer (`Arc`) ---------------------------------------
+
+/// A value larger than a word: every field its generation.
+type Big = std::sync::Arc<[u64; 4]>;
+
+fn big(gen_: u64) -> Big {
+    std::sync::Arc::new([gen_; 4])
+}
+
+/// The generation of a value read, checked whole.
+fn gen_of(v: &[u64; 4]) -> u64 {
+    assert!(v.iter().all(|&f| f == v[0]), "a torn value: {v:?}");
+    v[0]
+}
+
+/// Replacement by pointer against a reader, in a bottom slot or a large
+/// entry: the reader sees the old or the new value, whole; the table's
+/// reference to the old one is dropped after the reader (the loom poison
+/// of `Arc` values: a drop not ordered after the reader's visit is a race
+/// loom reports).
+fn arc_replacement_vs_reader<R: Reclaim>(level: Level) {
+    let seen = model(move |seen| {
+        let t: Arc<Table<Big, R>> = Arc::new(Table::new());
+        t.writer().insert_at(0, level, big(1)).unwrap();
+        let w = {
+            let t = t.clone();
+            thread::spawn(move || {
+                let old = t.writer().insert_at(0, level, big(2)).unwrap();
+                assert_eq!(old.as_deref().map(gen_of), Some(1));
+                t.collect();
+            })
+        };
+        {
+            let g = t.pin();
+            let x = t.get(0, &g).map(gen_of);
+            assert!(x == Some(1) || x == Some(2), "{x:?}");
+            seen.saw((x == Some(2)) as usize);
+        }
+        w.join().unwrap();
+        t.collect();
+        let r = t.reclamation();
+        assert_eq!((r.retired, r.pending), (1, 0), "{r:?}");
+        assert_eq!(t.get_pinned(0).as_deref().map(gen_of), Some(2));
+    });
+    assert_eq!(seen, 0b11, "loom explored both orders");
+}
+
+#[test]
+fn arc_replacement_vs_reader_bottom() {
+    arc_replacement_vs_reader::<Counted>(Level::BASE);
+}
+
+#[test]
+fn arc_replacement_vs_reader_large() {
+    arc_replacement_vs_reader::<Counted>(L1);
+}
+
+/// The negative control for values: a reclaimer that drops the table's
+/// reference at once must be caught.
+#[test]
+#[should_panic]
+fn arc_replacement_with_immediate_free_is_caught() {
+    arc_replacement_vs_reader::<sync::Immediate>(Level::BASE);
+}
+
+/// Remove of an `Arc` value against a reader: the value, whole, or
+/// nothing; the returned clone is the caller's.
+#[test]
+fn arc_remove_vs_reader() {
+    let seen = model(|seen| {
+        let t: Arc<Table<Big>> = Arc::new(Table::new());
+        t.writer().insert(0x1000, big(5)).unwrap();
+        t.writer().insert(0, big(6)).unwrap(); // keeps the table
+        let w = {
+            let t = t.clone();
+            thread::spawn(move || {
+                let old = t.writer().remove(0x1000).unwrap();
+                assert_eq!(old.as_deref().map(gen_of), Some(5));
+                t.collect();
+            })
+        };
+        {
+            let g = t.pin();
+            let x = t.get(0x1000, &g).map(gen_of);
+            assert!(x.is_none() || x == Some(5), "{x:?}");
+            seen.saw(x.is_some() as usize);
+        }
+        w.join().unwrap();
+        t.collect();
+        let r = t.reclamation();
+        assert_eq!((r.retired, r.pending), (1, 0), "{r:?}");
+    });
+    assert_eq!(seen, 0b11, "loom explored both orders");
+}
+
+/// A split shares one `Arc` among the sub-pages (one reference per slot):
+/// the reader sees the large entry or a sub-page, the same value either
+/// way, and an iteration sees the split whole.
+#[test]
+fn arc_split_shares_vs_reader() {
+    let seen = model(|seen| {
+        let t: Arc<Table<Big>> = Arc::new(Table::new());
+        let a = big(3);
+        t.writer().insert_at(0, L1, a.clone()).unwrap();
+        let w = {
+            let t = t.clone();
+            thread::spawn(move || {
+                t.writer().split(0, L1).unwrap();
+                t.collect();
+            })
+        };
+        {
+            let g = t.pin();
+            let (p, x) = t.get_key_value(0x1000, &g).expect("always covered");
+            assert!(core::ptr::eq(x, &*a), "the one shared value");
+            assert_eq!(gen_of(x), 3);
+            seen.saw((p.level() == L1) as usize);
+            let all: Vec<_> = t.iter(&g).map(|(p, x)| (p.addr(), p.level(), gen_of(x))).collect();
+            assert!(all == [(0, L1, 3)] || all == [(0, Level::BASE, 3), (0x1000, Level::BASE, 3)], "{all:?}");
+        }
+        w.join().unwrap();
+        t.collect();
+        let r = t.reclamation();
+        assert_eq!((r.retired, r.pending), (1, 0), "the large entry's reference: {r:?}");
+        // Ours, the two sub-pages', and the large entry's: the loom
+        // reclaimer keeps what it poisoned until it is dropped.
+        assert_eq!(std::sync::Arc::strong_count(&a), 4);
+        drop(t);
+        assert_eq!(std::sync::Arc::strong_count(&a), 1, "every table reference dropped once");
+    });
+    assert_eq!(seen, 0b11, "loom explored both orders");
+}
+
+/// Merge of `Arc` values against a reader: the merged table and its
+/// references are retired as one item, dropped after the reader.
+#[test]
+fn arc_merge_vs_reader() {
+    let seen = model(|seen| {
+        let t: Arc<Table<Big>> = Arc::new(Table::new());
+        {
+            let mut w = t.writer();
+            w.insert(0, big(7)).unwrap();
+            w.insert(0x1000, big(7)).unwrap();
+        }
+        let w = {
+            let t = t.clone();
+            thread::spawn(move || {
+                t.writer().merge(0, L1).unwrap();
+                t.collect();
+            })
+        };
+        {
+            let g = t.pin();
+            let (p, x) = t.get_key_value(0x1000, &g).expect("always covered");
+            assert_eq!(gen_of(x), 7);
+            seen.saw((p.level() == L1) as usize);
+        }
+        w.join().unwrap();
+        t.collect();
+        let r = t.reclamation();
+        assert_eq!((r.retired, r.pending), (3, 0), "the table and two references: {r:?}");
+    });
+    assert_eq!(seen, 0b11, "loom explored both orders");
+}
+
+/// A value whose content loom tracks: written by the thread that makes
+/// it, read by readers through a loom cell.
+struct Tracked(loom::cell::UnsafeCell<u64>);
+
+// SAFETY: written once, before it is published (`with_mut` in `tracked`),
+// then only read; loom checks every access is ordered after that write.
+unsafe impl Sync for Tracked {}
+
+fn tracked(v: u64) -> std::sync::Arc<Tracked> {
+    let t = Tracked(loom::cell::UnsafeCell::new(0));
+    // SAFETY: ours alone.
+    t.0.with_mut(|p| unsafe { *p = v });
+    std::sync::Arc::new(t)
+}
+
+fn read_tracked(t: &Tracked) -> u64 {
+    // SAFETY: a shared read; loom reports it if not ordered after the write.
+    t.0.with(|p| unsafe { *p })
+}
+
+/// Publication by pointer: a value made by the writer's thread and
+/// inserted (a new entry in an existing table, a replacement, and a large
+/// entry) is seen by a reader with its content: the Release store of the
+/// pointer and the reader's Acquire load order the content's write before
+/// the read (a Relaxed store here is a race loom reports).
+#[test]
+fn arc_publication_vs_reader() {
+    let seen = model(|seen| {
+        let t: Arc<Table<std::sync::Arc<Tracked>>> = Arc::new(Table::new());
+        t.writer().insert(0x1000, tracked(1)).unwrap(); // the tables exist
+        let w = {
+            let t = t.clone();
+            thread::spawn(move || {
+                let mut w = t.writer();
+                w.insert(0, tracked(2)).unwrap();
+                w.insert(0x1000, tracked(3)).unwrap();
+            })
+        };
+        {
+            let g = t.pin();
+            let a = t.get(0, &g).map(read_tracked);
+            let b = t.get(0x1000, &g).map(read_tracked);
+            assert!(a.is_none() || a == Some(2), "{a:?}");
+            assert!(b == Some(1) || b == Some(3), "{b:?}");
+            seen.saw(a.is_some() as usize);
+        }
+        w.join().unwrap();
+        t.collect();
+    });
+    assert_eq!(seen, 0b11, "loom explored both orders");
+}

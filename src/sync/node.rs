@@ -298,12 +298,15 @@ pub(crate) mod loom_values {
     pub(crate) fn published<T>(p: *mut T) {
         VALUES.with(|m| {
             let mut m = m.borrow_mut();
-            let e = m.entry(p.addr()).or_insert((0, Box::leak(Box::new(loom::cell::UnsafeCell::new(false)))));
-            if e.0 == 0 {
+            let fresh =
+                || -> Cell { std::boxed::Box::leak(std::boxed::Box::new(loom::cell::UnsafeCell::new(true))) };
+            match m.get_mut(&p.addr()) {
+                Some(e) if e.0 > 0 => e.0 += 1,
                 // A new value (or an address reused): a fresh cell.
-                e.1 = Box::leak(Box::new(loom::cell::UnsafeCell::new(true)));
+                _ => {
+                    m.insert(p.addr(), (1, fresh()));
+                }
             }
-            e.0 += 1;
         })
     }
 
