@@ -17,7 +17,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::time::{Duration, Instant};
 
 use mem_table::ops::{Children, FnOps};
-use mem_table::sync::{self, Atom};
+use mem_table::sync::{self, Value};
 use mem_table::{Level, Page};
 
 const L1: Level = Level::new(1);
@@ -53,7 +53,12 @@ fn budget() -> Duration {
     Duration::from_millis(ms)
 }
 
-fn stress<V: Atom + core::fmt::Debug>(to: fn(u64) -> V, from: fn(V) -> u64) {
+/// Runs the stress for values made by `to`, read back by `from` (which
+/// checks an `Arc` value's content whole) and, owned, by `own`.
+fn stress<V: Value + core::fmt::Debug>(to: fn(u64) -> V, from: fn(V::Read<'_>) -> u64, own: fn(&V) -> u64)
+where
+    for<'g> V::Read<'g>: core::fmt::Debug,
+{
     let t: sync::MemTable<V> = sync::MemTable::new();
     {
         let mut w = t.writer();
@@ -73,6 +78,9 @@ fn stress<V: Atom + core::fmt::Debug>(to: fn(u64) -> V, from: fn(V) -> u64) {
                 let mut n = 0u64;
                 let mut g = t.pin();
                 while !stop.load(Relaxed) {
+                    // A value held across the batch: still intact at its
+                    // end, whatever the writer replaced meanwhile.
+                    let held = t.get(region(0), &g).map(|v| (v, from(v)));
                     for r in 0..REGIONS {
                         // An iteration over the region: one generation.
                         let all: Vec<(Page, u64)> = t
@@ -133,6 +141,9 @@ fn stress<V: Atom + core::fmt::Debug>(to: fn(u64) -> V, from: fn(V) -> u64) {
                             assert_eq!(from(v), k + 1, "scattered page {k}");
                         }
                     }
+                    if let Some((v, x)) = held {
+                        assert_eq!(from(v), x, "a value changed or freed under its reader");
+                    }
                     n += 1;
                     // A quiescent point every batch.
                     g.repin();
@@ -169,7 +180,7 @@ fn stress<V: Atom + core::fmt::Debug>(to: fn(u64) -> V, from: fn(V) -> u64) {
                         |_: Page, _: &V, _: Page| unreachable!(),
                         move |_: Page, c: Children<'_, '_, V>| {
                             for (j, v) in c.enumerate() {
-                                assert_eq!(dec(from(*v)), (g, j as u64));
+                                assert_eq!(dec(own(v)), (g, j as u64));
                             }
                             Some(to(enc(g + 1, LARGE)))
                         },
@@ -234,10 +245,28 @@ fn stress<V: Atom + core::fmt::Debug>(to: fn(u64) -> V, from: fn(V) -> u64) {
 
 #[test]
 fn stress_u64() {
-    stress::<u64>(|v| v, |v| v);
+    stress::<u64>(|v| v, |v| v, |v| *v);
 }
 
 #[test]
 fn stress_u32() {
-    stress::<u32>(|v| v as u32, |v| v as u64);
+    stress::<u32>(|v| v as u32, |v| v as u64, |v| *v as u64);
+}
+
+/// A value larger than a word: every field the same encoded value, so a
+/// torn or freed read shows.
+#[derive(Debug)]
+struct Big([u64; 8]);
+
+impl Big {
+    fn check(&self) -> u64 {
+        assert!(self.0.iter().all(|&f| f == self.0[0]), "a torn or freed value: {:x?}", self.0);
+        self.0[0]
+    }
+}
+
+/// Values published by pointer: every read checks the content whole.
+#[test]
+fn stress_arc() {
+    stress::<std::sync::Arc<Big>>(|v| std::sync::Arc::new(Big([v; 8])), Big::check, |v| v.check());
 }
