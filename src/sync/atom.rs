@@ -1,4 +1,5 @@
-//! [`Atom`]: values that fit in one atomic word.
+//! [`Atom`]: values that fit in one atomic word; [`Value`]: what the
+//! concurrent table stores (every `Atom`, and `Arc<T>` published by pointer).
 
 /// A value the concurrent table stores inline in an atomic word, so that a
 /// reader copies it out with one atomic load and can never see it torn.

@@ -1,11 +1,14 @@
 //! A concurrent table: lookups that never wait, one writer at a time.
 //!
 //! [`MemTable`] here is the same sparse radix table as [`crate::MemTable`],
-//! on the same [geometries](crate::geometry), for values that fit in one
-//! atomic word ([`Atom`]: `u8` to `u64`, `bool`, or a user type such as
-//! per-page rights). Any number of threads read it through `&self`
-//! without locks; a [`Writer`] (the table's writer lock, taken by
-//! [`MemTable::writer`]) inserts, removes, splits and merges meanwhile.
+//! on the same [geometries](crate::geometry), for values a reader can read
+//! without tearing ([`Value`]): values that fit in one atomic word
+//! ([`Atom`]: `u8` to `u64`, `bool`, or a user type such as per-page
+//! rights), stored inline, and values of any size as `Arc<T>`, published
+//! by pointer and read as `&T` under the reader's guard. Any number of
+//! threads read it through `&self` without locks; a [`Writer`] (the
+//! table's writer lock, taken by [`MemTable::writer`]) inserts, removes,
+//! splits and merges meanwhile.
 //!
 //! ```
 //! use mem_table::{Level, sync::MemTable};
@@ -40,8 +43,33 @@
 //! take a guard from [`MemTable::pin`]: hold one across a batch of lookups
 //! (a vCPU exit's worth), since entering a read section costs about as much
 //! as a lookup. The `*_pinned` forms pin per call. A lookup is wait-free:
-//! one load per level, no retry, no lock, no write to shared memory. A
-//! value is copied out, never borrowed.
+//! one load per level, no retry, no lock, no write to shared memory. An
+//! [`Atom`] is copied out; an `Arc<T>` value is borrowed (`&T`) for as
+//! long as the guard, with no reference count touched
+//! ([`get_cloned`](MemTable::get_cloned) and the `*_pinned` forms clone
+//! the `Arc` instead: one atomic increment).
+//!
+//! ```
+//! use std::sync::Arc;
+//! use mem_table::sync::MemTable;
+//!
+//! /// A value larger than a word.
+//! #[derive(Debug, PartialEq)]
+//! struct Region { host: u64, len: u64, name: &'static str }
+//!
+//! let t: MemTable<Arc<Region>> = MemTable::new();
+//! let ram = Arc::new(Region { host: 0x7f00_0000_0000, len: 1 << 30, name: "ram" });
+//! t.writer().insert_at(0x4000_0000, mem_table::Level::new(2), ram.clone()).unwrap();
+//! let g = t.pin();
+//! let r: &Region = t.get(0x4123_4567, &g).unwrap();
+//! // The writer replaces it; the reader's `&Region` stays valid until `g` goes.
+//! let old = t.writer().insert_at(0x4000_0000, mem_table::Level::new(2), Arc::new(Region { name: "rom", ..*ram }));
+//! assert!(Arc::ptr_eq(&old.unwrap().unwrap(), &ram));
+//! t.collect();
+//! assert_eq!(r.name, "ram");
+//! drop(g);
+//! assert_eq!(t.get_pinned(0x4000_0000).unwrap().name, "rom");
+//! ```
 //!
 //! For every page, a reader sees either the state before or the state
 //! after each write that it overlaps: never a half-built split, a half-done
@@ -52,14 +80,20 @@
 //!
 //! # Value representation
 //!
-//! | table | values of at most 63 bits | 64-bit values |
-//! |---|---|---|
-//! | bottom | one `AtomicU64` per slot: `0` empty, `v << 1 \| 1` | a presence bitmap of `AtomicU64` words, and an `AtomicU64` per slot |
-//! | upper | one `AtomicPtr` per slot: null, a child table's address, or `v << 1 \| 1` inline (an address without provenance, never dereferenced) | null, a child, or the address `\| 2` of a boxed value: a one-word node, immutable once published |
+//! | table | [`Atom`]s of at most 63 bits | 64-bit [`Atom`]s | `Arc<T>` |
+//! |---|---|---|---|
+//! | bottom | one `AtomicU64` per slot: `0` empty, `v << 1 \| 1` | a presence bitmap of `AtomicU64` words, and an `AtomicU64` per slot | one `AtomicPtr` per slot: null empty, else the pointer `Arc::into_raw` gave |
+//! | upper | one `AtomicPtr` per slot: null, a child table's address, or `v << 1 \| 1` inline (an address without provenance, never dereferenced) | null, a child, or the address `\| 2` of a boxed value: a one-word node, immutable once published | null, a child, or the value's pointer `\| 1` |
 //!
-//! Links are pointers with provenance (strict-provenance clean). Larger
-//! values than a word are not supported (no values published by pointer
-//! for user types).
+//! Links and value pointers are pointers with provenance (strict-provenance
+//! clean). Each slot holding an `Arc` value holds one strong reference of
+//! its own (the table's): a split into 512 sub-pages that share one value
+//! ([`SplitByClone`](crate::ops::SplitByClone)) is 512 reference count
+//! increments, no copy of `T`. A value published by pointer is immutable
+//! while published (readers hold `&T`; interior mutability in `T` is the
+//! user's own synchronisation). The pointer's bit 0 tags it in upper slots:
+//! an `Arc`'s value follows its two counters, so it is always even
+//! (checked on insert, since std does not promise it).
 //!
 //! # Protocols and their memory orderings
 //!
@@ -92,6 +126,21 @@
 //! - **Large value of a 64-bit type**: a new one-word box is written, then
 //!   its tagged address is stored (`Release`) into the slot; a reader
 //!   acquires the link and reads the box. A replaced box is retired.
+//! - **Value published by pointer** (`Arc<T>`, any slot): the value was
+//!   written when the `Arc` was made, by whichever thread made it (and
+//!   handed to the writer, which orders it before the writer's stores);
+//!   the writer stores its pointer with `Release` (a new entry, a
+//!   replacement, a split's slots built aside and published with their
+//!   table); a reader loads it with `Acquire` and borrows the value: it
+//!   sees the value whole. **Replace and remove** store the new pointer or
+//!   null (`Release`), then retire the table's old reference, exactly like
+//!   an unlinked node: it is dropped (`Arc`'s decrement, and the free if it
+//!   was the last) only after every reader pinned at the store has
+//!   unpinned, so a `&T` a reader holds stays valid for its guard. The
+//!   caller of `insert`/`remove` gets a clone of the old reference, its
+//!   own. A merge retires the merged table together with its references
+//!   (one item). The decrement's own ordering is `Arc`'s (Release, then
+//!   Acquire before the free).
 //! - **Split**: the child table is built aside with every slot filled (the
 //!   consumer's [`PageOps`](crate::ops::PageOps) give the values), then one
 //!   `Release` store replaces the large entry's word with the link. A
@@ -104,21 +153,23 @@
 //! - **Remove that empties a table**: the entry is cleared first; then each
 //!   table left empty is unlinked (one `Release` store of null into its
 //!   parent) and retired, bottom up. Readers still in it see it empty.
-//! - **Reclamation**: a node is retired only after the store that unlinks
-//!   it, and freed only after every reader that was pinned at that moment
-//!   has unpinned ([`Epoch`]: crossbeam-epoch's grace period; the `SeqCst`
+//! - **Reclamation**: a node (or a value reference) is retired only after
+//!   the store that unlinks it, and freed only after every reader that was
+//!   pinned at that moment has unpinned ([`Epoch`]: crossbeam-epoch's grace period; the `SeqCst`
 //!   fence in its pin orders the reader's pin before its link loads). A
 //!   reader pinned later loads the new link and cannot reach the node.
 //!
 //! # Reclamation and memory waiting for readers
 //!
-//! Freed tables and boxes are reclaimed through [`crossbeam-epoch`]
+//! Freed tables, boxes and replaced `Arc` values are reclaimed through
+//! [`crossbeam-epoch`]
 //! (see [`Epoch`] for why). A guard held for a long time keeps every node
 //! retired after it was taken: the memory waiting is bounded only by how
 //! much the writer retires meanwhile. [`MemTable::reclamation`] reports it
-//! (nodes and bytes retired and not yet freed; the table counts its own
-//! retirements and frees, since crossbeam does not say); [`Guard::repin`]
-//! is a reader's quiescent point.
+//! (items and bytes retired and not yet freed, an `Arc` reference counted
+//! with its allocation's size; the table counts its own retirements and
+//! frees, since crossbeam does not say); [`Guard::repin`] is a reader's
+//! quiescent point.
 //!
 //! # Writers
 //!
@@ -137,9 +188,14 @@
 //!   use a loom-friendly reclaimer (a reader count with `SeqCst` fences) in
 //!   which a freed node is *poisoned* through a loom cell that every reader
 //!   visit reads: a free not ordered after a reader that could still visit
-//!   the node is a data race loom reports (a negative control with a
-//!   reclaimer that frees at once must fail);
-//! - a bounded stress test (`tests/sync_stress.rs`), also run under
+//!   the node is a data race loom reports (negative controls with a
+//!   reclaimer that frees at once must fail). `Arc` values are poisoned the
+//!   same way through a loom cell the table keeps per value pointer (made
+//!   when a slot takes a reference, written when the table drops its last);
+//!   a model whose values hold a loom cell written before they are
+//!   inserted checks the publication's ordering of their content;
+//! - a bounded stress test (`tests/sync_stress.rs`), `Arc` values included
+//!   (every read checks the content whole), also run under
 //!   ThreadSanitizer;
 //! - a model-based test against [`crate::MemTable`] (`tests/sync.rs`), also
 //!   run under Miri: with strict provenance on the runs that use the
@@ -147,7 +203,10 @@
 //!   integer-to-pointer casts), and with permissive provenance, Tree
 //!   Borrows and leaks ignored on the crossbeam runs (crossbeam-epoch fails
 //!   Stacked Borrows inside its own list, and its global collector never
-//!   runs the garbage left at exit).
+//!   runs the garbage left at exit); and an ownership test that counts
+//!   every `Arc` value's drops (exactly once each, none while a reader that
+//!   saw it is pinned, its `&T` read after the writer's replace and
+//!   `collect`: a use after free Miri reports).
 //!
 //! [`crossbeam-epoch`]: crossbeam_epoch
 
@@ -157,6 +216,8 @@ mod prim;
 mod reclaim;
 mod table;
 
+#[doc(hidden)]
+pub use atom::Store;
 pub use atom::{Atom, Value};
 #[cfg(loom)]
 pub use reclaim::Immediate;
