@@ -110,12 +110,13 @@ impl Link {
     #[inline(always)]
     pub(crate) fn of(w: *mut Header) -> Link {
         let a = w.addr();
-        if a & INLINE != 0 {
-            Link::Inline((a >> 1) as u64)
-        } else if a & BOXED != 0 {
-            NonNull::new(w.map_addr(|a| a & !BOXED)).map_or(Link::Empty, |n| Link::Boxed(Node(n)))
-        } else {
+        // The common case first: a link (or nothing), one test of the tags.
+        if a & (INLINE | BOXED) == 0 {
             NonNull::new(w).map_or(Link::Empty, |n| Link::Table(Node(n)))
+        } else if a & INLINE != 0 {
+            Link::Inline((a >> 1) as u64)
+        } else {
+            NonNull::new(w.map_addr(|a| a & !BOXED)).map_or(Link::Empty, |n| Link::Boxed(Node(n)))
         }
     }
 
