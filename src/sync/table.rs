@@ -72,6 +72,12 @@ impl<V: Value, G: Geometry, R: Reclaim> core::fmt::Debug for MemTable<V, G, R> {
 /// A value as a slot stores it: an [`Atom`](super::Atom)'s bits, or the
 /// pointer of a value published by pointer (untagged), standing for the
 /// table's reference to it.
+///
+/// # Invariants
+/// A `Ptr` is the pointer `Value::into_ptr` gave for a reference a slot
+/// holds (or held until it was retired): it is valid while the holder's
+/// guard, or the writer's borrow, lasts. A `Raw` owns nothing: dropping one
+/// drops no reference.
 #[derive(Clone, Copy, Debug)]
 pub(crate) enum Raw {
     Bits(u64),
@@ -815,7 +821,9 @@ impl<'t, V: Value, G: Geometry, R: Reclaim> Writer<'t, V, G, R> {
     /// atomic store; a new entry in an existing table is one store (values
     /// of at most 63 bits) or two (64-bit values: the value, then its
     /// presence bit); a new path of tables is built aside and linked with
-    /// one store.
+    /// one store. For `Arc` values, the pointer is published with one
+    /// Release store, and the old value returned is a clone of the table's
+    /// reference, which is dropped once no reader can still see it.
     ///
     /// ```
     /// use mem_table::sync::MemTable;
@@ -832,7 +840,8 @@ impl<'t, V: Value, G: Geometry, R: Reclaim> Writer<'t, V, G, R> {
     /// of an entry of that level at that place that it replaces. As
     /// [`crate::MemTable::insert_at`]. A large value is one store (inline),
     /// or a new box published by one store, the old box retired (64-bit
-    /// values).
+    /// values), or the `Arc`'s pointer published by one store, the old
+    /// reference retired and a clone of it returned.
     pub fn insert_at(&mut self, addr: u64, level: Level, v: V) -> Result<Option<V>, Error<V>> {
         if let Err(e) = check_place::<G>(addr, level) {
             return Err(e.with_value(v));
@@ -931,6 +940,8 @@ impl<'t, V: Value, G: Geometry, R: Reclaim> Writer<'t, V, G, R> {
     /// [`crate::MemTable::remove`]: a large entry covering `addr` is refused
     /// with [`ConflictLarger`](ErrorKind::ConflictLarger), the table
     /// unchanged. Published as [`remove_covering`](Self::remove_covering).
+    /// An `Arc` value is returned as a clone of the table's reference, which
+    /// is retired (readers still holding `&T` keep reading it).
     pub fn remove(&mut self, addr: u64) -> Result<Option<V>, Error> {
         Ok(self.remove_at_base(addr, false)?.map(|(_, v)| v))
     }
@@ -1055,7 +1066,8 @@ impl<'t, V: Value, G: Geometry, R: Reclaim> Writer<'t, V, G, R> {
 
     /// Splits the large entry at `(addr, level)` into a full table of
     /// entries one level down, each a copy of it. As
-    /// [`crate::MemTable::split`].
+    /// [`crate::MemTable::split`]. For `Arc` values every sub-page shares
+    /// the one value (a reference count increment each, no copy of `T`).
     pub fn split(&mut self, addr: u64, level: Level) -> Result<(), Error> {
         self.split_with(addr, level, &mut SplitByClone)
     }
@@ -1127,8 +1139,9 @@ impl<'t, V: Value, G: Geometry, R: Reclaim> Writer<'t, V, G, R> {
 
     /// Merges the full table under `(addr, level)` as `ops` decides. The
     /// large entry's word is made first and replaces the link with one
-    /// Release store; then the table (and its boxes) are retired: readers
-    /// still in it see the values from before the merge.
+    /// Release store; then the table (and its boxes, or its references to
+    /// `Arc` values, retired with it as one item) are retired: readers still
+    /// in it see the values from before the merge.
     pub fn merge_with<O: PageOps<V>>(&mut self, addr: u64, level: Level, ops: &mut O) -> Result<(), Error> {
         check_place::<G>(addr, level)?;
         let not = || Error::new(ErrorKind::NotMergeable, addr, level, ());
