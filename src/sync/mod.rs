@@ -161,4 +161,5 @@ pub use atom::Atom;
 #[cfg(loom)]
 pub use reclaim::Immediate;
 pub use reclaim::{Counted, CountedGuard, Epoch, Guard, Reclaim, Reclamation, Retired};
+pub use table::track::{Change, Changes};
 pub use table::{Iter, MemTable, Writer};

@@ -21,6 +21,12 @@ use crate::page::{Level, Page};
 use crate::raw::layout::{Info, Lv};
 use crate::raw::page_at;
 
+mod ranges;
+mod reserve;
+pub(super) mod track;
+
+use reserve::WriterState;
+
 /// A table of per-page values that many threads read without locks while
 /// one writer at a time changes it. See [the module docs](super).
 ///
@@ -35,11 +41,13 @@ use crate::raw::page_at;
 /// - between writer operations every node's `len` counts its occupied
 ///   slots and `len` counts the entries;
 /// - only the holder of `lock` (or of `&mut self`) stores to any slot or
-///   retires any node.
+///   retires any node, or touches `ws`.
 pub struct MemTable<V: Atom, G: Geometry = X86_4Level, R: Reclaim = Epoch> {
     root: Node,
     len: AtomicUsize,
     lock: Mutex<()>,
+    /// The writer's own state (spare tables, change marks): see `reserve`.
+    ws: core::cell::UnsafeCell<WriterState>,
     reclaim: R,
     stats: Arc<Stats>,
     _marker: PhantomData<fn() -> (V, G)>,
@@ -100,6 +108,7 @@ impl<V: Atom, G: Geometry, R: Reclaim> MemTable<V, G, R> {
             root: Node::new(Self::kind(Self::TOP)),
             len: AtomicUsize::new(0),
             lock: Mutex::new(()),
+            ws: Default::default(),
             reclaim: R::default(),
             stats: Arc::new(Stats::default()),
             _marker: PhantomData,
@@ -633,13 +642,14 @@ impl<'t, V: Atom, G: Geometry, R: Reclaim> Writer<'t, V, G, R> {
             match Link::of(own_load_ptr(slot)) {
                 Link::Table(c) => t = c,
                 Link::Empty => {
-                    let sub = Self::build_path(addr, l - 1, lt, v);
+                    let sub = self.build_path(addr, l - 1, lt, v);
                     // Release: publishes the new tables and the entry in
                     // them, all written before.
                     slot.store(Link::table(sub), Release);
                     // SAFETY: live.
                     unsafe { t.len() }.fetch_add(1, Relaxed);
                     self.add_len(1);
+                    self.mark_at(addr, level);
                     return Ok(None);
                 }
                 Link::Inline(_) | Link::Boxed(_) => {
@@ -656,6 +666,7 @@ impl<'t, V: Atom, G: Geometry, R: Reclaim> Writer<'t, V, G, R> {
             if old.is_none() {
                 self.add_len(1);
             }
+            self.mark_at(addr, level);
             return Ok(old);
         }
         let lv = MemTable::<V, G, R>::lv(lt);
@@ -670,6 +681,7 @@ impl<'t, V: Atom, G: Geometry, R: Reclaim> Writer<'t, V, G, R> {
                 // SAFETY: live.
                 unsafe { t.len() }.fetch_add(1, Relaxed);
                 self.add_len(1);
+                self.mark_at(addr, level);
                 Ok(None)
             }
             Link::Inline(_) | Link::Boxed(_) => {
@@ -678,6 +690,7 @@ impl<'t, V: Atom, G: Geometry, R: Reclaim> Writer<'t, V, G, R> {
                 slot.store(MemTable::<V, G, R>::large_word(v), Release);
                 // SAFETY: the old box is unlinked by the store above.
                 unsafe { self.t.retire_word(w) };
+                self.mark_at(addr, level);
                 Ok(old)
             }
         }
@@ -685,8 +698,8 @@ impl<'t, V: Atom, G: Geometry, R: Reclaim> Writer<'t, V, G, R> {
 
     /// A new chain of tables from level `top` down to level `lt`, holding
     /// only `v` at `addr`. Unpublished.
-    fn build_path(addr: u64, top: usize, lt: usize, v: V) -> Node {
-        let n = Node::new(MemTable::<V, G, R>::kind(lt));
+    fn build_path(&mut self, addr: u64, top: usize, lt: usize, v: V) -> Node {
+        let n = self.new_table(lt);
         let lv = MemTable::<V, G, R>::lv(lt);
         // SAFETY: a fresh node of level `lt`, masked index. Relaxed stores
         // throughout: the caller publishes the chain with a Release store.
@@ -700,7 +713,7 @@ impl<'t, V: Atom, G: Geometry, R: Reclaim> Writer<'t, V, G, R> {
         }
         let mut n = n;
         for l in lt + 1..=top {
-            let p = Node::new(MemTable::<V, G, R>::kind(l));
+            let p = self.new_table(l);
             // SAFETY: as above.
             unsafe {
                 p.link(MemTable::<V, G, R>::lv(l).index(addr)).store(Link::table(n), Relaxed);
@@ -801,6 +814,7 @@ impl<'t, V: Atom, G: Geometry, R: Reclaim> Writer<'t, V, G, R> {
             child = p;
             cl += 1;
         }
+        self.mark_page(found.0);
         Ok(Some(found))
     }
 
@@ -873,7 +887,7 @@ impl<'t, V: Atom, G: Geometry, R: Reclaim> Writer<'t, V, G, R> {
                 unsafe { MemTable::<V, G, R>::free_tree(self.0, self.1) }
             }
         }
-        let n = Node::new(MemTable::<V, G, R>::kind(cl));
+        let n = self.new_table(cl);
         let aside = Aside::<V, G, R>(n, cl, PhantomData);
         for j in 0..clv.fanout {
             let sub = Page::new(page.addr() + ((j as u64) << clv.shift), cl as u8, clv.shift);
@@ -895,6 +909,7 @@ impl<'t, V: Atom, G: Geometry, R: Reclaim> Writer<'t, V, G, R> {
         // SAFETY: the old box, if any, is unlinked by the store above.
         unsafe { self.t.retire_word(w) };
         self.add_len(clv.fanout as isize - 1);
+        self.mark_page(page);
         Ok(())
     }
 
@@ -957,6 +972,7 @@ impl<'t, V: Atom, G: Geometry, R: Reclaim> Writer<'t, V, G, R> {
         // SAFETY: unlinked by the store above.
         unsafe { self.t.retire(c, MemTable::<V, G, R>::kind(cl)) };
         self.add_len(1 - clv.fanout as isize);
+        self.mark_page(page);
         Ok(())
     }
 
