@@ -4,8 +4,8 @@
 //! result and the whole contents. Under Miri the runs are few and short.
 #![cfg(feature = "sync")]
 
-use mem_table::geometry::{Custom, Large};
 use core::ops::Bound;
+use mem_table::geometry::{Custom, Large};
 
 use mem_table::ops::{Children, FnOps, PageOps};
 use mem_table::sync::{self, Atom};
@@ -237,7 +237,10 @@ fn runs<V: Copy + PartialEq>(it: impl Iterator<Item = (Page, V)>) -> Vec<(u64, u
 
 /// Applies a change report to the shadow: clears each region, then sets
 /// its value.
-fn apply<V: Atom + core::fmt::Debug>(shadow: &mut MemTable<V>, report: &[sync::Change<V>]) -> Result<(), String> {
+fn apply<V: Atom + core::fmt::Debug>(
+    shadow: &mut MemTable<V>,
+    report: &[sync::Change<V>],
+) -> Result<(), String> {
     let mut prev = None;
     for c in report {
         if prev.is_some_and(|p| p >= c.start) || c.start > c.last {
@@ -340,7 +343,10 @@ where
             Op::InsertRange(a, b, shape, v, changing) => {
                 let r = bounds::<G>(a, b, shape);
                 let (x, y) = if changing {
-                    (w.insert_range_with(r, val(v), &mut page_ops()), m.insert_range_with(r, val(v), &mut page_ops()))
+                    (
+                        w.insert_range_with(r, val(v), &mut page_ops()),
+                        m.insert_range_with(r, val(v), &mut page_ops()),
+                    )
                 } else {
                     (w.insert_range(r, val(v)), m.insert_range(r, val(v)))
                 };
@@ -375,7 +381,11 @@ where
                 m.retain(f);
             }
             Op::Compact(with) => {
-                let (x, y) = if with { (w.compact_with(&mut page_ops()), m.compact_with(&mut page_ops())) } else { (w.compact(), m.compact()) };
+                let (x, y) = if with {
+                    (w.compact_with(&mut page_ops()), m.compact_with(&mut page_ops()))
+                } else {
+                    (w.compact(), m.compact())
+                };
                 if x != y {
                     return same(format!("{x} vs {y} merges"));
                 }
@@ -395,7 +405,10 @@ where
                 }
             }
             Op::ReserveTables(l, n) => {
-                let (x, y) = (w.reserve_tables(Level::new(l), n as usize), m.reserve_tables(Level::new(l), n as usize));
+                let (x, y) = (
+                    w.reserve_tables(Level::new(l), n as usize),
+                    m.reserve_tables(Level::new(l), n as usize),
+                );
                 if x != y {
                     return same(format!("{x:?} vs {y:?}"));
                 }

@@ -168,7 +168,12 @@ fn consistent(t: &Table, before: &[Option<u8>], after: &[Option<u8>]) {
     assert_eq!(w.len(), t.iter(&t.pin()).count());
     drop(w);
     for (i, now) in pages(t).into_iter().enumerate() {
-        assert!(now == before[i] || now == after[i], "page {i}: {now:?}, not {:?} or {:?}", before[i], after[i]);
+        assert!(
+            now == before[i] || now == after[i],
+            "page {i}: {now:?}, not {:?} or {:?}",
+            before[i],
+            after[i]
+        );
     }
 }
 

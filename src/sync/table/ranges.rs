@@ -72,18 +72,28 @@ impl<V: Atom, G: Geometry, R: Reclaim> Writer<'_, V, G, R> {
     /// then every edge split it needs. Returns the inclusive bounds.
     fn plan<Q: RangeBounds<u64>>(&self, range: &Q, set: bool) -> Result<(u64, u64), Error> {
         let (lo, last) = crate::MemTable::<(), G>::check_range(range)?;
-        self.plan_range(View::Real(self.t.root), T::<V, G, R>::TOP, 0, lo, last, set).map_err(|r| match r {
-            Refusal::NoEntriesBelow(l) => Error::new(ErrorKind::NoEntriesAtLevel, lo, Level::new(l), ()),
-            Refusal::Larger(p) => Error::new(ErrorKind::ConflictLarger, p.addr(), p.level(), ()),
-            Refusal::Nothing => Error::new(ErrorKind::NothingToSplit, lo, Level::BASE, ()),
-            Refusal::Declined => Error::new(ErrorKind::NotMergeable, lo, Level::BASE, ()),
-        })?;
+        self.plan_range(View::Real(self.t.root), T::<V, G, R>::TOP, 0, lo, last, set).map_err(
+            |r| match r {
+                Refusal::NoEntriesBelow(l) => Error::new(ErrorKind::NoEntriesAtLevel, lo, Level::new(l), ()),
+                Refusal::Larger(p) => Error::new(ErrorKind::ConflictLarger, p.addr(), p.level(), ()),
+                Refusal::Nothing => Error::new(ErrorKind::NothingToSplit, lo, Level::BASE, ()),
+                Refusal::Declined => Error::new(ErrorKind::NotMergeable, lo, Level::BASE, ()),
+            },
+        )?;
         Ok((lo, last))
     }
 
     /// The plan's walk over the table seen as `view` (level `l`, based at
     /// `base`).
-    fn plan_range(&self, view: View, l: usize, base: u64, lo: u64, last: u64, set: bool) -> Result<(), Refusal> {
+    fn plan_range(
+        &self,
+        view: View,
+        l: usize,
+        base: u64,
+        lo: u64,
+        last: u64,
+        set: bool,
+    ) -> Result<(), Refusal> {
         if l == 0 {
             return Ok(());
         }
@@ -186,8 +196,6 @@ impl<V: Atom, G: Geometry, R: Reclaim> Writer<'_, V, G, R> {
             Link::Table(_) => State::Table,
             Link::Inline(_) | Link::Boxed(_) => State::Large,
         };
-        // SAFETY (every block below): `t` is the writer's table of level
-        // `l`; a node is retired only after the store that unlinks it.
         match step(v.is_some(), inside, lv.large, clv.large, l, state).expect("planned") {
             Step::Skip => 0,
             Step::Replace => {
@@ -195,36 +203,46 @@ impl<V: Atom, G: Geometry, R: Reclaim> Writer<'_, V, G, R> {
                 // nothing has changed.
                 let word = T::<V, G, R>::large_word(v.expect("an insert"));
                 slot.store(word, Release);
-                match link {
-                    Link::Empty => {
-                        unsafe { t.len() }.fetch_add(1, Relaxed);
-                        1
-                    }
-                    Link::Table(c) => 1 - unsafe { self.retire_tree(c, l - 1) } as isize,
-                    Link::Inline(_) | Link::Boxed(_) => {
-                        unsafe { self.t.retire_word(w) };
-                        0
+                // SAFETY: `t` is the writer's live table; what the slot held
+                // (a box, or the subtree `c`) is unlinked by the store above
+                // and reachable through no other link.
+                unsafe {
+                    match link {
+                        Link::Empty => {
+                            t.len().fetch_add(1, Relaxed);
+                            1
+                        }
+                        Link::Table(c) => 1 - self.retire_tree(c, l - 1) as isize,
+                        Link::Inline(_) | Link::Boxed(_) => {
+                            self.t.retire_word(w);
+                            0
+                        }
                     }
                 }
             }
             Step::Clear => {
                 slot.store(EMPTY, Release);
-                unsafe { t.len() }.fetch_sub(1, Relaxed);
-                match link {
-                    Link::Table(c) => -(unsafe { self.retire_tree(c, l - 1) } as isize),
-                    _ => {
-                        unsafe { self.t.retire_word(w) };
-                        -1
+                // SAFETY: as for `Replace`.
+                unsafe {
+                    t.len().fetch_sub(1, Relaxed);
+                    match link {
+                        Link::Table(c) => -(self.retire_tree(c, l - 1) as isize),
+                        _ => {
+                            self.t.retire_word(w);
+                            -1
+                        }
                     }
                 }
             }
             Step::Descend => {
                 let Link::Table(c) = link else { unreachable!("descends into a table") };
                 let d = self.apply_range(c, l - 1, a, lo, last, v, ops, live);
-                if unsafe { c.len() }.load(Relaxed) == 0 {
-                    // Emptied (a removal): unlinked, then retired.
-                    slot.store(EMPTY, Release);
-                    unsafe {
+                // SAFETY: `c` and `t` are the writer's live tables; once the
+                // store of null is done, no link to `c` is left.
+                unsafe {
+                    if c.len().load(Relaxed) == 0 {
+                        // Emptied (a removal): unlinked, then retired.
+                        slot.store(EMPTY, Release);
                         t.len().fetch_sub(1, Relaxed);
                         self.t.retire(c, T::<V, G, R>::kind(l - 1));
                     }
@@ -247,26 +265,20 @@ impl<V: Atom, G: Geometry, R: Reclaim> Writer<'_, V, G, R> {
                 }
                 d += self.apply_range(c, l - 1, a, lo, last, v, ops, false);
                 core::mem::forget(aside);
+                // SAFETY: `c` is the writer's fresh table. Never empty: an
+                // insert puts something in it, and an edge's split keeps
+                // the part of the large page outside the range.
+                debug_assert_ne!(unsafe { c.len() }.load(Relaxed), 0, "an empty table built aside");
                 // One store publishes the table and all the work in it.
-                if unsafe { c.len() }.load(Relaxed) == 0 {
-                    // Never the case for a planned operation (an edge keeps
-                    // part of what was there, an insert puts something),
-                    // but kept consistent: the slot is emptied instead.
-                    unsafe { T::<V, G, R>::free_tree(c, l - 1) };
-                    if state == State::Large {
-                        slot.store(EMPTY, Release);
-                        unsafe {
-                            t.len().fetch_sub(1, Relaxed);
-                            self.t.retire_word(w);
-                        }
-                    }
-                    return if state == State::Large { -1 } else { 0 };
-                }
                 slot.store(Link::table(c), Release);
-                if state == State::Large {
-                    unsafe { self.t.retire_word(w) };
-                } else {
-                    unsafe { t.len() }.fetch_add(1, Relaxed);
+                // SAFETY: `t` is the writer's live table; the replaced box,
+                // if any, is unlinked by the store above.
+                unsafe {
+                    if state == State::Large {
+                        self.t.retire_word(w);
+                    } else {
+                        t.len().fetch_add(1, Relaxed);
+                    }
                 }
                 d
             }
