@@ -196,7 +196,12 @@
 //!   reclaimer that frees at once must fail);
 //! - a bounded stress test (`tests/sync_stress.rs`), also run under
 //!   ThreadSanitizer;
-//! - a model-based test against [`crate::MemTable`] (`tests/sync.rs`), also
+//! - the writer's own tests (`tests/sync_writer.rs`): reserved operations
+//!   make no allocation (a counting global allocator), and a panic in the
+//!   consumer's ops or a `retain` closure leaves the table consistent;
+//! - a model-based test against [`crate::MemTable`] (`tests/sync.rs`):
+//!   every operation's result and error, the contents and the invariants
+//!   after each, and a copy rebuilt from the change reports alone; also
 //!   run under Miri: with strict provenance on the runs that use the
 //!   reader-count reclaimer (crossbeam-epoch's tagged pointers are
 //!   integer-to-pointer casts), and with permissive provenance, Tree

@@ -554,7 +554,8 @@ impl<V: Atom, G: Geometry, R: Reclaim> Drop for MemTable<V, G, R> {
 /// Readers go on reading while it writes.
 ///
 /// Every operation checks everything first, builds new tables aside, and
-/// then publishes with one Release store; an error leaves the table
+/// then publishes with one Release store (range operations: one per slot
+/// they change, see [the module docs](super)); an error leaves the table
 /// unchanged. Errors are those of [`crate::MemTable`]'s methods of the same
 /// names (there is no `OutOfNodes`: tables come from the global allocator).
 pub struct Writer<'t, V: Atom, G: Geometry = X86_4Level, R: Reclaim = Epoch> {
