@@ -10,7 +10,7 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 
 use mem_table::geometry::{Custom, Large};
 use mem_table::ops::{Children, PageOps};
-use mem_table::sync;
+use mem_table::sync::{self, Atom};
 use mem_table::typenum::{U2, U12};
 use mem_table::{Level, Page};
 
@@ -306,4 +306,43 @@ fn a_reserved_large_insert_of_a_u64_allocates_its_box_only() {
     w.reserve_insert(0x20_0000, L1).unwrap();
     let (r, n) = allocations(|| w.insert_at(0x20_0000, L1, u64::MAX).is_ok());
     assert_eq!((r, n), (true, 1));
+}
+
+thread_local! {
+    /// Whether `Picky::from_bits` panics now.
+    static PICKY: Cell<bool> = const { Cell::new(false) };
+}
+
+/// A value whose `from_bits` (the consumer's value code) panics on demand.
+#[derive(Clone, Copy, Debug, PartialEq)]
+struct Picky(u8);
+
+impl Atom for Picky {
+    const BITS: u32 = 8;
+    fn into_bits(self) -> u64 {
+        self.0 as u64
+    }
+    fn from_bits(bits: u64) -> Self {
+        assert!(!PICKY.get(), "the consumer's from_bits panics");
+        Picky(bits as u8)
+    }
+}
+
+/// A range removal reads each bottom value before it clears the slot, so
+/// a panicking `from_bits` leaves the table as it was.
+#[test]
+fn a_panic_in_value_code_during_a_range_removal_leaves_the_table_consistent() {
+    let t: sync::MemTable<Picky, Tiny, sync::Counted> = sync::MemTable::new();
+    let mut w = t.writer();
+    w.insert(0x1000, Picky(1)).unwrap();
+    w.insert(0x2000, Picky(2)).unwrap();
+    PICKY.set(true);
+    let r = catch_unwind(AssertUnwindSafe(|| w.remove_range(0x1000..0x3000)));
+    PICKY.set(false);
+    assert!(r.is_err());
+    w.check_invariants().unwrap();
+    assert_eq!((w.len(), w.get(0x1000), w.get(0x2000)), (2, Some(Picky(1)), Some(Picky(2))));
+    w.remove_range(0x1000..0x3000).unwrap();
+    assert!(w.is_empty());
+    w.check_invariants().unwrap();
 }
