@@ -154,7 +154,11 @@ impl<V: Atom, G: Geometry, R: Reclaim> Writer<'_, V, G, R> {
                         Some(v) => T::<V, G, R>::put_bottom(t, i, v).map_or(1, |_| 0),
                         // Read first: the value's `from_bits` runs before
                         // any store, so if it unwinds nothing has changed.
-                        None if T::<V, G, R>::bottom(t, i).is_none() => 0,
+                        // (Not under loom: a writer's atomic load just
+                        // before its store would hide readers' loads from
+                        // it, see `prim::own_load`; `take_bottom` alone
+                        // does the same there.)
+                        None if !cfg!(loom) && T::<V, G, R>::bottom(t, i).is_none() => 0,
                         None => T::<V, G, R>::take_bottom(t, i).map_or(0, |_| -1),
                     }
                 }
