@@ -4,8 +4,10 @@
 //! result and the whole contents. Under Miri the runs are few and short.
 #![cfg(feature = "sync")]
 
+use core::ops::Bound;
 use mem_table::geometry::{Custom, Large};
-use mem_table::ops::FnOps;
+
+use mem_table::ops::{Children, FnOps, PageOps};
 use mem_table::sync::{self, Atom};
 use mem_table::typenum::{U2, U12};
 use mem_table::{ErrorKind, Level, MemTable, Page};
@@ -106,6 +108,9 @@ fn packed_values_and_a_user_type() {
 
 /// A small geometry: three 2-bit levels, the middle one large.
 type Tiny = Custom<U12, (U2, Large<U2>, U2)>;
+/// Large entries above a level that holds none: their split is refused
+/// (`NoEntriesAtLevel`), also at a range's edge.
+type Gappy = Custom<U12, (U2, U2, Large<U2>, U2)>;
 
 #[derive(Clone, Copy, Debug)]
 enum Op {
@@ -118,6 +123,22 @@ enum Op {
     Fill(A, u8, u8),
     Get(A),
     Range(A, A),
+    /// `insert_range` over the range made of two addresses and a shape
+    /// (see [`bounds`]), with value-changing split ops if `true`.
+    InsertRange(A, A, u8, u8, bool),
+    RemoveRange(A, A, u8, bool),
+    Clear,
+    /// Keeps pages whose number is not a multiple of `n`, flipping the low
+    /// bit of the values of those that are odd.
+    Retain(u8),
+    /// `compact`, or with ops that merge into the minimum if `true`.
+    Compact(bool),
+    ReserveInsert(A, u8),
+    ReserveSplit(A, u8),
+    ReserveTables(u8, u8),
+    Unreserve,
+    /// A report read and then dropped without a commit.
+    AbandonReport,
 }
 
 /// An address near the others, as coordinates placed per geometry: few
@@ -156,7 +177,19 @@ impl Arbitrary for Op {
             10..=11 => Op::Merge(addr(g), l),
             12 => Op::Fill(addr(g), *g.choose(&[1, 1, 2]).unwrap(), v),
             13 => Op::Get(addr(g)),
-            _ => Op::Range(addr(g), addr(g)),
+            14 => Op::Range(addr(g), addr(g)),
+            _ => match u8::arbitrary(g) % 24 {
+                0..=6 => Op::InsertRange(addr(g), addr(g), u8::arbitrary(g) % 8, v, bool::arbitrary(g)),
+                7..=11 => Op::RemoveRange(addr(g), addr(g), u8::arbitrary(g) % 8, bool::arbitrary(g)),
+                12 => Op::Clear,
+                13..=14 => Op::Retain(u8::arbitrary(g) % 4 + 2),
+                15..=16 => Op::Compact(bool::arbitrary(g)),
+                17 => Op::ReserveInsert(addr(g), l),
+                18 => Op::ReserveSplit(addr(g), l),
+                19 => Op::ReserveTables(l, u8::arbitrary(g) % 3),
+                20 => Op::Unreserve,
+                _ => Op::AbandonReport,
+            },
         }
     }
 }
@@ -164,9 +197,11 @@ impl Arbitrary for Op {
 /// A value type of the model: what its reads and its values compare as
 /// (the value for an `Atom`, the content for an `Arc`).
 trait Val: sync::Value + PartialEq + core::fmt::Debug {
-    type Cmp: PartialEq + core::fmt::Debug;
+    type Cmp: PartialOrd + core::fmt::Debug;
     fn of_read(r: Self::Read<'_>) -> Self::Cmp;
     fn of_val(v: &Self) -> Self::Cmp;
+    /// The value with bit `b` of its first word flipped.
+    fn flip(&self, b: u64) -> Self;
 }
 
 macro_rules! atom_val {
@@ -178,6 +213,9 @@ macro_rules! atom_val {
             }
             fn of_val(v: &$t) -> $t {
                 *v
+            }
+            fn flip(&self, b: u64) -> $t {
+                <$t as Atom>::from_bits(self.into_bits() ^ b)
             }
         }
     )*};
@@ -195,10 +233,77 @@ impl Val for Big {
     fn of_val(v: &Big) -> [u64; 8] {
         **v
     }
+    fn flip(&self, b: u64) -> Big {
+        let mut x = **self;
+        x[0] ^= b;
+        Arc::new(x)
+    }
 }
 
 fn big(v: u8) -> Big {
     Arc::new(core::array::from_fn(|i| (v as u64) << 8 | i as u64))
+}
+
+/// The range of two addresses: `a..b` (ordered) mostly, sometimes with an
+/// open end, inclusive (usually misaligned), or empty.
+fn bounds<G: mem_table::Geometry>(a: A, b: A, shape: u8) -> (Bound<u64>, Bound<u64>) {
+    let (a, b) = (at::<G>(a), at::<G>(b));
+    let (lo, hi) = (a.min(b), a.max(b));
+    // A range to the top of the reach holds a quarter million 1 GiB
+    // entries on x86: too slow to compare after every op. There, ranges
+    // end by 4 GiB (except for the inclusive shape, which is out of reach).
+    let big = G::ADDRESS_BITS > 32;
+    let (lo, hi) = if big && shape != 2 { (lo.min(1 << 32), hi.min(1 << 32)) } else { (lo, hi) };
+    match shape {
+        0 => (Bound::Unbounded, Bound::Excluded(hi)),
+        1 if !big => (Bound::Included(lo), Bound::Unbounded),
+        1 => (Bound::Included(lo), Bound::Excluded(1 << 32)),
+        2 => (Bound::Included(lo), Bound::Included(hi)),
+        3 => (Bound::Included(hi), Bound::Excluded(lo)),
+        _ => (Bound::Included(lo), Bound::Excluded(hi)),
+    }
+}
+
+/// Split ops that give sub-pages new values (the low bit flipped on odd
+/// sub-pages), and merge ops that merge into the minimum: the same for
+/// both tables.
+fn page_ops<V: Val>() -> impl PageOps<V> {
+    FnOps::new(
+        |_: Page, v: &V, sub: Page| v.flip((sub.addr() >> sub.shift()) & 1),
+        |_: Page, c: Children<'_, '_, V>| {
+            c.cloned().reduce(|a, b| if V::of_val(&b) < V::of_val(&a) { b } else { a })
+        },
+    )
+}
+
+/// The table's contents as maximal runs of pages of one value: two tables
+/// with the same runs give every page the same value, whatever the shapes.
+fn runs<V: PartialEq>(it: impl Iterator<Item = (Page, V)>) -> Vec<(u64, u64, V)> {
+    let mut out: Vec<(u64, u64, V)> = Vec::new();
+    for (p, v) in it {
+        match out.last_mut() {
+            Some((_, last, x)) if last.checked_add(1) == Some(p.addr()) && *x == v => *last = p.last(),
+            _ => out.push((p.addr(), p.last(), v)),
+        }
+    }
+    out
+}
+
+/// Applies a change report to the shadow: clears each region, then sets
+/// its value.
+fn apply<V: Val>(shadow: &mut MemTable<V>, report: &[sync::Change<V>]) -> Result<(), String> {
+    let mut prev = None;
+    for c in report {
+        if prev.is_some_and(|p| p >= c.start) || c.start > c.last {
+            return Err(format!("report regions out of order or empty at {c:x?}"));
+        }
+        prev = Some(c.last);
+        shadow.remove_range(c.start..=c.last).map_err(|e| format!("shadow remove {c:x?}: {e}"))?;
+        if let Some(v) = c.value.clone() {
+            shadow.insert_range(c.start..=c.last, v).map_err(|e| format!("shadow insert {c:x?}: {e}"))?;
+        }
+    }
+    Ok(())
 }
 
 /// Runs `ops` against both tables; `Err` says where they disagree.
@@ -211,6 +316,15 @@ where
     let s: sync::MemTable<V, G, R> = sync::MemTable::new();
     let mut m: MemTable<V, G> = MemTable::new();
     let mut w = s.writer();
+    w.track_changes();
+    // What the change reports say the table holds: on x86, whose levels
+    // all split, so that any region can be cleared and set (on `Gappy`, a
+    // table of its own geometry could not clear part of a large entry; the
+    // test geometries all have 4 KiB pages and fit in 48 bits).
+    let mut shadow: MemTable<V> = MemTable::new();
+    // Reports after every op, or (in half the runs) every seventh, so that
+    // the marks of many ops add up.
+    let report_each = ops.len() % 2 == 0;
     let g = s.pin();
     for (k, &op) in ops.iter().enumerate() {
         let same = |what: String| -> Result<(), String> { Err(format!("op {k} {op:?}: {what}")) };
@@ -277,6 +391,90 @@ where
                     }
                 }
             }
+            Op::InsertRange(a, b, shape, v, changing) => {
+                let r = bounds::<G>(a, b, shape);
+                let (x, y) = if changing {
+                    (
+                        w.insert_range_with(r, val(v), &mut page_ops()),
+                        m.insert_range_with(r, val(v), &mut page_ops()),
+                    )
+                } else {
+                    (w.insert_range(r, val(v)), m.insert_range(r, val(v)))
+                };
+                if x != y {
+                    return same(format!("{x:?} vs {y:?}"));
+                }
+            }
+            Op::RemoveRange(a, b, shape, changing) => {
+                let r = bounds::<G>(a, b, shape);
+                let (x, y) = if changing {
+                    (w.remove_range_with(r, &mut page_ops()), m.remove_range_with(r, &mut page_ops()))
+                } else {
+                    (w.remove_range(r), m.remove_range(r))
+                };
+                if x != y {
+                    return same(format!("{x:?} vs {y:?}"));
+                }
+            }
+            Op::Clear => {
+                w.clear();
+                m.clear();
+            }
+            Op::Retain(n) => {
+                let f = |p: Page, v: &mut V| {
+                    let i = p.addr() >> G::PAGE_SHIFT;
+                    if i % 2 == 1 {
+                        *v = v.flip(1);
+                    }
+                    i % n as u64 != 0
+                };
+                w.retain(f);
+                m.retain(f);
+            }
+            Op::Compact(with) => {
+                let (x, y) = if with {
+                    (w.compact_with(&mut page_ops()), m.compact_with(&mut page_ops()))
+                } else {
+                    (w.compact(), m.compact())
+                };
+                if x != y {
+                    return same(format!("{x} vs {y} merges"));
+                }
+            }
+            Op::ReserveInsert(a, l) => {
+                let a = at::<G>(a);
+                let (x, y) = (w.reserve_insert(a, Level::new(l)), m.reserve_insert(a, Level::new(l)));
+                if x != y {
+                    return same(format!("{x:?} vs {y:?}"));
+                }
+            }
+            Op::ReserveSplit(a, l) => {
+                let a = at::<G>(a);
+                let (x, y) = (w.reserve_split(a, Level::new(l)), m.reserve_split(a, Level::new(l)));
+                if x != y {
+                    return same(format!("{x:?} vs {y:?}"));
+                }
+            }
+            Op::ReserveTables(l, n) => {
+                let (x, y) = (
+                    w.reserve_tables(Level::new(l), n as usize),
+                    m.reserve_tables(Level::new(l), n as usize),
+                );
+                if x != y {
+                    return same(format!("{x:?} vs {y:?}"));
+                }
+            }
+            Op::Unreserve => {
+                w.unreserve();
+                m.unreserve();
+            }
+            Op::AbandonReport => {
+                let had = w.has_changes();
+                let n = w.changes().count();
+                if had != (n > 0) || w.has_changes() != had {
+                    return same(format!("has_changes {had} with {n} regions, then {}", w.has_changes()));
+                }
+            }
             Op::Get(a) => {
                 let a = at::<G>(a);
                 let x = s.get_key_value(a, &g).map(|(p, v)| (p, V::of_read(v)));
@@ -295,6 +493,23 @@ where
             return same(format!("len {} vs {}", w.len(), m.len()));
         }
         w.check_invariants().map_err(|e| format!("op {k} {op:?}: {e}"))?;
+        if report_each || k % 7 == 6 {
+            // Alternately the committing report and a transaction committed.
+            let report: Vec<_> = if k % 2 == 0 {
+                w.take_changes().collect()
+            } else {
+                let mut r = w.changes();
+                let v = r.by_ref().collect();
+                r.commit();
+                v
+            };
+            apply(&mut shadow, &report).map_err(|e| format!("op {k} {op:?}: {e}"))?;
+            let x = runs(s.iter(&g).map(|(p, v)| (p, V::of_read(v))));
+            let y = runs(shadow.iter().map(|(p, v)| (p, V::of_val(v))));
+            if x != y || w.has_changes() {
+                return same(format!("the reports' shadow differs: {x:x?} vs {y:x?} (report {report:x?})"));
+            }
+        }
     }
     let x: Vec<_> = s.iter(&g).map(|(p, v)| (p, V::of_read(v))).collect();
     let y: Vec<_> = m.iter().map(|(p, v)| (p, V::of_val(v))).collect();
@@ -334,6 +549,8 @@ model!(counted_model_u8_tiny, u8, Tiny, sync::Counted, |v| v);
 model!(counted_model_u64_tiny, u64, Tiny, sync::Counted, |v| (v as u64).wrapping_mul(0x8000_0000_0000_0001));
 model!(model_u64_tiny, u64, Tiny, sync::Epoch, |v| (v as u64).wrapping_mul(0x8000_0000_0000_0001));
 model!(model_u8_tiny, u8, Tiny, sync::Epoch, |v| v);
+model!(model_u8_gappy, u8, Gappy, sync::Epoch, |v| v);
+model!(counted_model_u32_gappy, u32, Gappy, sync::Counted, |v| v as u32);
 // Values larger than a word, published by pointer (compared by content).
 model!(model_arc_x86, Big, mem_table::X86_4Level, sync::Epoch, big);
 model!(model_arc_tiny, Big, Tiny, sync::Epoch, big);

@@ -588,3 +588,180 @@ fn arc_publication_vs_reader() {
     });
     assert_eq!(seen, 0b11, "loom explored both orders");
 }
+
+// Range operations -------------------------------------------------------------
+
+/// A range insert into an empty region builds the whole subtree aside (a
+/// level 1 table holding a bottom table with page 0x1000 and a large entry
+/// at 0x2000) and links it with one store: a reader sees none of it or all
+/// of it, never the bottom table without the large entry.
+fn range_insert_builds_aside_vs_reader<V: Atom + PartialEq + core::fmt::Debug>(v: V) {
+    let seen = model(move |seen| {
+        let t: Arc<Table<V>> = Arc::new(Table::new());
+        let w = {
+            let t = t.clone();
+            thread::spawn(move || {
+                t.writer().insert_range(0x1000..0x4000, v).unwrap();
+            })
+        };
+        {
+            let g = t.pin();
+            let all: Vec<_> = t.iter(&g).map(|(p, x)| (p.addr(), p.level(), x)).collect();
+            assert!(all.is_empty() || all == [(0x1000, Level::BASE, v), (0x2000, L1, v)], "{all:?}");
+            seen.saw(all.is_empty() as usize);
+            // Two lookups: once the second half is seen, so is the first.
+            let (b, a) = (t.get(0x2000, &g), t.get(0x1000, &g));
+            assert!(!(b.is_some() && a.is_none()), "{b:?} then {a:?}");
+        }
+        w.join().unwrap();
+        t.writer().check_invariants().unwrap();
+        assert_eq!(t.get_pinned(0x3fff), Some(v));
+    });
+    assert_eq!(seen, 0b11, "loom explored both orders");
+}
+
+#[test]
+fn range_insert_builds_aside_vs_reader_packed() {
+    range_insert_builds_aside_vs_reader(3u8);
+}
+
+#[test]
+fn range_insert_builds_aside_vs_reader_wide() {
+    range_insert_builds_aside_vs_reader(u64::MAX - 3);
+}
+
+/// `remove_range` over a whole top slot (or `clear`) unlinks a two-level
+/// subtree (a level 1 table, a bottom table under it, a large entry beside)
+/// with one store and retires it node by node, while a reader walks it:
+/// the reader sees all or nothing, and no node is freed under it.
+fn remove_subtree_vs_reader<V: Atom + PartialEq + core::fmt::Debug, R: Reclaim>(v: V, clear: bool) {
+    let seen = model(move |seen| {
+        let t: Arc<Table<V, R>> = Arc::new(Table::new());
+        {
+            let mut w = t.writer();
+            w.insert(0, v).unwrap();
+            w.insert_at(0x2000, L1, v).unwrap();
+        }
+        let w = {
+            let t = t.clone();
+            thread::spawn(move || {
+                let mut w = t.writer();
+                if clear {
+                    w.clear();
+                } else {
+                    w.remove_range(0..0x4000).unwrap();
+                }
+                drop(w);
+                t.collect();
+            })
+        };
+        {
+            let g = t.pin();
+            let x = t.get(0, &g);
+            assert!(x.is_none() || x == Some(v));
+            let all: Vec<_> = t.iter(&g).map(|(p, _)| p.addr()).collect();
+            assert!(all.is_empty() || all == [0, 0x2000], "{all:?}");
+            seen.saw(all.is_empty() as usize);
+            if x.is_none() {
+                assert!(all.is_empty(), "the subtree came back");
+            }
+        }
+        w.join().unwrap();
+        t.collect();
+        let r = t.reclamation();
+        // The level 1 and bottom tables, and the box of a 64-bit value.
+        let boxes = (V::BITS == 64) as usize;
+        assert_eq!((r.retired, r.pending), (2 + boxes, 0), "{r:?}");
+        assert!(t.is_empty());
+    });
+    assert_eq!(seen, 0b11, "loom explored both orders");
+}
+
+#[test]
+fn remove_range_frees_a_subtree_vs_reader_packed() {
+    remove_subtree_vs_reader::<u32, Counted>(5, false);
+}
+
+#[test]
+fn remove_range_frees_a_subtree_vs_reader_wide() {
+    remove_subtree_vs_reader::<u64, Counted>(5, false);
+}
+
+#[test]
+fn clear_frees_a_subtree_vs_reader() {
+    remove_subtree_vs_reader::<u32, Counted>(5, true);
+}
+
+/// The negative control of the subtree protocol: freed at once, loom must
+/// catch a reader still in the subtree.
+#[test]
+#[should_panic]
+fn remove_range_with_immediate_free_is_caught() {
+    remove_subtree_vs_reader::<u32, sync::Immediate>(5, false);
+}
+
+/// `remove_range` of part of a large entry: the split is built aside with
+/// the removal done in it, and replaces the entry with one store.
+#[test]
+fn remove_range_splits_an_edge_vs_reader() {
+    let seen = model(|seen| {
+        let t: Arc<Table<u64>> = Arc::new(Table::new());
+        t.writer().insert_at(0, L1, 8).unwrap();
+        let w = {
+            let t = t.clone();
+            thread::spawn(move || {
+                t.writer().remove_range(0x1000..0x2000).unwrap();
+            })
+        };
+        {
+            let g = t.pin();
+            let (p, x) = t.get_key_value(0, &g).expect("page 0 is never removed");
+            assert_eq!(x, 8);
+            let all: Vec<_> = t.iter(&g).map(|(p, x)| (p.addr(), p.level(), x)).collect();
+            assert!(all == [(0, L1, 8)] || all == [(0, Level::BASE, 8)], "{all:?}");
+            seen.saw((p.level() == L1) as usize);
+        }
+        w.join().unwrap();
+        t.writer().check_invariants().unwrap();
+        t.collect();
+        // The large entry's box.
+        assert_eq!(t.reclamation().retired, 1);
+        assert_eq!(t.reclamation().pending, 0);
+    });
+    assert_eq!(seen, 0b11, "loom explored both orders");
+}
+
+/// `compact` merging a full bottom table while a reader looks: the merge
+/// protocol (the large entry's word replaces the link, then the table is
+/// retired).
+#[test]
+fn compact_vs_reader() {
+    let seen = model(|seen| {
+        let t: Arc<Table<u64>> = Arc::new(Table::new());
+        {
+            let mut w = t.writer();
+            w.insert(0, 1 << 63).unwrap();
+            w.insert(0x1000, 1 << 63).unwrap();
+        }
+        let w = {
+            let t = t.clone();
+            thread::spawn(move || {
+                assert_eq!(t.writer().compact(), 1);
+                t.collect();
+            })
+        };
+        {
+            let g = t.pin();
+            let (p, x) = t.get_key_value(0x1000, &g).expect("always covered");
+            assert_eq!(x, 1 << 63);
+            seen.saw((p.level() == L1) as usize);
+            let n = t.iter(&g).count();
+            assert!(n == 1 || n == 2);
+        }
+        w.join().unwrap();
+        t.collect();
+        let r = t.reclamation();
+        assert_eq!((r.retired, r.pending), (1, 0), "{r:?}");
+    });
+    assert_eq!(seen, 0b11, "loom explored both orders");
+}

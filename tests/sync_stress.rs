@@ -6,7 +6,12 @@
 //! - an iteration over a region yields nothing, its one 2 MiB entry, or all
 //!   512 base pages, and every page of it from one generation;
 //! - a region's generation never goes back, for lookups and iterations;
-//! - a scattered page reads nothing or its own value.
+//! - a scattered page reads nothing or its own value;
+//! - over a range that the writer fills with `insert_range` (into an empty
+//!   region: one subtree built aside; then over itself: slot by slot) and
+//!   empties with `remove_range`, every entry is one of the pages the range
+//!   decomposes into (never a half-built table's), and a page's generation
+//!   never goes back.
 //!
 //! Then the structure's invariants and the reclamation counts. About 2 s
 //! per value type (`SYNC_STRESS_MS` sets the time per type); run under
@@ -29,6 +34,11 @@ const SCATTER: u64 = 16;
 const SCATTER_BASE: u64 = 0x80_0000_0000;
 /// The sub-page number that marks a large entry's value.
 const LARGE: u64 = 1023;
+/// The range the writer fills and empties: ragged at both ends, across a
+/// 1 GiB boundary, alone in its top-level slot.
+const RANGE: core::ops::Range<u64> = 0x100_003f_f000..0x100_4040_1000;
+/// The sub-page number that marks a range value.
+const RANGED: u64 = 1022;
 
 fn region(r: u64) -> u64 {
     BASE + (r << 21)
@@ -66,14 +76,25 @@ where
             w.insert_at(region(r), L1, to(enc(1, LARGE))).unwrap();
         }
     }
+    // The pages the range decomposes into.
+    let shape: std::collections::HashSet<(u64, Level)> = {
+        let t: sync::MemTable<u8> = sync::MemTable::new();
+        t.writer().insert_range(RANGE, 0).unwrap();
+        t.iter(&t.pin()).map(|(p, _)| (p.addr(), p.level())).collect()
+    };
+    assert_eq!(shape.len(), 1 + 510 + 2 + 1);
+    let shape = &shape;
     let stop = AtomicBool::new(false);
     let checks = AtomicU64::new(0);
+    let ranged = AtomicU64::new(0);
     let readers = 2;
     let rounds = std::thread::scope(|s| {
         for id in 0..readers {
-            let (t, stop, checks) = (&t, &stop, &checks);
+            let (t, stop, checks, ranged) = (&t, &stop, &checks, &ranged);
             s.spawn(move || {
                 let mut last = [0u64; REGIONS as usize];
+                let mut range_gens = std::collections::HashMap::new();
+                let mut seen_ranged = 0u64;
                 let mut rng = 0x9e37_79b9_7f4a_7c15u64 ^ id;
                 let mut n = 0u64;
                 let mut g = t.pin();
@@ -136,6 +157,14 @@ where
                             }
                         }
                     }
+                    for (p, v) in t.range(RANGE, &g) {
+                        let (gen_, sub) = dec(from(v));
+                        assert!(sub == RANGED && shape.contains(&(p.addr(), p.level())), "{p:?} {v:?}");
+                        let seen = range_gens.entry(p.addr()).or_insert(0);
+                        assert!(gen_ >= *seen, "range page {:#x} went back from {seen} to {gen_}", p.addr());
+                        *seen = gen_;
+                        seen_ranged += 1;
+                    }
                     for k in 0..SCATTER {
                         if let Some(v) = t.get(scatter(k), &g) {
                             assert_eq!(from(v), k + 1, "scattered page {k}");
@@ -153,6 +182,7 @@ where
                     }
                 }
                 checks.fetch_add(n, Relaxed);
+                ranged.fetch_add(seen_ranged, Relaxed);
             });
         }
         // The writer.
@@ -220,6 +250,11 @@ where
                     w.remove(scatter(k)).unwrap();
                 }
             }
+            // The range: filled into an empty region, filled over, emptied.
+            match rounds % 3 {
+                0 | 1 => w.insert_range(RANGE, to(enc(rounds + 1, RANGED))).unwrap(),
+                _ => w.remove_range(RANGE).unwrap(),
+            }
             rounds += 1;
             drop(w);
             if rounds % 16 == 0 {
@@ -233,6 +268,7 @@ where
     });
     eprintln!("{rounds} writer rounds, {} reader passes", checks.load(Relaxed));
     assert!(checks.load(Relaxed) > 0, "the readers ran");
+    assert!(ranged.load(Relaxed) > 0, "the readers saw range entries");
     let before = t.reclamation();
     for _ in 0..256 {
         t.collect();

@@ -172,6 +172,11 @@ pub trait Value: sealed::Sealed + Clone + Send + Sync + 'static {
     /// A reader's view of bits from `to_bits`.
     #[doc(hidden)]
     fn read_bits<'g>(bits: u64) -> Self::Read<'g>;
+    /// Whether two values are stored alike (the same bits, or the same
+    /// `Arc`): storing `other` over `self` would change nothing a reader
+    /// can see.
+    #[doc(hidden)]
+    fn same(&self, other: &Self) -> bool;
 
     /// Gives the value's reference to the table: a pointer with
     /// provenance, with bit 0 clear (`Ptr`).
@@ -216,6 +221,10 @@ impl<A: Atom> Value for A {
     fn read_bits<'g>(bits: u64) -> Self::Read<'g> {
         A::from_bits(bits)
     }
+    #[inline]
+    fn same(&self, other: &Self) -> bool {
+        self.to_bits() == other.to_bits()
+    }
     fn into_ptr(self) -> *mut () {
         unreachable!("an Atom is stored inline")
     }
@@ -245,6 +254,9 @@ impl<T: Send + Sync + 'static> Value for alloc::sync::Arc<T> {
     }
     fn read_bits<'g>(_: u64) -> Self::Read<'g> {
         unreachable!("an Arc is stored by pointer")
+    }
+    fn same(&self, other: &Self) -> bool {
+        alloc::sync::Arc::ptr_eq(self, other)
     }
 
     #[inline]

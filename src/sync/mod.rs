@@ -153,6 +153,34 @@
 //! - **Remove that empties a table**: the entry is cleared first; then each
 //!   table left empty is unlinked (one `Release` store of null into its
 //!   parent) and retired, bottom up. Readers still in it see it empty.
+//! - **Range operations** ([`insert_range`](Writer::insert_range),
+//!   [`remove_range`](Writer::remove_range), [`clear`](Writer::clear)):
+//!   planned first (every error found before any store), then each slot
+//!   the range touches changes with one store, top down in address order:
+//!   - a slot wholly inside: one store of the new value's word (`Release`
+//!     above the bottom) or of null; what it held, a box, an `Arc` reference or a whole
+//!     subtree, is unlinked by that store and *then* retired, node by node,
+//!     each after the writer's last read of it (children first);
+//!   - a slot at an edge with nothing, or a large entry, there: the new
+//!     table is built aside (a split's values from the consumer's ops, and
+//!     the range's own work inside it already done, recursively), then
+//!     linked with one `Release` store that replaces the empty slot or the
+//!     entry (whose box or `Arc` reference is then retired). A reader acquiring the link sees
+//!     the whole table as built;
+//!   - a slot at an edge linking a table: the same rules one level down;
+//!     a table the removal leaves empty is unlinked and retired after.
+//!
+//!   So a reader sees each slot before or after its store, never a
+//!   half-built table or a freed one; but **a range operation is not atomic
+//!   as a whole**: a reader overlapping it may see some slots changed and
+//!   others not yet (so an iteration may see part of the range done). A
+//!   panic in the consumer's ops leaves the slots before it changed and
+//!   the one being built unchanged (its aside table is freed).
+//! - **Retain**: each entry `f` drops or changes is removed or replaced
+//!   with the single-entry protocols above, one at a time.
+//! - **Compact**: each merge is the merge protocol, bottom up.
+//! - **Reservations** add no protocol: a spare table is a fresh node no
+//!   reader has seen, published as any new table is.
 //! - **Reclamation**: a node (or a value reference) is retired only after
 //!   the store that unlinks it, and freed only after every reader that was
 //!   pinned at that moment has unpinned ([`Epoch`]: crossbeam-epoch's grace period; the `SeqCst`
@@ -173,13 +201,44 @@
 //!
 //! # Writers
 //!
-//! [`Writer`] has [`insert`](Writer::insert), [`insert_at`](Writer::insert_at)
-//! (large pages), [`remove`](Writer::remove), [`split`](Writer::split) /
-//! [`split_with`](Writer::split_with) and [`merge`](Writer::merge) /
-//! [`merge_with`](Writer::merge_with), with the semantics and errors of
-//! [`crate::MemTable`]'s methods of the same names (a model-based test
-//! checks they agree). Not yet: range operations, reservations, change
-//! tracking, `retain`, `clear`, `compact`.
+//! [`Writer`] has the mutating API of [`crate::MemTable`], with the
+//! semantics and errors of its methods of the same names (a model-based
+//! test checks they agree, operation by operation):
+//!
+//! - entries: [`insert`](Writer::insert), [`insert_at`](Writer::insert_at)
+//!   (large pages), [`remove`](Writer::remove),
+//!   [`remove_covering`](Writer::remove_covering);
+//! - large pages: [`split`](Writer::split) / [`split_with`](Writer::split_with),
+//!   [`merge`](Writer::merge) / [`merge_with`](Writer::merge_with),
+//!   [`compact`](Writer::compact) / [`compact_with`](Writer::compact_with);
+//! - ranges: [`insert_range`](Writer::insert_range) /
+//!   [`insert_range_with`](Writer::insert_range_with),
+//!   [`remove_range`](Writer::remove_range) /
+//!   [`remove_range_with`](Writer::remove_range_with),
+//!   [`clear`](Writer::clear), [`retain`](Writer::retain);
+//! - reservations: [`reserve_insert`](Writer::reserve_insert),
+//!   [`reserve_split`](Writer::reserve_split),
+//!   [`reserve_tables`](Writer::reserve_tables),
+//!   [`unreserve`](Writer::unreserve), [`reserved`](Writer::reserved):
+//!   spare tables per level, kept in the table between writers and drawn
+//!   by whichever operations make tables next, so that a reserved
+//!   operation makes no allocation (tested with a counting allocator).
+//!   Tables come from the global allocator, which aborts on failure: there
+//!   is no `OutOfNodes`. Not covered: the box of a large 64-bit value, and
+//!   the marks of change tracking;
+//! - change tracking: [`track_changes`](Writer::track_changes) (asked for,
+//!   unlike `crate::MemTable`'s, because its marks are a writer-side map),
+//!   [`has_changes`](Writer::has_changes), [`changes`](Writer::changes) and
+//!   [`take_changes`](Writer::take_changes): [`Change`] regions with their
+//!   current values, which, applied in order to a copy, reproduce the
+//!   table; exact, not minimal.
+//!
+//! A `retain` closure gets an owned value by `&mut` (a copy of an
+//! [`Atom`], a clone of an `Arc`); what it leaves there is stored back if
+//! it differs (other bits, or another `Arc`). Range operations never run
+//! the consumer's value code between a store and the counts it changes
+//! (what they clear is retired as stored); `remove` makes the value it
+//! returns after the table is consistent again.
 //!
 //! # Verification
 //!
@@ -197,7 +256,12 @@
 //! - a bounded stress test (`tests/sync_stress.rs`), `Arc` values included
 //!   (every read checks the content whole), also run under
 //!   ThreadSanitizer;
-//! - a model-based test against [`crate::MemTable`] (`tests/sync.rs`), also
+//! - the writer's own tests (`tests/sync_writer.rs`): reserved operations
+//!   make no allocation (a counting global allocator), and a panic in the
+//!   consumer's ops or a `retain` closure leaves the table consistent;
+//! - a model-based test against [`crate::MemTable`] (`tests/sync.rs`):
+//!   every operation's result and error, the contents and the invariants
+//!   after each, and a copy rebuilt from the change reports alone; also
 //!   run under Miri: with strict provenance on the runs that use the
 //!   reader-count reclaimer (crossbeam-epoch's tagged pointers are
 //!   integer-to-pointer casts), and with permissive provenance, Tree
@@ -222,4 +286,5 @@ pub use atom::{Atom, Value};
 #[cfg(loom)]
 pub use reclaim::Immediate;
 pub use reclaim::{Counted, CountedGuard, Epoch, Guard, Reclaim, Reclamation, Retired};
+pub use table::track::{Change, Changes};
 pub use table::{Iter, MemTable, Writer};

@@ -22,6 +22,12 @@ use crate::page::{Level, Page};
 use crate::raw::layout::{Info, Lv};
 use crate::raw::page_at;
 
+mod ranges;
+mod reserve;
+pub(super) mod track;
+
+use reserve::WriterState;
+
 /// A table of per-page values that many threads read without locks while
 /// one writer at a time changes it. See [the module docs](super).
 ///
@@ -38,11 +44,13 @@ use crate::raw::page_at;
 /// - between writer operations every node's `len` counts its occupied
 ///   slots and `len` counts the entries;
 /// - only the holder of `lock` (or of `&mut self`) stores to any slot or
-///   retires any node.
+///   retires any node, or touches `ws`.
 pub struct MemTable<V: Value, G: Geometry = X86_4Level, R: Reclaim = Epoch> {
     root: Node,
     len: AtomicUsize,
     lock: Mutex<()>,
+    /// The writer's own state (spare tables, change marks): see `reserve`.
+    ws: core::cell::UnsafeCell<WriterState>,
     reclaim: R,
     stats: Arc<Stats>,
     _marker: PhantomData<fn() -> (V, G)>,
@@ -126,6 +134,7 @@ impl<V: Value, G: Geometry, R: Reclaim> MemTable<V, G, R> {
             root: Node::new(Self::kind(Self::TOP)),
             len: AtomicUsize::new(0),
             lock: Mutex::new(()),
+            ws: Default::default(),
             reclaim: R::default(),
             stats: Arc::new(Stats::default()),
             _marker: PhantomData,
@@ -529,6 +538,19 @@ impl<V: Value, G: Geometry, R: Reclaim> MemTable<V, G, R> {
         }
     }
 
+    /// Retires what a slot held, just replaced or cleared in it (as
+    /// [`retire_taken`](Self::retire_taken), without making a value).
+    ///
+    /// # Safety
+    /// As [`retire_taken`](Self::retire_taken).
+    #[inline(always)]
+    unsafe fn retire_raw(&self, r: Raw) {
+        if let Raw::Ptr(p) = r {
+            // SAFETY: (caller) the table's reference, in no slot any more.
+            unsafe { self.retire_value(p) }
+        }
+    }
+
     /// A new slot word for a large value: inline, a new box, or the value's
     /// pointer, tagged (the table's reference, from now on).
     fn large_word(v: V) -> *mut Header {
@@ -761,7 +783,8 @@ impl<V: Value, G: Geometry, R: Reclaim> Drop for MemTable<V, G, R> {
 /// Readers go on reading while it writes.
 ///
 /// Every operation checks everything first, builds new tables aside, and
-/// then publishes with one Release store; an error leaves the table
+/// then publishes with one Release store (range operations: one per slot
+/// they change, see [the module docs](super)); an error leaves the table
 /// unchanged. Errors are those of [`crate::MemTable`]'s methods of the same
 /// names (there is no `OutOfNodes`: tables come from the global allocator).
 pub struct Writer<'t, V: Value, G: Geometry = X86_4Level, R: Reclaim = Epoch> {
@@ -856,13 +879,14 @@ impl<'t, V: Value, G: Geometry, R: Reclaim> Writer<'t, V, G, R> {
             match MemTable::<V, G, R>::link_of(own_load_ptr(slot)) {
                 Link::Table(c) => t = c,
                 Link::Empty => {
-                    let sub = Self::build_path(addr, l - 1, lt, v);
+                    let sub = self.build_path(addr, l - 1, lt, v);
                     // Release: publishes the new tables and the entry in
                     // them, all written before.
                     slot.store(Link::table(sub), Release);
                     // SAFETY: live.
                     unsafe { t.len() }.fetch_add(1, Relaxed);
                     self.add_len(1);
+                    self.mark_at(addr, level);
                     return Ok(None);
                 }
                 Link::Inline(_) | Link::Boxed(_) | Link::Shared(_) => {
@@ -879,6 +903,7 @@ impl<'t, V: Value, G: Geometry, R: Reclaim> Writer<'t, V, G, R> {
             if old.is_none() {
                 self.add_len(1);
             }
+            self.mark_at(addr, level);
             // SAFETY: `old` was just replaced in its slot.
             return Ok(old.map(|r| unsafe { self.t.retire_taken(r) }));
         }
@@ -894,6 +919,7 @@ impl<'t, V: Value, G: Geometry, R: Reclaim> Writer<'t, V, G, R> {
                 // SAFETY: live.
                 unsafe { t.len() }.fetch_add(1, Relaxed);
                 self.add_len(1);
+                self.mark_at(addr, level);
                 Ok(None)
             }
             Link::Inline(_) | Link::Boxed(_) | Link::Shared(_) => {
@@ -903,6 +929,7 @@ impl<'t, V: Value, G: Geometry, R: Reclaim> Writer<'t, V, G, R> {
                 slot.store(MemTable::<V, G, R>::large_word(v), Release);
                 // SAFETY: the old box is unlinked by the store above.
                 unsafe { self.t.retire_word(w) };
+                self.mark_at(addr, level);
                 Ok(old)
             }
         }
@@ -910,8 +937,8 @@ impl<'t, V: Value, G: Geometry, R: Reclaim> Writer<'t, V, G, R> {
 
     /// A new chain of tables from level `top` down to level `lt`, holding
     /// only `v` at `addr`. Unpublished.
-    fn build_path(addr: u64, top: usize, lt: usize, v: V) -> Node {
-        let n = Node::new(MemTable::<V, G, R>::kind(lt));
+    fn build_path(&mut self, addr: u64, top: usize, lt: usize, v: V) -> Node {
+        let n = self.new_table(lt);
         let lv = MemTable::<V, G, R>::lv(lt);
         // SAFETY: a fresh node of level `lt`, masked index. Relaxed stores
         // throughout: the caller publishes the chain with a Release store.
@@ -925,7 +952,7 @@ impl<'t, V: Value, G: Geometry, R: Reclaim> Writer<'t, V, G, R> {
         }
         let mut n = n;
         for l in lt + 1..=top {
-            let p = Node::new(MemTable::<V, G, R>::kind(l));
+            let p = self.new_table(l);
             // SAFETY: as above.
             unsafe {
                 p.link(MemTable::<V, G, R>::lv(l).index(addr)).store(Link::table(n), Relaxed);
@@ -975,8 +1002,9 @@ impl<'t, V: Value, G: Geometry, R: Reclaim> Writer<'t, V, G, R> {
                 // SAFETY: the writer's live bottom table, masked index.
                 match unsafe { MemTable::<V, G, R>::take_bottom(t, i) } {
                     None => return Ok(None),
-                    // SAFETY: just cleared in its slot.
-                    Some(r) => break (page_at(addr, 0, lv.shift), unsafe { self.t.retire_taken(r) }),
+                    // Made a value at the end, after the count is right: a
+                    // panicking `from_bits` leaves the table consistent.
+                    Some(r) => break (page_at(addr, 0, lv.shift), Err(r)),
                 }
             }
             // SAFETY: the writer's live upper table, masked index.
@@ -1009,7 +1037,7 @@ impl<'t, V: Value, G: Geometry, R: Reclaim> Writer<'t, V, G, R> {
                         t.len().fetch_sub(1, Relaxed);
                         self.t.retire_word(w);
                     }
-                    break (page_at(addr, l as u8, lv.shift), v);
+                    break (page_at(addr, l as u8, lv.shift), Ok(v));
                 }
             }
         };
@@ -1030,7 +1058,13 @@ impl<'t, V: Value, G: Geometry, R: Reclaim> Writer<'t, V, G, R> {
             child = p;
             cl += 1;
         }
-        Ok(Some(found))
+        self.mark_page(found.0);
+        let v = match found.1 {
+            Ok(v) => v,
+            // SAFETY: cleared from its slot by `take_bottom` above.
+            Err(r) => unsafe { self.t.retire_taken(r) },
+        };
+        Ok(Some((found.0, v)))
     }
 
     /// Walks down to the table of `level` on the way to `addr`, for a split
@@ -1103,7 +1137,7 @@ impl<'t, V: Value, G: Geometry, R: Reclaim> Writer<'t, V, G, R> {
                 unsafe { MemTable::<V, G, R>::free_tree(self.0, self.1) }
             }
         }
-        let n = Node::new(MemTable::<V, G, R>::kind(cl));
+        let n = self.new_table(cl);
         let aside = Aside::<V, G, R>(n, cl, PhantomData);
         for j in 0..clv.fanout {
             let sub = Page::new(page.addr() + ((j as u64) << clv.shift), cl as u8, clv.shift);
@@ -1125,6 +1159,7 @@ impl<'t, V: Value, G: Geometry, R: Reclaim> Writer<'t, V, G, R> {
         // SAFETY: the old box, if any, is unlinked by the store above.
         unsafe { self.t.retire_word(w) };
         self.add_len(clv.fanout as isize - 1);
+        self.mark_page(page);
         Ok(())
     }
 
@@ -1200,6 +1235,7 @@ impl<'t, V: Value, G: Geometry, R: Reclaim> Writer<'t, V, G, R> {
                 self.t.reclaim.retire(r);
             }
             self.add_len(1 - clv.fanout as isize);
+            self.mark_page(page);
             return Ok(());
         }
         if cl > 0 {
@@ -1212,6 +1248,7 @@ impl<'t, V: Value, G: Geometry, R: Reclaim> Writer<'t, V, G, R> {
         // SAFETY: unlinked by the store above.
         unsafe { self.t.retire(c, MemTable::<V, G, R>::kind(cl)) };
         self.add_len(1 - clv.fanout as isize);
+        self.mark_page(page);
         Ok(())
     }
 
@@ -1256,7 +1293,17 @@ pub struct Iter<'g, V: Value, G: Geometry = X86_4Level, R: Reclaim = Epoch> {
 impl<'g, V: Value, G: Geometry, R: Reclaim> Iterator for Iter<'g, V, G, R> {
     type Item = (Page, V::Read<'g>);
 
+    #[inline]
     fn next(&mut self) -> Option<(Page, V::Read<'g>)> {
+        // SAFETY: read under the guard borrowed for `'g` (invariant).
+        self.next_raw().map(|(p, r)| (p, unsafe { MemTable::<V, G, R>::read(r) }))
+    }
+}
+
+impl<V: Value, G: Geometry, R: Reclaim> Iter<'_, V, G, R> {
+    /// The next entry, as stored: valid under the guard the iterator
+    /// borrows.
+    fn next_raw(&mut self) -> Option<(Page, Raw)> {
         let top = MemTable::<V, G, R>::TOP;
         while !self.done {
             let l = self.level;
@@ -1281,8 +1328,7 @@ impl<'g, V: Value, G: Geometry, R: Reclaim> Iterator for Iter<'g, V, G, R> {
                 // SAFETY: `f.node` is live under the guard (invariant),
                 // `f.idx` below the fan-out.
                 if let Some(r) = unsafe { MemTable::<V, G, R>::bottom(f.node, f.idx) } {
-                    // SAFETY: read under the guard borrowed for `'g`.
-                    return Some((Page::new(a, 0, lv.shift), unsafe { MemTable::<V, G, R>::read(r) }));
+                    return Some((Page::new(a, 0, lv.shift), r));
                 }
                 continue;
             }
@@ -1304,7 +1350,7 @@ impl<'g, V: Value, G: Geometry, R: Reclaim> Iterator for Iter<'g, V, G, R> {
                 large => {
                     // SAFETY: loaded from a live table under the guard.
                     return unsafe { MemTable::<V, G, R>::large_raw(large) }
-                        .map(|r| (Page::new(a, l as u8, lv.shift), unsafe { MemTable::<V, G, R>::read(r) }));
+                        .map(|r| (Page::new(a, l as u8, lv.shift), r));
                 }
             }
         }
