@@ -130,6 +130,15 @@
 //! checks they agree). Not yet: range operations, reservations, change
 //! tracking, `retain`, `clear`, `compact`.
 //!
+//! # The concurrent page bitmap
+//!
+//! [`PageBitmap`] is a dirty-page bitmap on the same tables: one bit per
+//! base page, marked by many threads through `&self` (an atomic OR) and
+//! harvested through `&self` (an atomic swap per word) as pages, runs or a
+//! KVM-layout bitmap; with the `vm-memory` feature it is vm-memory's
+//! `Bitmap`. Its module docs state its protocols and orderings; its tables
+//! are freed only with `&mut self`, so it needs no reclaimer.
+//!
 //! # Verification
 //!
 //! - loom models of each protocol (`tests/sync_loom.rs`, under
@@ -152,12 +161,16 @@
 //! [`crossbeam-epoch`]: crossbeam_epoch
 
 mod atom;
+mod bitmap;
 mod node;
 mod prim;
 mod reclaim;
 mod table;
 
 pub use atom::Atom;
+pub use bitmap::PageBitmap;
+#[cfg(feature = "vm-memory")]
+pub use bitmap::PageBitmapSlice;
 #[cfg(loom)]
 pub use reclaim::Immediate;
 pub use reclaim::{Counted, CountedGuard, Epoch, Guard, Reclaim, Reclamation, Retired};
