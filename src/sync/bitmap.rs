@@ -513,12 +513,15 @@ impl<G: Geometry> PageBitmap<G> {
     /// (`KVM_GET_DIRTY_LOG`, [`PageSet::write_bitmap`](crate::PageSet::write_bitmap)):
     /// bit `i` of `out[w]` is set exactly when the page at
     /// `base + (64 w + i) << PAGE_SHIFT` was marked; those bits are cleared.
-    /// `out` is overwritten. Returns the pages taken.
+    /// `out` is overwritten. Returns the pages taken. Pages of the span
+    /// beyond the tracked range read as clear (a region of a length that is
+    /// not a multiple of 64 pages still has whole words).
     ///
     /// # Errors
     /// Nothing taken, `out` unchanged: [`Misaligned`](ErrorKind::Misaligned)
     /// if `base` is not page-aligned; [`OutOfReach`](ErrorKind::OutOfReach)
-    /// if `out`'s span runs past the tracked range (or `u64::MAX`).
+    /// (with the first address beyond) if `out`'s span runs past the
+    /// geometry's reach.
     pub fn take_bitmap(&self, base: u64, out: &mut [u64]) -> Result<u64, Error> {
         if base & ((1u64 << Self::PS) - 1) != 0 {
             return Err(Error::new(ErrorKind::Misaligned, base, Level::BASE, ()));
@@ -528,10 +531,11 @@ impl<G: Geometry> PageBitmap<G> {
             return Ok(0);
         }
         let last = (out.len() as u64).checked_mul(64).and_then(|n| b.checked_add(n - 1));
-        match (last, self.last) {
-            (Some(p1), Some(l)) if p1 <= l => {
+        match last {
+            Some(p1) if p1 <= Self::reach_last() => {
                 out.fill(0);
                 let mut n = 0;
+                let Some(p1) = self.last.map(|l| l.min(p1)).filter(|&p1| p1 >= b) else { return Ok(0) };
                 self.walk(self.root, Self::TOP, 0, b, p1, Read::Take, &mut |a, w| {
                     n += w.count_ones() as u64;
                     // The first word may start before `base`: its bits
@@ -541,7 +545,7 @@ impl<G: Geometry> PageBitmap<G> {
                 });
                 Ok(n)
             }
-            (_, l) => Err(Self::out_of_reach(l.map_or(base, |l| base.max((l + 1) << Self::PS)))),
+            _ => Err(Self::out_of_reach(base.max(Self::reach_last().wrapping_add(1) << Self::PS))),
         }
     }
 
