@@ -170,6 +170,9 @@ pub struct PageBitmap<G: Geometry = X86_4Level> {
     /// The last page number tracked, or `None` when nothing is.
     last: Option<u64>,
     tables: [AtomicUsize; MAX_LEVELS],
+    /// The loom negative control: publish new tables with `Relaxed`.
+    #[cfg(loom)]
+    relaxed_publish: bool,
     _marker: PhantomData<fn() -> G>,
 }
 
@@ -239,6 +242,8 @@ impl<G: Geometry> PageBitmap<G> {
             root: Node::new(Self::kind(Self::TOP)),
             last: Some(Self::reach_last()),
             tables,
+            #[cfg(loom)]
+            relaxed_publish: false,
             _marker: PhantomData,
         }
     }
@@ -288,31 +293,41 @@ impl<G: Geometry> PageBitmap<G> {
         for l in (1..=Self::TOP).rev() {
             // SAFETY: `t` is live (the root, or linked; nothing is freed
             // under `&self`), of `kind(l)`; the index is masked to the
-            // fan-out.
-            let slot = unsafe { t.link(Self::lv(l).index(addr)) };
+            // fan-out. (The visit is loom's check that the table's creation
+            // happens before this access.)
+            let slot = unsafe {
+                t.visit();
+                t.link(Self::lv(l).index(addr))
+            };
             // Acquire: pairs with the Release of the exchange that
             // published the child, so its initialisation is visible.
             t = match Link::of(slot.load(Acquire)) {
                 Link::Table(c) => c,
-                Link::Empty if create => Self::publish(slot, l - 1, &self.tables[l - 1]),
+                Link::Empty if create => self.publish(slot, l - 1),
                 Link::Empty => return None,
                 Link::Inline(_) | Link::Boxed(_) => unreachable!("a bitmap link holds tables only"),
             };
         }
+        // SAFETY: as above.
+        unsafe { t.visit() };
         Some(t)
     }
 
     /// Creates a table of level `l` and links it into the null `slot`, or
     /// returns the table another thread linked there first.
     #[cold]
-    fn publish(slot: &AtomicPtr<Header>, l: usize, count: &AtomicUsize) -> Node {
+    fn publish(&self, slot: &AtomicPtr<Header>, l: usize) -> Node {
         let n = Node::new(Self::kind(l));
         // Release on success: the table's (zero) initialisation happens
         // before every access through an Acquire load of the link. Acquire
         // on failure: the winner's table, likewise.
-        match slot.compare_exchange(EMPTY, Link::table(n), Release, Acquire) {
+        #[cfg(not(loom))]
+        let (ok, failed) = (Release, Acquire);
+        #[cfg(loom)]
+        let (ok, failed) = if self.relaxed_publish { (Relaxed, Relaxed) } else { (Release, Acquire) };
+        match slot.compare_exchange(EMPTY, Link::table(n), ok, failed) {
             Ok(_) => {
-                count.fetch_add(1, Relaxed);
+                self.tables[l].fetch_add(1, Relaxed);
                 n
             }
             Err(w) => {
@@ -579,6 +594,10 @@ impl<G: Geometry> PageBitmap<G> {
     fn walk(&self, t: Node, l: usize, base: u64, p0: u64, p1: u64, how: Read, f: &mut impl FnMut(u64, u64)) {
         let lv = Self::lv(l);
         let s = Self::slot_shift(l);
+        // SAFETY: `t` is live (the root, or a table whose link the caller
+        // loaded; nothing is freed under `&self`). Loom's check, as in
+        // `bottom`.
+        unsafe { t.visit() };
         // The table's last page, without overflow for a 64-bit reach.
         let span_last = ((lv.fanout as u64 - 1) << s) | ((1u64 << s) - 1);
         if p1 < base || p0 > base + span_last {
@@ -667,6 +686,18 @@ impl<G: Geometry> PageBitmap<G> {
         }
         // SAFETY: (caller).
         unsafe { n.free(Self::kind(l)) }
+    }
+
+    /// A bitmap whose new tables are published with `Relaxed` instead of
+    /// `Release`/`Acquire`: the loom negative control of table creation
+    /// (a marker or harvester then reads a table whose creation it has not
+    /// synchronised with). Loom only; not API.
+    #[cfg(loom)]
+    #[doc(hidden)]
+    pub fn with_relaxed_publish() -> Self {
+        let mut b = Self::new();
+        b.relaxed_publish = true;
+        b
     }
 
     /// The harvest of the loom negative control: as
