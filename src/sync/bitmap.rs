@@ -1,121 +1,6 @@
 //! [`PageBitmap`]: a concurrent dirty-page bitmap, one bit per base page,
-//! in a sparse radix table of the geometry's shape.
-//!
-//! Any number of threads mark pages through `&self` (an atomic OR into a
-//! bit word); any thread harvests through `&self` (an atomic swap of each
-//! word with zero), in address order, as pages, runs or a KVM-layout
-//! bitmap. Marking never waits: not for the harvester, not for another
-//! marker, and not for a lock (there is none).
-//!
-//! ```
-//! use mem_table::sync::PageBitmap;
-//!
-//! let dirty: PageBitmap = PageBitmap::new();
-//! std::thread::scope(|s| {
-//!     for t in 0..2u64 {
-//!         let dirty = &dirty;
-//!         s.spawn(move || {
-//!             dirty.mark(0x1000 * (1 + t)).unwrap();                   // one page
-//!             dirty.mark_range(0x40_0fff + t..0x40_1001 + t).unwrap(); // every page it touches
-//!         });
-//!     }
-//! });
-//! assert_eq!(dirty.count(), 4);
-//! assert_eq!(dirty.take_runs(), [0x1000..0x3000, 0x40_0000..0x40_2000]);
-//! assert_eq!(dirty.count(), 0); // harvested: the bits are clear, the tables stay
-//!
-//! dirty.mark(0x3f_f000).unwrap();
-//! let mut log = [0u64; 2]; // KVM_GET_DIRTY_LOG's layout: bit i = page base + i * 4 KiB
-//! assert_eq!(dirty.take_bitmap(0x3c_0000, &mut log).unwrap(), 1);
-//! assert_eq!(log, [1 << 63, 0]);
-//! ```
-//!
-//! # Representation
-//!
-//! The tables of [`MemTable`](super::MemTable) for the geometry `G`: upper
-//! tables are `fan-out` `AtomicPtr` links (null, or a child table); a
-//! bottom table is `fan-out / 64` `AtomicU64` words, bit `i` for its page
-//! `i` (with [`X86_4Level`]: 512 pages, 8 words, 64 bytes plus an 8-byte
-//! header, per 2 MiB). The root table always exists; a table below it
-//! exists once a page under it has been marked.
-//!
-//! Tables are never freed while the bitmap is shared: a harvest clears bits
-//! and leaves the tables, which the next round of marks reuses (a VMM's
-//! dirty set comes back to the same regions). [`clear`](PageBitmap::clear)
-//! (with `&mut self`) and drop free them. So there is no reclamation to
-//! prove, and no reclaimer parameter: every link, once published, stays
-//! valid for as long as anyone can reach the bitmap through `&self`.
-//!
-//! # Protocols and their memory orderings
-//!
-//! - **Table creation** (a marker finds a null link): the marker allocates
-//!   a zeroed table (nothing in it needs more: an empty table is all zero)
-//!   and publishes it with one `compare_exchange(null, table)`, `Release`
-//!   on success, so that the table's initialisation happens before any
-//!   access by a thread that acquires the link. On failure (another marker
-//!   published first) the exchange is `Acquire`, so the loser acquires the
-//!   winner's table, uses it, and frees its own, which nobody else ever
-//!   saw. Every walk loads links with `Acquire`. A link never changes again
-//!   while the bitmap is shared.
-//! - **Mark**: `fetch_or(bit, Release)` on the page's word, always (never
-//!   "skip if the bit is already set"). The `Release` makes what the marker
-//!   did before marking (the guest's write to the page) visible to a
-//!   harvester whose swap reads this mark. The read-modify-write matters:
-//!   all RMWs of a word are in one modification order, so each mark is
-//!   either before a harvest's swap (the swap returns it and acquires it)
-//!   or after it (the bit stays set for the next harvest). A marker that
-//!   only *loaded* the bit and skipped would have nothing for the
-//!   harvester to acquire: the harvester could clear the bit, copy the page
-//!   without the marker's write, and never hear of it again (the loom
-//!   models include that negative control).
-//! - **Harvest**: per word, a `Relaxed` load that skips zero words, then
-//!   `swap(0, AcqRel)` (`fetch_and(!mask, AcqRel)` for the partial words at
-//!   the ends of a range). The skip is sound: a zero read means no mark
-//!   ordered before it is pending, and a mark after it stays in the word.
-//!   The `Acquire` half pairs with the marks' `Release` (above); the
-//!   `Release` half publishes the harvester's earlier writes to a thread
-//!   that later reads the word with `Acquire` (for instance
-//!   [`is_marked`](PageBitmap::is_marked)). A load followed by a store of
-//!   zero instead of the swap would lose a mark that lands between them
-//!   (a loom negative control fails on it). Harvests may run on several
-//!   threads at once: each set bit goes to exactly one of them.
-//! - **Peek** ([`is_marked`](PageBitmap::is_marked),
-//!   [`count`](PageBitmap::count), [`pages`](PageBitmap::pages)): `Acquire`
-//!   loads; not a snapshot across words.
-//!
-//! # Addresses beyond the tracked range
-//!
-//! [`new`](PageBitmap::new) tracks the geometry's whole reach;
-//! [`with_limit`](PageBitmap::with_limit) tracks `[0, limit)` (vm-memory's
-//! `with_len`). [`mark`](PageBitmap::mark) and
-//! [`mark_range`](PageBitmap::mark_range) refuse an address beyond it with
-//! [`ErrorKind::OutOfReach`] (the whole range is refused, nothing marked);
-//! [`mark_len`](PageBitmap::mark_len) and vm-memory's infallible
-//! `Bitmap::mark_dirty` mark the pages inside and ignore the rest, as
-//! vm-memory's `AtomicBitmap` does. Harvests and peeks of pages beyond it
-//! find nothing. Allocation failure aborts (`handle_alloc_error`).
-//!
-//! # vm-memory
-//!
-//! With the `vm-memory` feature, `PageBitmap` implements vm-memory's
-//! `Bitmap` and `NewBitmap`, and [`PageBitmapSlice`] is its `BitmapSlice`
-//! (the bitmap and an offset), so `GuestMemoryMmap<PageBitmap>` tracks
-//! guest writes in it. As with vm-memory's `AtomicBitmap`, each region
-//! then has its own bitmap, keyed by the offset in the region (add the
-//! region's start to a harvested address for the guest physical address),
-//! at the geometry's page size (4 KiB with [`X86_4Level`], where
-//! `AtomicBitmap::with_len` takes the host's).
-//!
-//! # Complexity
-//!
-//! A mark is one `Acquire` load per upper level and one RMW, plus one
-//! allocation and compare-exchange per table the first time a page under
-//! it is marked. [`mark_range`](PageBitmap::mark_range) walks once per
-//! bottom table and does one RMW per word. A harvest or peek of a range is
-//! O(tables and words of the range that exist): missing tables are
-//! skipped whole. Memory is one bottom table per 2 MiB region ever marked
-//! (72 bytes with [`X86_4Level`]) and one upper table (4 KiB + 8) per
-//! 1 GiB and per 512 GiB region: [`bytes`](PageBitmap::bytes).
+//! in a sparse radix table of the geometry's shape. Its docs state the
+//! representation, the protocols and their orderings.
 
 #[cfg(feature = "vm-memory")]
 mod vm;
@@ -149,11 +34,127 @@ enum Read {
     LoadStore,
 }
 
-/// A concurrent bitmap of base pages, many markers and harvesters through
-/// `&self`. See [the module docs](self).
+/// A concurrent dirty-page bitmap: one bit per base page, in a sparse
+/// radix table of the geometry's shape.
+///
+/// Any number of threads mark pages through `&self` (an atomic OR into a
+/// bit word); any thread harvests through `&self` (an atomic swap of each
+/// word with zero), in address order, as pages, runs or a KVM-layout
+/// bitmap. Marking never waits: not for the harvester, not for another
+/// marker, and not for a lock (there is none).
+///
+/// ```
+/// use mem_table::sync::PageBitmap;
+///
+/// let dirty: PageBitmap = PageBitmap::new();
+/// std::thread::scope(|s| {
+///     for t in 0..2u64 {
+///         let dirty = &dirty;
+///         s.spawn(move || {
+///             dirty.mark(0x1000 * (1 + t)).unwrap();                   // one page
+///             dirty.mark_range(0x40_0fff + t..0x40_1001 + t).unwrap(); // every page it touches
+///         });
+///     }
+/// });
+/// assert_eq!(dirty.count(), 4);
+/// assert_eq!(dirty.take_runs(), [0x1000..0x3000, 0x40_0000..0x40_2000]);
+/// assert_eq!(dirty.count(), 0); // harvested: the bits are clear, the tables stay
+///
+/// dirty.mark(0x3f_f000).unwrap();
+/// let mut log = [0u64; 2]; // KVM_GET_DIRTY_LOG's layout: bit i = page base + i * 4 KiB
+/// assert_eq!(dirty.take_bitmap(0x3c_0000, &mut log).unwrap(), 1);
+/// assert_eq!(log, [1 << 63, 0]);
+/// ```
+///
+/// # Representation
+///
+/// The tables of [`MemTable`](super::MemTable) for the geometry `G`: upper
+/// tables are `fan-out` `AtomicPtr` links (null, or a child table); a
+/// bottom table is `fan-out / 64` `AtomicU64` words, bit `i` for its page
+/// `i` (with [`X86_4Level`]: 512 pages, 8 words, 64 bytes plus an 8-byte
+/// header, per 2 MiB). The root table always exists; a table below it
+/// exists once a page under it has been marked.
+///
+/// Tables are never freed while the bitmap is shared: a harvest clears bits
+/// and leaves the tables, which the next round of marks reuses (a VMM's
+/// dirty set comes back to the same regions). [`clear`](PageBitmap::clear)
+/// (with `&mut self`) and drop free them. So there is no reclamation to
+/// prove, and no reclaimer parameter: every link, once published, stays
+/// valid for as long as anyone can reach the bitmap through `&self`.
+///
+/// # Protocols and their memory orderings
+///
+/// - **Table creation** (a marker finds a null link): the marker allocates
+///   a zeroed table (nothing in it needs more: an empty table is all zero)
+///   and publishes it with one `compare_exchange(null, table)`, `Release`
+///   on success, so that the table's initialisation happens before any
+///   access by a thread that acquires the link. On failure (another marker
+///   published first) the exchange is `Acquire`, so the loser acquires the
+///   winner's table, uses it, and frees its own, which nobody else ever
+///   saw. Every walk loads links with `Acquire`. A link never changes again
+///   while the bitmap is shared.
+/// - **Mark**: `fetch_or(bit, Release)` on the page's word, always (never
+///   "skip if the bit is already set"). The `Release` makes what the marker
+///   did before marking (the guest's write to the page) visible to a
+///   harvester whose swap reads this mark. The read-modify-write matters:
+///   all RMWs of a word are in one modification order, so each mark is
+///   either before a harvest's swap (the swap returns it and acquires it)
+///   or after it (the bit stays set for the next harvest). A marker that
+///   only *loaded* the bit and skipped would have nothing for the
+///   harvester to acquire: the harvester could clear the bit, copy the page
+///   without the marker's write, and never hear of it again (the loom
+///   models include that negative control).
+/// - **Harvest**: per word, a `Relaxed` load that skips zero words, then
+///   `swap(0, AcqRel)` (`fetch_and(!mask, AcqRel)` for the partial words at
+///   the ends of a range). The skip is sound: a zero read means no mark
+///   ordered before it is pending, and a mark after it stays in the word.
+///   The `Acquire` half pairs with the marks' `Release` (above); the
+///   `Release` half publishes the harvester's earlier writes to a thread
+///   that later reads the word with `Acquire` (for instance
+///   [`is_marked`](PageBitmap::is_marked)). A load followed by a store of
+///   zero instead of the swap would lose a mark that lands between them
+///   (a loom negative control fails on it). Harvests may run on several
+///   threads at once: each set bit goes to exactly one of them.
+/// - **Peek** ([`is_marked`](PageBitmap::is_marked),
+///   [`count`](PageBitmap::count), [`pages`](PageBitmap::pages)): `Acquire`
+///   loads; not a snapshot across words.
+///
+/// # Addresses beyond the tracked range
+///
+/// [`new`](PageBitmap::new) tracks the geometry's whole reach;
+/// [`with_limit`](PageBitmap::with_limit) tracks `[0, limit)` (vm-memory's
+/// `with_len`). [`mark`](PageBitmap::mark) and
+/// [`mark_range`](PageBitmap::mark_range) refuse an address beyond it with
+/// [`ErrorKind::OutOfReach`] (the whole range is refused, nothing marked);
+/// [`mark_len`](PageBitmap::mark_len) and vm-memory's infallible
+/// `Bitmap::mark_dirty` mark the pages inside and ignore the rest, as
+/// vm-memory's `AtomicBitmap` does. Harvests and peeks of pages beyond it
+/// find nothing. Allocation failure aborts (`handle_alloc_error`).
+///
+/// # vm-memory
+///
+/// With the `vm-memory` feature, `PageBitmap` implements vm-memory's
+/// `Bitmap` and `NewBitmap`, and [`PageBitmapSlice`] is its `BitmapSlice`
+/// (the bitmap and an offset), so `GuestMemoryMmap<PageBitmap>` tracks
+/// guest writes in it. As with vm-memory's `AtomicBitmap`, each region
+/// then has its own bitmap, keyed by the offset in the region (add the
+/// region's start to a harvested address for the guest physical address),
+/// at the geometry's page size (4 KiB with [`X86_4Level`], where
+/// `AtomicBitmap::with_len` takes the host's).
+///
+/// # Complexity
+///
+/// A mark is one `Acquire` load per upper level and one RMW, plus one
+/// allocation and compare-exchange per table the first time a page under
+/// it is marked. [`mark_range`](PageBitmap::mark_range) walks once per
+/// bottom table and does one RMW per word. A harvest or peek of a range is
+/// O(tables and words of the range that exist): missing tables are
+/// skipped whole. Memory is one bottom table per 2 MiB region ever marked
+/// (72 bytes with [`X86_4Level`]) and one upper table (4 KiB + 8) per
+/// 1 GiB and per 512 GiB region: [`bytes`](PageBitmap::bytes).
 ///
 /// # Invariants
-/// - `root` is a live table of [`Self::kind`]`(TOP)` that lives as long as
+/// - `root` is a live table of `Self::kind(TOP)` that lives as long as
 ///   the bitmap;
 /// - a non-null link in a table of level `l > 0` reachable from `root`
 ///   points to a live table of `kind(l - 1)`, published by a successful
@@ -250,7 +251,7 @@ impl<G: Geometry> PageBitmap<G> {
 
     /// An empty bitmap over the bytes `[0, limit)` (clipped to the
     /// geometry's reach): the pages they touch. Marks beyond are refused or
-    /// ignored (see [the module docs](self#addresses-beyond-the-tracked-range)).
+    /// ignored (see [`PageBitmap`'s docs](PageBitmap#addresses-beyond-the-tracked-range)).
     ///
     /// ```
     /// use mem_table::{ErrorKind, sync::PageBitmap};
@@ -348,7 +349,7 @@ impl<G: Geometry> PageBitmap<G> {
     /// `t` is a live bottom table and `w` below its word count.
     #[inline(always)]
     unsafe fn or_word(t: Node, w: usize, m: u64) -> u64 {
-        // SAFETY: (caller). Release: see the module docs (Mark).
+        // SAFETY: (caller). Release: see the type's docs (Mark).
         let old = unsafe { t.cell(w) }.fetch_or(m, Release);
         (m & !old).count_ones() as u64
     }

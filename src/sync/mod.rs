@@ -136,7 +136,7 @@
 //! base page, marked by many threads through `&self` (an atomic OR) and
 //! harvested through `&self` (an atomic swap per word) as pages, runs or a
 //! KVM-layout bitmap; with the `vm-memory` feature it is vm-memory's
-//! `Bitmap`. Its module docs state its protocols and orderings; its tables
+//! `Bitmap`. Its docs state its protocols and orderings; its tables
 //! are freed only with `&mut self`, so it needs no reclaimer.
 //!
 //! # Verification
