@@ -618,8 +618,15 @@ impl<G: Geometry> PageBitmap<G> {
             }
             return;
         }
-        for w in lo / 64..=hi / 64 {
-            let m = bits(lo.max(w * 64) - w * 64, hi.min(w * 64 + 63) - w * 64);
+        let (w0, w1) = (lo / 64, hi / 64);
+        for w in w0..=w1 {
+            // Whole words between the ends (the common case: a harvest of
+            // everything); masked words at the ends.
+            let m = if w != w0 && w != w1 {
+                u64::MAX
+            } else {
+                bits(lo.max(w * 64) - w * 64, hi.min(w * 64 + 63) - w * 64)
+            };
             // SAFETY: `t` is a live bottom table; `w <= hi / 64` is one of
             // its words (`hi < fanout`).
             let cell = unsafe { t.cell(w as usize) };
