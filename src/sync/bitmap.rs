@@ -40,8 +40,9 @@ enum Read {
 /// Any number of threads mark pages through `&self` (an atomic OR into a
 /// bit word); any thread harvests through `&self` (an atomic swap of each
 /// word with zero), in address order, as pages, runs or a KVM-layout
-/// bitmap. Marking never waits: not for the harvester, not for another
-/// marker, and not for a lock (there is none).
+/// bitmap. Marking never waits for the harvester or for another marker:
+/// there is no lock (only the first mark under a missing table calls the
+/// global allocator, for the table).
 ///
 /// ```
 /// use mem_table::sync::PageBitmap;
@@ -106,8 +107,13 @@ enum Read {
 ///   models include that negative control).
 /// - **Harvest**: per word, a `Relaxed` load that skips zero words, then
 ///   `swap(0, AcqRel)` (`fetch_and(!mask, AcqRel)` for the partial words at
-///   the ends of a range). The skip is sound: a zero read means no mark
-///   ordered before it is pending, and a mark after it stays in the word.
+///   the ends of a range). The skip loses nothing: a mark the load did not
+///   see is still set in the word (only a harvest clears bits), and a
+///   later harvest takes it (one that the mark happens before always
+///   does: see next); a mark
+///   that *happens before* the harvest (the marker joined, or signalled
+///   the harvester) is always seen by the load (coherence), so it is taken
+///   by this harvest (or by a concurrent one that took the bit first).
 ///   The `Acquire` half pairs with the marks' `Release` (above); the
 ///   `Release` half publishes the harvester's earlier writes to a thread
 ///   that later reads the word with `Acquire` (for instance
@@ -129,7 +135,9 @@ enum Read {
 /// [`mark_len`](PageBitmap::mark_len) and vm-memory's infallible
 /// `Bitmap::mark_dirty` mark the pages inside and ignore the rest, as
 /// vm-memory's `AtomicBitmap` does. Harvests and peeks of pages beyond it
-/// find nothing. Allocation failure aborts (`handle_alloc_error`).
+/// find nothing, and [`take_bitmap`](PageBitmap::take_bitmap) writes them
+/// as clear (it refuses only a span past the geometry's reach).
+/// Allocation failure aborts (`handle_alloc_error`).
 ///
 /// # vm-memory
 ///
