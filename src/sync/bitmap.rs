@@ -314,7 +314,7 @@ impl<G: Geometry> PageBitmap<G> {
                 Link::Table(c) => c,
                 Link::Empty if create => self.publish(slot, l - 1),
                 Link::Empty => return None,
-                Link::Inline(_) | Link::Boxed(_) => unreachable!("a bitmap link holds tables only"),
+                _ => unreachable!("a bitmap link holds tables only"),
             };
         }
         // SAFETY: as above.
@@ -621,7 +621,7 @@ impl<G: Geometry> PageBitmap<G> {
                 match Link::of(w) {
                     Link::Table(c) => self.walk(c, l - 1, base + (i << s), p0, p1, how, f),
                     Link::Empty => {}
-                    Link::Inline(_) | Link::Boxed(_) => unreachable!("a bitmap link holds tables only"),
+                    _ => unreachable!("a bitmap link holds tables only"),
                 }
             }
             return;

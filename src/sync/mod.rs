@@ -168,10 +168,11 @@ mod reclaim;
 mod table;
 
 pub use atom::Atom;
-pub use bitmap::PageBitmap;
-#[cfg(feature = "vm-memory")]
-pub use bitmap::PageBitmapSlice;
 #[cfg(loom)]
 pub use reclaim::Immediate;
 pub use reclaim::{Counted, CountedGuard, Epoch, Guard, Reclaim, Reclamation, Retired};
 pub use table::{Iter, MemTable, Writer};
+
+pub use bitmap::PageBitmap;
+#[cfg(feature = "vm-memory")]
+pub use bitmap::PageBitmapSlice;
