@@ -240,6 +240,15 @@
 //! (what they clear is retired as stored); `remove` makes the value it
 //! returns after the table is consistent again.
 //!
+//! # The concurrent page bitmap
+//!
+//! [`PageBitmap`] is a dirty-page bitmap on the same tables: one bit per
+//! base page, marked by many threads through `&self` (an atomic OR) and
+//! harvested through `&self` (an atomic swap per word) as pages, runs or a
+//! KVM-layout bitmap; with the `vm-memory` feature it is vm-memory's
+//! `Bitmap`. Its docs state its protocols and orderings; its tables
+//! are freed only with `&mut self`, so it needs no reclaimer.
+//!
 //! # Verification
 //!
 //! - loom models of each protocol (`tests/sync_loom.rs`, under
@@ -275,6 +284,7 @@
 //! [`crossbeam-epoch`]: crossbeam_epoch
 
 mod atom;
+mod bitmap;
 mod node;
 mod prim;
 mod reclaim;
@@ -288,3 +298,7 @@ pub use reclaim::Immediate;
 pub use reclaim::{Counted, CountedGuard, Epoch, Guard, Reclaim, Reclamation, Retired};
 pub use table::track::{Change, Changes};
 pub use table::{Iter, MemTable, Writer};
+
+pub use bitmap::PageBitmap;
+#[cfg(feature = "vm-memory")]
+pub use bitmap::PageBitmapSlice;
