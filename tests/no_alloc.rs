@@ -1,85 +1,23 @@
 //! Operations that must not allocate: a pool-backed table after it is built,
 //! and inserts that were reserved for beforehand.
 //!
-//! This binary's global allocator counts the allocations (`alloc`,
-//! `alloc_zeroed`, `realloc`) made by a thread while that thread forbids
-//! them; other threads (the test harness, other tests) are not counted. A
-//! test forbids allocation around one operation at a time and asserts the
-//! count is 0 after it, naming the operation.
+//! This binary's global allocator (`tests/common/counting.rs`) counts the
+//! allocations a thread makes while it asks; other threads (the test
+//! harness, other tests) are not counted. A test counts around one
+//! operation at a time and asserts the count is 0 after it, naming the
+//! operation.
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::cell::Cell;
+#[path = "common/counting.rs"]
+mod counting;
 
 use mem_table::backend::{Arena, Backend, Heap, Pool};
 use mem_table::geometry::X86_4Level;
 use mem_table::{Level, MemTable};
 
-thread_local! {
-    /// Whether this thread forbids allocation now.
-    static FORBID: Cell<bool> = const { Cell::new(false) };
-    /// Allocations this thread made while forbidding them.
-    static FORBIDDEN: Cell<usize> = const { Cell::new(0) };
-}
-
-/// The system allocator, counting forbidden allocations.
-struct Counting;
-
-/// Counts an allocation if the current thread forbids them. (Const-initialized
-/// thread-locals without drop glue: reading them never allocates, and
-/// `try_with` is safe while the thread is torn down.)
-fn note_allocation() {
-    let _ = FORBID.try_with(|f| {
-        if f.get() {
-            let _ = FORBIDDEN.try_with(|n| n.set(n.get() + 1));
-        }
-    });
-}
-
-// SAFETY: every method forwards to `System` with the caller's arguments, so
-// `System`'s guarantees hold; counting touches only thread-local cells.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        note_allocation();
-        // SAFETY: forwarded from our caller, who upholds `alloc`'s contract.
-        unsafe { System.alloc(layout) }
-    }
-
-    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        note_allocation();
-        // SAFETY: as for `alloc`.
-        unsafe { System.alloc_zeroed(layout) }
-    }
-
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        note_allocation();
-        // SAFETY: `ptr` was allocated by `System` (through us) with `layout`.
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        // SAFETY: `ptr` was allocated by `System` (through us) with `layout`.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-}
-
-#[global_allocator]
-static GLOBAL: Counting = Counting;
-
-/// Runs `f` with allocation forbidden on this thread; returns its result and
-/// the number of allocations it made. (The result is dropped, and checked,
-/// after allocation is allowed again.)
-fn counting<R>(f: impl FnOnce() -> R) -> (R, usize) {
-    FORBIDDEN.set(0);
-    FORBID.set(true);
-    let r = f();
-    FORBID.set(false);
-    (r, FORBIDDEN.get())
-}
-
 /// Runs the operation `op` of a sequence with allocation forbidden, records
 /// its name in `allocating` if it allocated, and returns its result.
 fn step<R>(allocating: &mut Vec<(&'static str, usize)>, op: &'static str, f: impl FnOnce() -> R) -> R {
-    let (r, n) = counting(f);
+    let (r, n) = counting::allocations(f);
     if n > 0 {
         allocating.push((op, n));
     }

@@ -4,7 +4,9 @@
 //! `retain` closure leaves the table consistent.
 #![cfg(feature = "sync")]
 
-use std::alloc::{GlobalAlloc, Layout, System};
+#[path = "common/counting.rs"]
+mod counting;
+
 use std::cell::Cell;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 
@@ -14,62 +16,7 @@ use mem_table::sync::{self, Atom};
 use mem_table::typenum::{U2, U12};
 use mem_table::{Level, Page};
 
-thread_local! {
-    /// Whether this thread counts its allocations now.
-    static COUNT: Cell<bool> = const { Cell::new(false) };
-    /// Allocations this thread made while counting.
-    static COUNTED: Cell<usize> = const { Cell::new(0) };
-}
-
-/// The system allocator, counting the allocations of a thread that asks.
-struct Counting;
-
-fn note_allocation() {
-    let _ = COUNT.try_with(|f| {
-        if f.get() {
-            let _ = COUNTED.try_with(|n| n.set(n.get() + 1));
-        }
-    });
-}
-
-// SAFETY: every method forwards to `System` with the caller's arguments;
-// counting touches only const-initialised thread-locals without drop glue.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        note_allocation();
-        // SAFETY: forwarded; the caller upholds `alloc`'s contract.
-        unsafe { System.alloc(layout) }
-    }
-
-    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        note_allocation();
-        // SAFETY: as for `alloc`.
-        unsafe { System.alloc_zeroed(layout) }
-    }
-
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        note_allocation();
-        // SAFETY: `ptr` was allocated by `System` (through us) with `layout`.
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        // SAFETY: as for `realloc`.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-}
-
-#[global_allocator]
-static GLOBAL: Counting = Counting;
-
-/// Runs `f`, returning its result and the allocations it made.
-fn allocations<T>(f: impl FnOnce() -> T) -> (T, usize) {
-    COUNTED.set(0);
-    COUNT.set(true);
-    let r = f();
-    COUNT.set(false);
-    (r, COUNTED.get())
-}
+use counting::allocations;
 
 const L1: Level = Level::new(1);
 const L2: Level = Level::new(2);
