@@ -7,34 +7,35 @@
 //! `cargo bench --features sync --bench sync` (brief: a few seconds per
 //! contender).
 //!
-//! One run (2 cores shared with other builds, so noisy), ns per lookup of
-//! a batch of 4096 random hits, and ratios:
+//! One run on an otherwise idle machine (2 cores), ns per lookup of a
+//! batch of 4096 random hits, and ratios (a second run of the no-writer
+//! rows gave 0.93 for the guarded read against `MemTable::get`; an earlier
+//! run, with other builds on the cores, 1.33):
 //!
 //! | contender | writer thread | ns/lookup | vs `MemTable::get` | vs sync, guard per batch, same writer |
 //! |---|---|---|---|---|
-//! | `MemTable::get` (single-threaded) | none | 8.5 | 1.00 | |
-//! | `sync`, guard per batch | none | 11.3 | 1.33 | |
-//! | `sync`, pin per lookup | none | 22.7 | 2.68 | |
-//! | `sync`, guard per batch | updating | 25.7 | 3.03 | 1.0 |
-//! | `sync`, pin per lookup | updating | 84 | | 3.3 x slower |
-//! | `std::sync::RwLock<MemTable>`, read lock per lookup | updating | 87 | | 3.4 x slower |
-//! | `parking_lot::RwLock<MemTable>` | updating | 214 | | 8.4 x slower |
-//! | `DashMap<u64, u64>` | updating | 466 | | 18 x slower |
-//! | `papaya::HashMap<u64, u64>`, guard per batch | updating | 351 | | 14 x slower |
+//! | `MemTable::get` (single-threaded) | none | 6.7 | 1.00 | |
+//! | `sync`, guard per batch | none | 7.1 | 1.06 | |
+//! | `sync`, pin per lookup | none | 18.1 | 2.70 | |
+//! | `sync`, `Arc<[u64; 2]>` values, guard per batch | none | 14.3 | 2.13 | |
+//! | `sync`, guard per batch | updating | 13.5 | 2.01 | 1.0 |
+//! | `sync`, pin per lookup | updating | 38.4 | | 2.8 x slower |
+//! | `papaya::HashMap<u64, u64>`, guard per batch | updating | 76 | | 5.6 x slower |
+//! | `DashMap<u64, u64>` | updating | 104 | | 7.7 x slower |
+//! | `std::sync::RwLock<MemTable>`, read lock per lookup | updating | 585 | | 43 x slower |
+//! | `parking_lot::RwLock<MemTable>` | updating | 4,356 | | 323 x slower |
 //!
-//! `sync`, `Arc<[u64; 2]>` values borrowed under a guard per batch, no
-//! writer (`sync_arc_guard_per_batch`): about 2.5 x the `u64` table (one
-//! more dependent load per lookup, to the value; two runs under a load
-//! average of 4, 47 and 74 us per batch against 19 and 31).
+//! The lock-based readers wait for the writer, which holds the lock most of
+//! the time on 2 cores; the run before measured 87 and 214 ns for them.
 //!
 //! Instructions per lookup (cachegrind, 2^16 dense pages, no cache
 //! simulation, so not disturbed by other builds): `MemTable::get` 49,
 //! `sync` `u64` 52 and `u8` 49 under a guard (58 and 55 before the upper
 //! slot decode tested the common case, a link, first).
 //!
-//! Writer alone, update of an existing page: `sync::Writer::insert` 28 ns,
-//! `MemTable::insert` 35 ns (0.8 x). Pinning costs about 11 ns per lookup
-//! without a writer (22.7 - 11.3).
+//! Writer alone, update of an existing page, per batch of 4096:
+//! `sync::Writer::insert` 43.7 us, `MemTable::insert` 62.9 us (0.69 x).
+//! Pinning costs about 11 ns per lookup without a writer (18.1 - 7.1).
 
 use std::hint::black_box;
 use std::sync::RwLock;
