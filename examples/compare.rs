@@ -769,7 +769,7 @@ fn print_sparse_summary(
     println!("\n== sparse shapes: random hits ns / bytes per entry (u64 values) ==");
     let mut head = format!("{:<30}", "shape");
     for name in names {
-        let _ = write!(head, " {:>16}", name.trim_start_matches("mem-table/"));
+        let _ = write!(head, " {:>20}", name.trim_start_matches("mem-table/"));
     }
     println!("{head}");
     for (sp, skip) in shapes.iter().zip(skipped) {
@@ -783,7 +783,7 @@ fn print_sparse_summary(
                 _ if skip.is_some() && names.iter().take(3).any(|n| n == name) => "skipped".into(),
                 _ => "-".into(),
             };
-            let _ = write!(line, " {c:>16}");
+            let _ = write!(line, " {c:>20}");
         }
         println!("{line}");
     }
