@@ -833,9 +833,14 @@ fn run_sparse(s: &Settings, figs: &mut Vec<Figure>) {
 sparse: {}; bytes from the counting allocator (FxHashMap's are any HashMap<u64, u64>'s); one \
          untimed pass, then whole passes of as many lookups as keys (batches of {BATCH}), median over up \
          to {} rounds, contenders taking turns; inserts from the one build measured; mem-table's tables \
-         estimated before each build, limit {:.1} GiB per backend{}",
+         estimated before each build ({:.0} bytes for the first path, then {:.0}, {:.0} and {:.0} per table \
+         at 2 MiB, 1 GiB and 512 GiB), limit {:.1} GiB per backend{}",
         Stopwatch::clock(),
         s.runs,
+        cost.first_path,
+        cost.per_table[0],
+        cost.per_table[1],
+        cost.per_table[2],
         s.sparse_limit / GIB,
         if s.quick { "; --quick: the 2^16 shapes in a window only" } else { "" }
     );
