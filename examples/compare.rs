@@ -9,6 +9,7 @@
 //! cargo run --release --example compare -- --quick      # 2^20 only, fewer runs (CI, smoke)
 //! cargo run --release --example compare -- --sizes 22   # chosen sizes (log2 entries)
 //! cargo run --release --example compare -- --json       # the same figures as JSON
+//! cargo run --release --example compare -- --sparse     # the sparse shapes of issue 11 only
 //! ```
 //!
 //! Method:
@@ -43,6 +44,19 @@
 //! fill 64 GiB) get every operation; `clustered-48bit` and `random-12.5%`
 //! get the build (bytes, random inserts). Lookups inside 4 KiB, 2 MiB and
 //! 1 GiB entries are compared on 2^16 entries of each.
+//!
+//! Sparse shapes (issue 11, the figures before adaptive tables): random
+//! distinct base pages at 0.78 % of 32 GiB, 0.024 % of 1 TiB and uniform
+//! over 48 bits (2^16 entries), 12.5 % of 32 GiB, 1 % of 400 GiB and
+//! uniform over 48 bits (2^20 entries). Each gets bytes per entry, random
+//! hits, batched lookups and iteration, for every backend against
+//! `FxHashMap`, hashbrown and `BTreeMap`, with ratios to `FxHashMap`. The
+//! tables a shape needs are estimated before it is built (the distinct
+//! tables per level, times a table's bytes as measured on a one-entry
+//! build); a shape over `--sparse-limit` (4 GiB per backend) or beyond the
+//! memory available is skipped with the estimate printed, never built.
+//! `--quick` runs the two 2^16 shapes in a window only (not over 48 bits);
+//! `--sparse` runs this section alone, `--no-sparse` all but it.
 
 #[path = "../benches/common/mod.rs"]
 mod common;
@@ -53,8 +67,13 @@ use std::time::Instant;
 
 use common::Stopwatch;
 use common::alloc::{Counting, live, measure};
-use common::contenders::{BATCH, Contender, FLAT, FLAT_U64, FX, HEAP, PLAIN, Run, report_contenders};
-use common::workload::{Entry, Shape, Workload, size_label};
+use common::contenders::{
+    BATCH, BrownHashMap, Contender, FLAT, FLAT_U64, FX, FxHashMap, HEAP, Hashed, Ordered, PLAIN, Run, Table,
+    report_contenders,
+};
+use common::rng::Rng;
+use common::workload::{Entry, Shape, Sparse, Workload, size_label};
+use mem_table::backend::{Arena, Heap, Pool};
 
 #[global_allocator]
 static ALLOC: Counting = Counting;
@@ -73,6 +92,27 @@ const CHAIN_STEPS: usize = 1 << 18;
 const IN_ENTRY: usize = 1 << 16;
 /// Passes over those keys per timed sample.
 const IN_ENTRY_PASSES: usize = 16;
+/// The default of `--sparse-limit`: the most tables, in GiB, one backend
+/// may build for one sparse shape.
+const SPARSE_LIMIT_GIB: f64 = 4.0;
+/// Whether `--quick` runs a sparse shape: the 2^16 entries in a window
+/// (about 4 s), not over 48 bits (about 11 s and 2.2 GB of tables for the
+/// three backends on the project's machine).
+fn sparse_in_quick(sp: &Sparse) -> bool {
+    sp.entries == 1 << 16 && sp.window_pages.is_some()
+}
+
+/// Which parts of the report run.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Sections {
+    /// The main shapes, lookups inside entries and the targets, then the
+    /// sparse shapes.
+    All,
+    /// `--sparse`: the sparse shapes only.
+    SparseOnly,
+    /// `--no-sparse`: everything but the sparse shapes.
+    NoSparse,
+}
 
 /// How much to run.
 struct Settings {
@@ -85,12 +125,18 @@ struct Settings {
     build_runs: usize,
     /// Seconds (wall) one contender may spend on one kind of loop.
     budget: f64,
+    sections: Sections,
+    /// Bytes of tables one backend may build for one sparse shape.
+    sparse_limit: f64,
 }
 
-const USAGE: &str = "usage: compare [--quick] [--sizes 20,22,24] [--json]
-  --quick       2^20 entries only, at most 3 rounds: under a minute (CI, smoke)
-  --sizes LIST  table sizes as log2 of the entries, comma-separated (default 20,22,24)
-  --json        the figures as JSON instead of the tables";
+const USAGE: &str = "usage: compare [--quick] [--sizes 20,22,24] [--json] [--sparse | --no-sparse] [--sparse-limit GIB]
+  --quick             2^20 entries only, at most 3 rounds, the 2^16 sparse shapes in a window only: under a minute (CI, smoke)
+  --sizes LIST        table sizes as log2 of the entries, comma-separated (default 20,22,24)
+  --json              the figures as JSON instead of the tables
+  --sparse            the sparse shapes of issue 11 only
+  --no-sparse         everything but the sparse shapes
+  --sparse-limit GIB  skip a sparse shape whose tables would exceed GIB per backend (default 4)";
 
 impl Settings {
     fn from_args() -> Result<Settings, String> {
@@ -101,6 +147,8 @@ impl Settings {
             runs: 5,
             build_runs: 3,
             budget: 2.0,
+            sections: Sections::All,
+            sparse_limit: SPARSE_LIMIT_GIB * GIB,
         };
         let mut sizes = None;
         let mut args = std::env::args().skip(1);
@@ -108,13 +156,20 @@ impl Settings {
             match a.as_str() {
                 "--json" => s.json = true,
                 "--quick" => s.quick = true,
+                "--sparse" => s.sections = Sections::SparseOnly,
+                "--no-sparse" => s.sections = Sections::NoSparse,
+                "--sparse-limit" => {
+                    let v = args.next().ok_or("--sparse-limit needs GiB, such as 4")?;
+                    s.sparse_limit = parse_gib(&v)?;
+                }
                 "--sizes" => sizes = Some(args.next().ok_or("--sizes needs a list such as 20,22")?),
                 "-h" | "--help" => return Err(String::new()),
                 // `cargo bench`-style arguments, should this ever run that way.
                 "--bench" => {}
-                _ => match a.strip_prefix("--sizes=") {
-                    Some(list) => sizes = Some(list.to_string()),
-                    None => return Err(format!("unknown argument {a:?}")),
+                _ => match (a.strip_prefix("--sizes="), a.strip_prefix("--sparse-limit=")) {
+                    (Some(list), _) => sizes = Some(list.to_string()),
+                    (_, Some(v)) => s.sparse_limit = parse_gib(v)?,
+                    _ => return Err(format!("unknown argument {a:?}")),
                 },
             }
         }
@@ -136,6 +191,16 @@ impl Settings {
             s.sizes.dedup();
         }
         Ok(s)
+    }
+}
+
+/// Bytes in a GiB.
+const GIB: f64 = (1u64 << 30) as f64;
+
+fn parse_gib(v: &str) -> Result<f64, String> {
+    match v.trim().parse::<f64>() {
+        Ok(g) if g.is_finite() && g > 0.0 => Ok(g * GIB),
+        _ => Err(format!("--sparse-limit: {v:?} is not a positive number of GiB")),
     }
 }
 
@@ -505,6 +570,311 @@ fn measure_in_entry(cs: &[Contender], s: &Settings, figs: &mut Vec<Figure>) {
     }
 }
 
+// ---------------------------------------------------------------- sparse shapes
+
+/// The sparse section's contenders: every backend, then the maps a user
+/// would reach for instead.
+fn sparse_contenders() -> Vec<Contender> {
+    vec![
+        Contender::of::<Table<Heap>>(),
+        Contender::of::<Table<Arena>>(),
+        Contender::of::<Table<Pool>>(),
+        Contender::of::<Hashed<FxHashMap>>(),
+        Contender::of::<Hashed<BrownHashMap>>(),
+        Contender::of::<Ordered>(),
+    ]
+}
+
+/// The bytes of `mem-table`'s tables, as measured on one-entry builds with
+/// the `Heap` backend (every backend's tables are the same size; the arena
+/// and pool add their chunks' slack): the first path from the root to a
+/// bottom table, and one more table at each level below the root.
+#[derive(Clone, Copy, Debug)]
+struct TableCost {
+    first_path: f64,
+    /// Bottom tables, then the levels above.
+    per_table: [f64; 3],
+}
+
+impl TableCost {
+    fn calibrate() -> TableCost {
+        let heap = Contender::of::<Table<Heap>>();
+        let bytes = |addrs: &[u64]| {
+            let pages = addrs.iter().map(|&a| (a, 0)).collect();
+            let w = Workload::from_pages(None, "calibration".into(), pages, &mut Rng::new(1));
+            let (t, fp) = measure(|| heap.build(&w));
+            drop(t);
+            fp.live as f64
+        };
+        let first_path = bytes(&[0]);
+        let to_2m = bytes(&[0, 1 << 21]) - first_path;
+        let to_1g = bytes(&[0, 1 << 30]) - first_path;
+        let to_512g = bytes(&[0, 1 << 39]) - first_path;
+        TableCost { first_path, per_table: [to_2m, to_1g - to_2m, to_512g - to_1g] }
+    }
+
+    /// The bytes of tables `w` needs: its distinct regions per level (the
+    /// hint's table counts) times a table's bytes.
+    fn estimate(&self, w: &Workload) -> f64 {
+        let n = w.hint.nodes;
+        self.first_path + (0..3).map(|l| (n[l].max(1) - 1) as f64 * self.per_table[l]).sum::<f64>()
+    }
+}
+
+/// The bytes the system could still give this process (`MemAvailable`),
+/// where it says.
+fn mem_available() -> Option<f64> {
+    let info = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let line = info.lines().find(|l| l.starts_with("MemAvailable:"))?;
+    let kib: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib * 1024.0)
+}
+
+/// How much more than the estimate a backend may take (the arena's
+/// chunks), and how much of the available memory the section may fill,
+/// when judging whether the tables fit.
+const SLACK: f64 = 1.5;
+const AVAILABLE_SHARE: f64 = 0.5;
+
+/// Why a sparse shape was not built: the estimate of its tables and the
+/// limit it broke.
+fn sparse_skip(est: f64, backends: usize, limit: f64) -> Option<String> {
+    if est > limit {
+        return Some(format!(
+            "skipped for every backend: would need about {:.1} GiB of tables per backend (limit {:.1} GiB, --sparse-limit)",
+            est / GIB,
+            limit / GIB
+        ));
+    }
+    match mem_available() {
+        Some(avail) if est * SLACK * backends as f64 > avail * AVAILABLE_SHARE => Some(format!(
+            "skipped for every backend: {backends} backends would need about {:.1} GiB of tables, more than \
+             half the {:.1} GiB available",
+            est * SLACK * backends as f64 / GIB,
+            avail / GIB
+        )),
+        _ => None,
+    }
+}
+
+/// One sparse shape: bytes, one random build, random hits, batched
+/// lookups and iteration, for every contender; `mem-table`'s backends left
+/// out (all of them, with `skip` saying why) when their tables would not
+/// fit.
+fn measure_sparse(cs: &[Contender], w: &Workload, s: &Settings, skip: bool, figs: &mut Vec<Figure>) {
+    let cs: Vec<&Contender> = cs.iter().filter(|c| !(skip && c.is_mem_table)).collect();
+    let n = w.len();
+    let mut sink = Sink { figs, shape: label(w), entries: n };
+    let (sum_values, sum_entries) = checksums(w);
+    let built = build_all(&cs, w);
+    for (c, (_, ns, _, fp)) in cs.iter().zip(&built) {
+        sink.put(c, Op::InsertRandom, Some(*ns));
+        sink.put(c, Op::Memory, Some(fp.live as f64 / n as f64));
+        sink.put(c, Op::MemoryPeak, Some(fp.peak as f64 / n as f64));
+    }
+    let tables: Vec<Box<dyn Run>> = built.into_iter().map(|b| b.0).collect();
+
+    let lookups = take_turns(cs.len(), s.runs, s.budget, None, |i| {
+        let t = &tables[i];
+        check("warm-up pass", w, cs[i], t.get_all(&w.lookups), sum_values);
+        [timed(n, || t.get_all(&w.lookups)), timed(n, || t.get_batched(&w.lookups))]
+    });
+    for (c, rounds) in cs.iter().zip(lookups) {
+        for (k, op) in [Op::GetRandom, Op::GetBatch].into_iter().enumerate() {
+            rounds.iter().for_each(|r| check(op.name(), w, c, r[k].1, sum_values));
+            sink.put(c, op, Some(median(rounds.iter().map(|r| r[k].0).collect())));
+        }
+    }
+
+    let iteration = take_turns(cs.len(), s.runs, s.budget, None, |i| {
+        let t = &tables[i];
+        check("warm-up iteration", w, cs[i], t.iter_sum(), sum_entries);
+        [timed_opt(n, || t.for_sum()), Some(timed(n, || t.iter_sum()))]
+    });
+    for (c, rounds) in cs.iter().zip(iteration) {
+        for (k, op) in [Op::IterFor, Op::IterEach].into_iter().enumerate() {
+            let got: Vec<(f64, u64)> = rounds.iter().filter_map(|r| r[k]).collect();
+            got.iter().for_each(|&(_, sum)| check(op.name(), w, c, sum, sum_entries));
+            sink.put(c, op, (!got.is_empty()).then(|| median(got.iter().map(|g| g.0).collect())));
+        }
+    }
+}
+
+/// The columns of a sparse shape's table.
+const SPARSE_OPS: [Op; 7] =
+    [Op::Memory, Op::MemoryPeak, Op::GetRandom, Op::GetBatch, Op::IterFor, Op::IterEach, Op::InsertRandom];
+
+/// One sparse shape: every contender's figures, each with its ratio to
+/// `FxHashMap` beneath, and the estimate of the tables (or why the
+/// backends were skipped).
+fn print_sparse(figs: &[Figure], sp: &Sparse, names: &[&'static str], est: f64, skipped: Option<&str>) {
+    let (shape, entries) = (sp.label(), sp.entries);
+    println!(
+        "\n== sparse: {shape}, {} entries ({} % of the window; ns per operation, bytes per entry) ==",
+        size_label(entries),
+        sp.density_label()
+    );
+    let (mut h1, mut h2) = (format!("{:<24}", ""), format!("{:<24}", "implementation"));
+    for op in SPARSE_OPS {
+        let (a, b) = match op {
+            Op::InsertRandom => ("insert", "1 build"),
+            op => op.header(),
+        };
+        let _ = write!(h1, "{a:>9}");
+        let _ = write!(h2, "{b:>9}");
+    }
+    println!("{h1}\n{h2}");
+    let value = |op, name: &str| find(figs, &shape, entries, op, name);
+    for &name in names {
+        if !SPARSE_OPS.iter().any(|&op| value(op, name).is_some()) {
+            continue;
+        }
+        let mut line = format!("{name:<24}");
+        for op in SPARSE_OPS {
+            let _ = write!(line, "{:>9}", cell(value(op, name)));
+        }
+        println!("{line}");
+        if name != FX {
+            let mut line = format!("{:<24}", "  vs Fx");
+            for op in SPARSE_OPS {
+                let _ = write!(
+                    line,
+                    "{:>9}",
+                    ratio_cell(ratio(value(op, name).flatten(), value(op, FX).flatten()))
+                );
+            }
+            println!("{line}");
+        }
+    }
+    let heap = value(Op::Memory, HEAP).flatten().map(|b| b * entries as f64);
+    match (skipped, heap) {
+        (Some(why), _) => println!("mem-table: {why}"),
+        (None, Some(heap)) => println!(
+            "mem-table tables estimated before the build at {:.0} MiB, measured {:.0} MiB (heap)",
+            est / (1 << 20) as f64,
+            heap / (1 << 20) as f64
+        ),
+        (None, None) => {}
+    }
+}
+
+/// One line per sparse shape: random hits (ns) / bytes per entry of every
+/// contender, the issue's table.
+fn print_sparse_summary(
+    figs: &[Figure],
+    shapes: &[Sparse],
+    names: &[&'static str],
+    skipped: &[Option<String>],
+) {
+    println!("\n== sparse shapes: random hits ns / bytes per entry (u64 values) ==");
+    let mut head = format!("{:<30}", "shape");
+    for name in names {
+        let _ = write!(head, " {:>20}", name.trim_start_matches("mem-table/"));
+    }
+    println!("{head}");
+    for (sp, skip) in shapes.iter().zip(skipped) {
+        let shape = sp.label();
+        let mut line = format!("{:<30}", format!("{}, {}", shape, size_label(sp.entries)));
+        for name in names {
+            let get = find(figs, &shape, sp.entries, Op::GetRandom, name).flatten();
+            let bytes = find(figs, &shape, sp.entries, Op::Memory, name).flatten();
+            let c = match (get, bytes) {
+                (Some(g), Some(b)) => format!("{} / {}", cell(Some(Some(g))), cell(Some(Some(b)))),
+                _ if skip.is_some() && names.iter().take(3).any(|n| n == name) => "skipped".into(),
+                _ => "-".into(),
+            };
+            let _ = write!(line, " {c:>20}");
+        }
+        println!("{line}");
+    }
+}
+
+/// The sparse section: every shape (the 2^16 ones with `--quick`), each
+/// estimated, then measured or skipped; the summary and the targets.
+fn run_sparse(s: &Settings, figs: &mut Vec<Figure>) {
+    let cs = sparse_contenders();
+    let names: Vec<&'static str> = cs.iter().map(|c| c.name).collect();
+    let backends: Vec<&'static str> = cs.iter().filter(|c| c.is_mem_table).map(|c| c.name).collect();
+    let shapes: Vec<Sparse> = Sparse::ALL.into_iter().filter(|sp| !s.quick || sparse_in_quick(sp)).collect();
+    let cost = TableCost::calibrate();
+    let mut skipped = Vec::new();
+    for sp in &shapes {
+        let t0 = Instant::now();
+        let w = sp.workload();
+        let est = cost.estimate(&w);
+        let skip = sparse_skip(est, backends.len(), s.sparse_limit);
+        measure_sparse(&cs, &w, s, skip.is_some(), figs);
+        eprintln!("compare: sparse {} measured in {:.0} s", w.name, t0.elapsed().as_secs_f64());
+        if let Some(why) = &skip {
+            eprintln!("compare: sparse {}: mem-table {why}", w.name);
+        }
+        if !s.json {
+            print_sparse(figs, sp, &names, est, skip.as_deref());
+        }
+        skipped.push(skip);
+    }
+    if s.json {
+        return;
+    }
+    print_sparse_summary(figs, &shapes, &names, &skipped);
+    println!(
+        "
+== issue 11 targets on the sparse shapes (mem-table figure / FxHashMap's, this run; met when <= limit) =="
+    );
+    let skipped_shapes: Vec<(String, usize)> = shapes
+        .iter()
+        .zip(&skipped)
+        .filter(|(_, skip)| skip.is_some())
+        .map(|(sp, _)| (sp.label(), sp.entries))
+        .collect();
+    print_target_rows(figs, &sparse_targets(&shapes), &backends, &skipped_shapes);
+    println!(
+        "
+sparse: {}; bytes from the counting allocator (FxHashMap's are any HashMap<u64, u64>'s); one \
+         untimed pass, then whole passes of as many lookups as keys (batches of {BATCH}), median over up \
+         to {} rounds, contenders taking turns; inserts from the one build measured; mem-table's tables \
+         estimated before each build ({:.0} bytes for the first path, then {:.0}, {:.0} and {:.0} per table \
+         at 2 MiB, 1 GiB and 512 GiB), limit {:.1} GiB per backend{}",
+        Stopwatch::clock(),
+        s.runs,
+        cost.first_path,
+        cost.per_table[0],
+        cost.per_table[1],
+        cost.per_table[2],
+        s.sparse_limit / GIB,
+        if s.quick { "; --quick: the 2^16 shapes in a window only" } else { "" }
+    );
+}
+
+/// Issue 11's targets on the sparse shapes, over `FxHashMap` (whose bytes
+/// are `HashMap<u64, u64>`'s with any hasher).
+fn sparse_targets(shapes: &[Sparse]) -> Vec<Target> {
+    let mut ts = Vec::new();
+    for sp in shapes {
+        let (shape, n) = (sp.label(), sp.entries);
+        let d = sp.density_percent();
+        let uniform = sp.window_pages.is_none();
+        let mut t = |what, op, limit| {
+            ts.push(Target { what, shape: shape.clone(), entries: n, op, base: Base::Other(FX), limit })
+        };
+        if n == 1 << 20 && (d >= 12.0 || (0.9..1.1).contains(&d)) {
+            t("memory", Op::Memory, 1.0);
+        }
+        if uniform {
+            t("memory", Op::Memory, 2.0);
+        }
+        if n == 1 << 20 && d >= 12.0 {
+            t("random hits, single get", Op::GetRandom, 1.0);
+        }
+        if uniform || (n == 1 << 20 && (0.9..1.1).contains(&d)) {
+            t("random hits, single get", Op::GetRandom, 1.5);
+        }
+        t("batched lookups, per key", Op::GetBatch, 1.0);
+        t("for loop over &table", Op::IterFor, 1.0);
+    }
+    ts
+}
+
 /// The figure for `(shape, entries, op, implementation)`: `None` when not
 /// measured, `Some(None)` when not available.
 fn find(figs: &[Figure], shape: &str, entries: usize, op: Op, implementation: &str) -> Option<Option<f64>> {
@@ -679,13 +1049,20 @@ fn print_targets(figs: &[Figure], sizes: &[usize], backends: &[&'static str]) {
     if !at_headline {
         println!("(neither 2^22 nor 2^24 entries run: judged at the sizes run instead)");
     }
+    print_target_rows(figs, &ts, backends, &[]);
+}
+
+/// The rows of a target table, one column per backend; a target on a shape
+/// in `skipped` (label, entries) reads "skipped" where it has no figure.
+fn print_target_rows(figs: &[Figure], ts: &[Target], backends: &[&'static str], skipped: &[(String, usize)]) {
     let mut head =
         format!("{:<30} {:<18} {:>5}  {:<20} {:>5}", "target", "shape", "size", "baseline", "limit");
     for b in backends {
         let _ = write!(head, "  {:>14}", b.trim_start_matches("mem-table/"));
     }
     println!("{head}");
-    for t in &ts {
+    for t in ts {
+        let skip = skipped.iter().any(|(shape, n)| *shape == t.shape && *n == t.entries);
         let mut line = format!(
             "{:<30} {:<18} {:>5}  {:<20} {:>5}",
             t.what,
@@ -696,6 +1073,7 @@ fn print_targets(figs: &[Figure], sizes: &[usize], backends: &[&'static str]) {
         );
         for b in backends {
             let (r, verdict) = match t.ratio(figs, b, backends) {
+                None if skip => ("skipped".into(), ""),
                 None => (String::new(), ""),
                 Some(None) => ("n/a".into(), ""),
                 Some(Some(r)) => (format!("{r:.2}x"), if r <= t.limit { "met" } else { "MISSED" }),
@@ -779,6 +1157,14 @@ fn main() {
     let backends: Vec<&'static str> = cs.iter().filter(|c| c.is_mem_table).map(|c| c.name).collect();
     let smallest = s.sizes[0];
     let mut figs = Vec::new();
+    if s.sections == Sections::SparseOnly {
+        run_sparse(&s, &mut figs);
+        if s.json {
+            print_json(&figs);
+        }
+        eprintln!("compare: {:.0} s in all", started.elapsed().as_secs_f64());
+        return;
+    }
     for &n in &s.sizes {
         for shape in FULL_SHAPES.into_iter().chain(MEMORY_SHAPES) {
             let t0 = Instant::now();
@@ -797,14 +1183,19 @@ fn main() {
     let t0 = Instant::now();
     measure_in_entry(&cs, &s, &mut figs);
     eprintln!("compare: lookups inside entries measured in {:.0} s", t0.elapsed().as_secs_f64());
+    if !s.json {
+        for shape in ["4KiB-entries", "2MiB-entries", "1GiB-entries"] {
+            print_shape(&figs, shape, IN_ENTRY, &names);
+        }
+        print_targets(&figs, &s.sizes, &backends);
+    }
+    if s.sections == Sections::All {
+        run_sparse(&s, &mut figs);
+    }
     if s.json {
         print_json(&figs);
         return;
     }
-    for shape in ["4KiB-entries", "2MiB-entries", "1GiB-entries"] {
-        print_shape(&figs, shape, IN_ENTRY, &names);
-    }
-    print_targets(&figs, &s.sizes, &backends);
     if s.sizes.iter().any(|&n| Shape::Clustered64G.label(n) != Shape::Clustered64G.name()) {
         println!(
             "\nclustered-64GiB spreads over a larger window where its entries would fill more than a \

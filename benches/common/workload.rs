@@ -106,6 +106,78 @@ impl Shape {
     }
 }
 
+/// The sparse shapes of issue 11: `entries` distinct random base pages in
+/// a window of `window_pages` pages from address 0, or uniform over the
+/// whole 48-bit space (`window_pages: None`). Each is deterministic from
+/// its seed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Sparse {
+    pub entries: usize,
+    /// The window, in 4 KiB pages; `None`: all of 48 bits.
+    pub window_pages: Option<u64>,
+}
+
+/// GiB, in 4 KiB pages.
+const GIB_PAGES: u64 = 1 << 18;
+
+impl Sparse {
+    /// The shapes, 2^16 entries first: 0.78 % of 32 GiB, 0.024 % of 1 TiB
+    /// and uniform over 48 bits; then at 2^20, 12.5 % of 32 GiB, 1 % of
+    /// 400 GiB and uniform over 48 bits.
+    pub const ALL: [Sparse; 6] = [
+        Sparse { entries: 1 << 16, window_pages: Some(32 * GIB_PAGES) },
+        Sparse { entries: 1 << 16, window_pages: Some(1024 * GIB_PAGES) },
+        Sparse { entries: 1 << 16, window_pages: None },
+        Sparse { entries: 1 << 20, window_pages: Some(32 * GIB_PAGES) },
+        Sparse { entries: 1 << 20, window_pages: Some(400 * GIB_PAGES) },
+        Sparse { entries: 1 << 20, window_pages: None },
+    ];
+
+    /// The pages a key may fall on.
+    pub fn range_pages(self) -> u64 {
+        self.window_pages.unwrap_or(1 << (ADDRESS_BITS - 12))
+    }
+
+    /// The share of the window's pages that hold an entry, in percent.
+    pub fn density_percent(self) -> f64 {
+        self.entries as f64 / self.range_pages() as f64 * 100.0
+    }
+
+    /// `random-0.78%-32GiB`, `random-1%-400GiB`, `uniform-48bit`: the label
+    /// in reports (the size goes beside it).
+    pub fn label(self) -> String {
+        let Some(pages) = self.window_pages else { return "uniform-48bit".to_string() };
+        let gib = pages / GIB_PAGES;
+        let window =
+            if gib >= 1024 && gib % 1024 == 0 { format!("{}TiB", gib / 1024) } else { format!("{gib}GiB") };
+        format!("random-{}%-{window}", self.density_label())
+    }
+
+    /// The density in percent, to two or three significant digits:
+    /// `12.5`, `1`, `0.78`, `0.024`, `9.5e-7`.
+    pub fn density_label(self) -> String {
+        let d = self.density_percent();
+        if d >= 1.0 {
+            format!("{d:.1}").trim_end_matches(".0").to_string()
+        } else if d >= 0.1 {
+            format!("{d:.2}")
+        } else if d >= 0.01 {
+            format!("{d:.3}")
+        } else {
+            format!("{d:.1e}")
+        }
+    }
+
+    /// The workload: distinct pages by rejection (every shape is at most
+    /// 12.5 % dense), values and orders as for every workload.
+    pub fn workload(self) -> Workload {
+        let range = self.range_pages();
+        let mut rng = Rng::new(0x5ba7_5e00_0000_0000 ^ range.rotate_left(20) ^ self.entries as u64);
+        let pages = distinct(self.entries, range, &mut rng).map(|p| (p * PAGE, 0)).collect();
+        Workload::from_pages(None, format!("{}/{}", self.label(), size_label(self.entries)), pages, &mut rng)
+    }
+}
+
 /// One entry to insert: a page of `level` at `addr`, holding `value`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Entry {
