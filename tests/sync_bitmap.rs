@@ -248,11 +248,13 @@ fn check<G: Geometry>() {
 }
 
 #[test]
+#[cfg_attr(miri, ignore = "minutes under Miri; the tiny and flat geometries run the same code")]
 fn model_x86_4level() {
     check::<X86_4Level>();
 }
 
 #[test]
+#[cfg_attr(miri, ignore = "minutes under Miri; the tiny and flat geometries run the same code")]
 fn model_x86_5level() {
     check::<mem_table::X86_5Level>();
 }
