@@ -337,7 +337,8 @@ pub struct SRange {
 /// The consumer's split and merge ops for an op.
 #[derive(Clone, Copy, Debug)]
 pub enum How {
-    /// Copies (split) and merges equal children: `SplitByClone`/`CloneOps`.
+    /// The methods without ops (`split`, `merge`, `insert_range`,
+    /// `remove_range`, `compact`: copies, equal children merged).
     Plain,
     /// Flips the low bit of odd sub-pages (split), merges into the minimum.
     Changing,
@@ -789,8 +790,15 @@ impl<V: Val, G: Geometry, R: sync::Reclaim + 'static> Ctx<V, G, R> {
                 }
                 let (a, l) = self.place(a, l);
                 let before = matches!(how, How::Panic(_)).then(|| self.entries_m());
-                let x = catching(|| w.split_with(a, l, &mut TestOps::new(how, self.panic_mod)));
-                let y = catching(|| self.m.split_with(a, l, &mut TestOps::new(how, self.panic_mod)));
+                let pm = self.panic_mod;
+                let x = catching(|| match how {
+                    How::Plain => w.split(a, l),
+                    _ => w.split_with(a, l, &mut TestOps::new(how, pm)),
+                });
+                let y = catching(|| match how {
+                    How::Plain => self.m.split(a, l),
+                    _ => self.m.split_with(a, l, &mut TestOps::new(how, pm)),
+                });
                 assert_eq!(x, y, "split_with {a:#x} {l:?} {how:?} (None: panicked)");
                 if x.is_none() {
                     // Documented alike: a panic in `ops` changes nothing.
@@ -805,8 +813,15 @@ impl<V: Val, G: Geometry, R: sync::Reclaim + 'static> Ctx<V, G, R> {
             Op::Merge(a, l, how) => {
                 let (a, l) = self.place(a, l);
                 let before = matches!(how, How::Panic(_)).then(|| self.entries_m());
-                let x = catching(|| w.merge_with(a, l, &mut TestOps::new(how, self.panic_mod)));
-                let y = catching(|| self.m.merge_with(a, l, &mut TestOps::new(how, self.panic_mod)));
+                let pm = self.panic_mod;
+                let x = catching(|| match how {
+                    How::Plain => w.merge(a, l),
+                    _ => w.merge_with(a, l, &mut TestOps::new(how, pm)),
+                });
+                let y = catching(|| match how {
+                    How::Plain => self.m.merge(a, l),
+                    _ => self.m.merge_with(a, l, &mut TestOps::new(how, pm)),
+                });
                 assert_eq!(x, y, "merge_with {a:#x} {l:?} {how:?} (None: panicked)");
                 if x.is_none() {
                     assert_eq!(
@@ -874,8 +889,11 @@ impl<V: Val, G: Geometry, R: sync::Reclaim + 'static> Ctx<V, G, R> {
                     return false;
                 }
                 let r = self.bounds(r);
+                let plain = matches!(how, How::Plain);
                 return self.ranged(w, how, true, &format!("insert_range_with {r:x?} {how:?}"), |t, ops| {
                     match t {
+                        Either::S(w) if plain => w.insert_range(r, V::make(v)),
+                        Either::M(m) if plain => m.insert_range(r, V::make(v)),
                         Either::S(w) => w.insert_range_with(r, V::make(v), ops),
                         Either::M(m) => m.insert_range_with(r, V::make(v), ops),
                     }
@@ -883,15 +901,21 @@ impl<V: Val, G: Geometry, R: sync::Reclaim + 'static> Ctx<V, G, R> {
             }
             Op::RemoveRange(r, how) => {
                 let r = self.bounds(r);
+                let plain = matches!(how, How::Plain);
                 return self.ranged(w, how, true, &format!("remove_range_with {r:x?} {how:?}"), |t, ops| {
                     match t {
+                        Either::S(w) if plain => w.remove_range(r),
+                        Either::M(m) if plain => m.remove_range(r),
                         Either::S(w) => w.remove_range_with(r, ops),
                         Either::M(m) => m.remove_range_with(r, ops),
                     }
                 });
             }
             Op::Compact(how) => {
+                let plain = matches!(how, How::Plain);
                 return self.ranged(w, how, false, &format!("compact_with {how:?}"), |t, ops| match t {
+                    Either::S(w) if plain => w.compact(),
+                    Either::M(m) if plain => m.compact(),
                     Either::S(w) => w.compact_with(ops),
                     Either::M(m) => m.compact_with(ops),
                 });
