@@ -10,9 +10,16 @@
 //! panics only: any other panic aborts, as libFuzzer's hook makes it.
 //! Addresses (`model::Addr::Deep`) reach several root slots and every
 //! level, on every geometry.
+//!
+//! The concurrent module has its own interpreters: [`sync`] (target
+//! `sync`: `sync::Writer` and the readers against `MemTable`) and
+//! [`bitmap`] (target `bitmap`: `sync::PageBitmap` against a set of pages).
 
 #[path = "../../tests/model/mod.rs"]
 pub mod model;
+
+pub mod bitmap;
+pub mod sync;
 
 use arbitrary::{Arbitrary, Unstructured};
 use mem_table::backend::Backend;
