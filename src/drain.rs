@@ -21,7 +21,7 @@ use crate::ops::{PageOps, SplitByClone};
 use crate::page::{Level, Page};
 use crate::raw::RawTable;
 use crate::raw::cursor::Cursor as RawCursor;
-use crate::raw::ranges::{Refusal, View};
+use crate::raw::ranges::View;
 use crate::raw::track::Track;
 use crate::table::MemTable;
 
@@ -289,12 +289,7 @@ impl<V, G: Geometry, B: Backend> MemTable<V, G, B> {
         let mut need = [0; MAX_LEVELS];
         self.raw
             .plan_range(View::Real(self.raw.root), RawTable::<V, G, B>::TOP, 0, lo, last, false, &mut need)
-            .map_err(|r| match r {
-                Refusal::NoEntriesBelow(l) => Error::new(ErrorKind::NoEntriesAtLevel, lo, Level::new(l), ()),
-                Refusal::Larger(p) => Error::new(ErrorKind::ConflictLarger, p.addr(), p.level(), ()),
-                Refusal::Declined => Error::new(ErrorKind::NotMergeable, lo, Level::BASE, ()),
-                Refusal::Nothing => Error::new(ErrorKind::NothingToSplit, lo, Level::BASE, ()),
-            })?;
+            .map_err(|r| Self::refusal(r, lo, Level::BASE, ErrorKind::NothingToSplit))?;
         self.reserve_need(&need, lo)?;
         // Split what straddles an edge, largest first, until nothing does.
         for edge in [lo, last] {

@@ -14,7 +14,7 @@ use crate::table::MemTable;
 
 impl<V, G: Geometry, B: Backend> MemTable<V, G, B> {
     /// Maps a refusal from the raw layer to an error at `(addr, level)`.
-    fn refusal(r: Refusal, addr: u64, level: Level, nothing: ErrorKind) -> Error {
+    pub(crate) fn refusal(r: Refusal, addr: u64, level: Level, nothing: ErrorKind) -> Error {
         match r {
             Refusal::Nothing => Error::new(nothing, addr, level, ()),
             Refusal::Declined => Error::new(ErrorKind::NotMergeable, addr, level, ()),

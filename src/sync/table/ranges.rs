@@ -72,14 +72,8 @@ impl<V: Value, G: Geometry, R: Reclaim> Writer<'_, V, G, R> {
     /// then every edge split it needs. Returns the inclusive bounds.
     fn plan<Q: RangeBounds<u64>>(&self, range: &Q, set: bool) -> Result<(u64, u64), Error> {
         let (lo, last) = crate::MemTable::<(), G>::check_range(range)?;
-        self.plan_range(View::Real(self.t.root), T::<V, G, R>::TOP, 0, lo, last, set).map_err(
-            |r| match r {
-                Refusal::NoEntriesBelow(l) => Error::new(ErrorKind::NoEntriesAtLevel, lo, Level::new(l), ()),
-                Refusal::Larger(p) => Error::new(ErrorKind::ConflictLarger, p.addr(), p.level(), ()),
-                Refusal::Nothing => Error::new(ErrorKind::NothingToSplit, lo, Level::BASE, ()),
-                Refusal::Declined => Error::new(ErrorKind::NotMergeable, lo, Level::BASE, ()),
-            },
-        )?;
+        self.plan_range(View::Real(self.t.root), T::<V, G, R>::TOP, 0, lo, last, set)
+            .map_err(|r| crate::MemTable::<(), G>::refusal(r, lo, Level::BASE, ErrorKind::NothingToSplit))?;
         Ok((lo, last))
     }
 
