@@ -74,7 +74,7 @@ use mem_table::sync::{self, Atom};
 use mem_table::typenum::{U2, U12};
 use mem_table::{Level, MemTable, Page};
 
-use crate::model::{Bomb, Geo, quiet_bombs};
+use crate::model::{Addr, Bomb, Geo, quiet_bombs};
 
 /// Four 2-bit levels, levels 1 and 2 large: 256 pages in all, tables of
 /// four slots that fill, split, merge and compact all the time (and merges
@@ -229,79 +229,6 @@ impl Val for Big {
 
 // ---- symbolic arguments ----------------------------------------------------
 
-/// A small move away from a boundary.
-#[derive(Clone, Copy, Debug)]
-pub enum Nudge {
-    Exact,
-    PageUp,
-    PageDown,
-    ByteUp,
-}
-
-impl<'a> Arbitrary<'a> for Nudge {
-    fn arbitrary(u: &mut Unstructured<'a>) -> arbitrary::Result<Nudge> {
-        Ok(match u.int_in_range(0..=9u8)? {
-            0..=5 => Nudge::Exact,
-            6 | 7 => Nudge::PageUp,
-            8 => Nudge::PageDown,
-            _ => Nudge::ByteUp,
-        })
-    }
-}
-
-/// An address, as `fuzz/src/lib.rs`'s model biases them (resolved by
-/// [`SAddr::resolve`] for the geometry, the op's level and the reference's
-/// entries).
-#[derive(Clone, Copy, Debug)]
-pub enum SAddr {
-    /// Base page `n % 16` from the bottom.
-    Low(u8),
-    /// Base page `n % 16` from the top of the reach.
-    High(u8),
-    /// Page `n % 4` of the op's level, from the bottom or the top.
-    Page {
-        n: u8,
-        from_top: bool,
-    },
-    /// The first address of page `n % 4` of level `level % levels`, from
-    /// the bottom or the top, nudged.
-    Boundary {
-        level: u8,
-        n: u8,
-        from_top: bool,
-        nudge: Nudge,
-    },
-    /// The first address of the reference's entry `n % count`, aligned down
-    /// to the op's level: an entry to split, a table to merge.
-    Entry(u8),
-    /// A page of the op's level through slot 0, 1, the middle or the last
-    /// of each table on the way down (two bits of `path` per level).
-    Deep(u16),
-    /// Past the reach by `n % 4` base pages.
-    PastReach(u8),
-    Any(u64),
-}
-
-impl<'a> Arbitrary<'a> for SAddr {
-    fn arbitrary(u: &mut Unstructured<'a>) -> arbitrary::Result<SAddr> {
-        Ok(match u.int_in_range(0..=23u8)? {
-            0..=2 => SAddr::Low(u.arbitrary()?),
-            3 | 4 => SAddr::High(u.arbitrary()?),
-            5..=7 => SAddr::Page { n: u.arbitrary()?, from_top: u.arbitrary()? },
-            8..=11 => SAddr::Boundary {
-                level: u.arbitrary()?,
-                n: u.arbitrary()?,
-                from_top: u.arbitrary()?,
-                nudge: u.arbitrary()?,
-            },
-            12..=16 => SAddr::Entry(u.arbitrary()?),
-            17..=21 => SAddr::Deep(u.arbitrary()?),
-            22 => SAddr::PastReach(u.arbitrary()?),
-            _ => SAddr::Any(u.arbitrary()?),
-        })
-    }
-}
-
 /// A level, symbolically.
 #[derive(Clone, Copy, Debug)]
 pub enum SLvl {
@@ -329,8 +256,8 @@ impl<'a> Arbitrary<'a> for SLvl {
 /// A range: two addresses and a shape (see [`Ctx::bounds`]).
 #[derive(Arbitrary, Clone, Copy, Debug)]
 pub struct SRange {
-    pub a: SAddr,
-    pub b: SAddr,
+    pub a: Addr,
+    pub b: Addr,
     pub shape: u8,
 }
 
@@ -359,17 +286,17 @@ impl<'a> Arbitrary<'a> for How {
 /// One op; values are `n % 4` (so that neighbours merge).
 #[derive(Clone, Copy, Debug)]
 pub enum Op {
-    Insert(SAddr, u8),
-    InsertAt(SAddr, SLvl, u8),
-    Remove(SAddr),
-    RemoveCovering(SAddr),
-    Split(SAddr, SLvl, How),
-    Merge(SAddr, SLvl, How),
+    Insert(Addr, u8),
+    InsertAt(Addr, SLvl, u8),
+    Remove(Addr),
+    RemoveCovering(Addr),
+    Split(Addr, SLvl, How),
+    Merge(Addr, SLvl, How),
     /// Every entry of the level below in the page of the level at the
     /// address: a full table to merge.
-    Fill(SAddr, SLvl, u8),
-    Get(SAddr),
-    GetMany([SAddr; 3]),
+    Fill(Addr, SLvl, u8),
+    Get(Addr),
+    GetMany([Addr; 3]),
     Range(SRange),
     InsertRange(SRange, u8, How),
     RemoveRange(SRange, How),
@@ -381,8 +308,8 @@ pub enum Op {
         panic_at: Option<u8>,
     },
     Compact(How),
-    ReserveInsert(SAddr, SLvl),
-    ReserveSplit(SAddr, SLvl),
+    ReserveInsert(Addr, SLvl),
+    ReserveSplit(Addr, SLvl),
     ReserveTables(SLvl, u8),
     Unreserve,
     TrackChanges,
@@ -392,7 +319,7 @@ pub enum Op {
         commit: bool,
     },
     /// A reader keeps what it reads at the address, pinned.
-    Hold(SAddr),
+    Hold(Addr),
     /// It checks what it kept, and unpins.
     Unhold,
     Collect,
@@ -616,49 +543,14 @@ impl<V: Val, G: Geometry, R: sync::Reclaim + 'static> Ctx<V, G, R> {
         self.m.iter().map(|(p, v)| (p, V::of_val(v))).collect()
     }
 
-    fn resolve(&self, a: SAddr, level: u8) -> u64 {
-        let geo = &self.geo;
-        let level = level.min(geo.top());
-        let last_page = geo.last_addr() - (geo.page() - 1);
-        let page = |level: u8, n: u8, from_top: bool| {
-            let n = u64::from(n % 4).min(geo.pages(level) - 1);
-            let index = if from_top { geo.pages(level) - 1 - n } else { n };
-            index * geo.size(level)
-        };
-        match a {
-            SAddr::Low(n) => u64::from(n % 16) * geo.page(),
-            SAddr::High(n) => last_page - u64::from(n % 16) * geo.page(),
-            SAddr::Page { n, from_top } => page(level, n, from_top),
-            SAddr::Boundary { level, n, from_top, nudge } => {
-                let a = page(level % geo.levels() as u8, n, from_top);
-                match nudge {
-                    Nudge::Exact => a,
-                    Nudge::PageUp => a.wrapping_add(geo.page()),
-                    Nudge::PageDown => a.wrapping_sub(geo.page()),
-                    Nudge::ByteUp => a.wrapping_add(1),
-                }
-            }
-            SAddr::Entry(n) => {
-                let len = self.m.len();
-                if len == 0 {
-                    return 0;
-                }
-                let (p, _) = self.m.iter().nth(usize::from(n) % len).expect("in range");
-                geo.align_down(p.addr(), level)
-            }
-            SAddr::Deep(path) => (level..=geo.top()).fold(0, |addr, l| {
-                let slots = geo.fanout(l);
-                let slot = match (path >> (2 * u32::from(geo.top() - l))) & 3 {
-                    0 => 0,
-                    1 => 1,
-                    2 => slots / 2,
-                    _ => slots - 1,
-                };
-                addr | slot << geo.shift(l)
-            }),
-            SAddr::PastReach(n) => (1u64 << geo.bits) + u64::from(n % 4) * geo.page(),
-            SAddr::Any(a) => a,
-        }
+    /// `a` for an op at `level`, as the single-threaded fuzzers resolve
+    /// addresses, with the reference's `n % len`-th entry for
+    /// [`Addr::Entry`].
+    fn resolve(&self, a: Addr, level: u8) -> u64 {
+        a.resolve_with(&self.geo, level, |n| {
+            let len = self.m.len();
+            (len > 0).then(|| self.m.iter().nth(usize::from(n) % len).expect("in range").0.addr())
+        })
     }
 
     fn level(&self, l: SLvl, addr: u64) -> u8 {
@@ -677,7 +569,7 @@ impl<V: Val, G: Geometry, R: sync::Reclaim + 'static> Ctx<V, G, R> {
 
     /// An address and a level for an op: the level first (of the entry at
     /// the base-page address), then the address for that level.
-    fn place(&self, a: SAddr, l: SLvl) -> (u64, Level) {
+    fn place(&self, a: Addr, l: SLvl) -> (u64, Level) {
         let level = self.level(l, self.resolve(a, 0));
         (self.resolve(a, level), Level::new(level))
     }

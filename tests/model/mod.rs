@@ -1132,7 +1132,21 @@ impl Nudge {
 impl Addr {
     /// The address, for an op acting at `level` (0 if it has none).
     pub fn resolve(self, m: &Model, level: u8) -> u64 {
-        let geo = &m.geo;
+        let level = level.min(m.geo.top());
+        self.resolve_with(&m.geo, level, |n| {
+            let near = |e: &(&u64, &(u8, u32))| e.1.0 == level || e.1.0 + 1 == level;
+            let mut starts: Vec<u64> = m.entries.iter().filter(near).map(|(&a, _)| a).collect();
+            if starts.is_empty() {
+                starts = m.entries.keys().copied().collect();
+            }
+            starts.get(usize::from(n) % starts.len().max(1)).copied()
+        })
+    }
+
+    /// The address in `geo`, for an op acting at `level`, with `entry(n)`
+    /// giving the address of an entry for [`Addr::Entry`] (`None` if there
+    /// is none): for harnesses whose reference is not a [`Model`].
+    pub fn resolve_with(self, geo: &Geo, level: u8, entry: impl FnOnce(u8) -> Option<u64>) -> u64 {
         let level = level.min(geo.top());
         let last_page = geo.last_addr() - (geo.page() - 1);
         // Page `n % 4` of `level`, from the bottom or the top.
@@ -1148,14 +1162,7 @@ impl Addr {
             Addr::Boundary { level, n, from_top, nudge } => {
                 nudge.apply(geo, page(level % geo.levels() as u8, n, from_top))
             }
-            Addr::Entry(n) => {
-                let near = |e: &(&u64, &(u8, u32))| e.1.0 == level || e.1.0 + 1 == level;
-                let mut starts: Vec<u64> = m.entries.iter().filter(near).map(|(&a, _)| a).collect();
-                if starts.is_empty() {
-                    starts = m.entries.keys().copied().collect();
-                }
-                starts.get(usize::from(n) % starts.len().max(1)).map_or(0, |&a| geo.align_down(a, level))
-            }
+            Addr::Entry(n) => entry(n).map_or(0, |a| geo.align_down(a, level)),
             Addr::Deep(path) => (level..=geo.top()).fold(0, |addr, l| {
                 let slots = geo.fanout(l);
                 let slot = match (path >> (2 * u32::from(geo.top() - l))) & 3 {
