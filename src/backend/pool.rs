@@ -23,7 +23,7 @@ use crate::page::Level;
 /// built (one block per level, 2 MiB-aligned when 2 MiB or larger); after
 /// that no operation allocates, iteration and change reports included,
 /// except `clone` (which builds a new pool) and, once
-/// [`MemTable::track_values`](crate::MemTable::track_values) is on, the
+/// [`MemTable::track_values`](crate::MemTable::track_values) is on,
 /// what it keeps for comparison (clones of values, and the change marks of
 /// tables that removals free, in ordered maps on the global allocator).
 ///
