@@ -68,8 +68,8 @@ use std::time::Instant;
 use common::Stopwatch;
 use common::alloc::{Counting, live, measure};
 use common::contenders::{
-    BATCH, BrownHashMap, Contender, FLAT, FLAT_U64, FX, FxHashMap, HEAP, Hashed, Ordered, PLAIN, Run, Table,
-    report_contenders,
+    BATCH, BrownHashMap, Contender, FLAT, FLAT_U64, FX, FxHashMap, HEAP, HEAP_NICHE, Hashed, Ordered, PLAIN,
+    Run, Table, report_contenders,
 };
 use common::rng::Rng;
 use common::workload::{Entry, Shape, Sparse, Workload, size_label};
@@ -693,6 +693,7 @@ impl Target {
             Base::Other(name) => get(&self.shape, self.entries, self.op, name)?,
             Base::BestBackend if backend == HEAP => backends
                 .iter()
+                .filter(|&&b| b != HEAP_NICHE)
                 .filter_map(|b| get(&self.shape, self.entries, self.op, b).flatten())
                 .min_by(f64::total_cmp),
             Base::BestBackend => return None,

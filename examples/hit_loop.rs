@@ -8,7 +8,9 @@
 //! ```
 //!
 //! Contenders: `crate-heap`, `crate-arena`, `crate-pool` (`mem-table` on
-//! each backend), `plain-radix` (the plain 4 x 512 radix table),
+//! each backend), `crate-heap-nz` (`NonZeroU64` values on the heap: a
+//! niche, so the bottom table's presence is read from the value's line),
+//! `plain-radix` (the plain 4 x 512 radix table),
 //! `fx` (`std` `HashMap` with the Fx hasher), `hashbrown`, `flat` (a flat
 //! `Vec<u64>`). The table holds 2^(log2 entries) `u64` entries side by side
 //! from address 0 (default 2^22); the lookups go over a shuffled array of
@@ -26,7 +28,7 @@ use common::rng::Rng;
 use common::workload::{Entry, Hint, PAGE};
 use mem_table::backend::{Arena, Heap, Pool};
 
-const USAGE: &str = "usage: hit_loop <crate-heap|crate-arena|crate-pool|plain-radix|fx|hashbrown|flat> \
+const USAGE: &str = "usage: hit_loop <crate-heap|crate-arena|crate-pool|crate-heap-nz|plain-radix|fx|hashbrown|flat> \
                      [log2 entries, default 22] [K lookups, default 2^22]";
 
 /// Builds the table of `entries` and makes `k` lookups over `keys`.
@@ -81,6 +83,7 @@ fn main() {
         "crate-heap" => run::<Table<Heap>>(&entries, &keys, k),
         "crate-arena" => run::<Table<Arena>>(&entries, &keys, k),
         "crate-pool" => run::<Table<Pool>>(&entries, &keys, k),
+        "crate-heap-nz" => run::<Table<Heap, std::num::NonZeroU64>>(&entries, &keys, k),
         "plain-radix" => run::<PlainRadix>(&entries, &keys, k),
         "fx" => run::<Hashed<FxHashMap>>(&entries, &keys, k),
         "hashbrown" => run::<Hashed<BrownHashMap>>(&entries, &keys, k),

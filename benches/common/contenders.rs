@@ -6,6 +6,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::hint::black_box;
+use std::num::NonZeroU64;
 use std::ops::Range;
 
 use mem_table::backend::{Arena, Backend, Heap, Pool};
@@ -111,17 +112,56 @@ pub trait Impl: Clone + 'static {
 
 // ---------------------------------------------------------------- mem-table
 
-/// `mem-table` on the x86-64 geometry with backend `B`.
-pub type Table<B> = MemTable<u64, X86_4Level, B>;
+/// `mem-table` on the x86-64 geometry with backend `B`, holding the
+/// workloads' `u64` values as `V`.
+pub type Table<B, V = u64> = MemTable<V, X86_4Level, B>;
+
+/// How a table stores a workload's `u64` value.
+pub trait Stored: Copy + PartialEq + 'static {
+    /// Whether the type has a niche: then a bottom table's lookups read
+    /// presence from the value's own cache line (see `src/raw/node.rs`).
+    const NICHE: bool;
+    fn put(v: u64) -> Self;
+    fn get(self) -> u64;
+}
+
+impl Stored for u64 {
+    const NICHE: bool = false;
+    #[inline(always)]
+    fn put(v: u64) -> Self {
+        v
+    }
+    #[inline(always)]
+    fn get(self) -> u64 {
+        self
+    }
+}
+
+/// The value's complement, which is never zero: no workload stores
+/// `u64::MAX` (the flat array's absent marker).
+impl Stored for NonZeroU64 {
+    const NICHE: bool = true;
+    #[inline(always)]
+    fn put(v: u64) -> Self {
+        NonZeroU64::new(!v).expect("workload values are never u64::MAX")
+    }
+    #[inline(always)]
+    fn get(self) -> u64 {
+        !NonZeroU64::get(self)
+    }
+}
 
 /// A backend as the benchmarks make it.
 pub trait MakeBackend: Backend {
     const LABEL: &'static str;
+    /// The label with `NonZeroU64` values.
+    const LABEL_NICHE: &'static str;
     fn make(hint: &Hint) -> Self;
 }
 
 impl MakeBackend for Heap {
     const LABEL: &'static str = "mem-table/heap";
+    const LABEL_NICHE: &'static str = "mem-table/heap NonZeroU64";
     fn make(_: &Hint) -> Self {
         Heap
     }
@@ -129,6 +169,7 @@ impl MakeBackend for Heap {
 
 impl MakeBackend for Arena {
     const LABEL: &'static str = "mem-table/arena";
+    const LABEL_NICHE: &'static str = "mem-table/arena NonZeroU64";
     fn make(_: &Hint) -> Self {
         Arena
     }
@@ -136,14 +177,15 @@ impl MakeBackend for Arena {
 
 impl MakeBackend for Pool {
     const LABEL: &'static str = "mem-table/pool";
+    const LABEL_NICHE: &'static str = "mem-table/pool NonZeroU64";
     /// Exactly as many tables per level as the workload needs.
     fn make(hint: &Hint) -> Self {
         Pool::with_capacities(&hint.nodes)
     }
 }
 
-impl<B: MakeBackend> Impl for Table<B> {
-    const NAME: &'static str = B::LABEL;
+impl<B: MakeBackend, V: Stored> Impl for Table<B, V> {
+    const NAME: &'static str = if V::NICHE { B::LABEL_NICHE } else { B::LABEL };
     const IS_MEM_TABLE: bool = true;
 
     fn new(hint: &Hint) -> Self {
@@ -151,48 +193,48 @@ impl<B: MakeBackend> Impl for Table<B> {
     }
     #[inline]
     fn insert_at(&mut self, addr: u64, level: u8, v: u64) -> Option<u64> {
-        MemTable::insert_at(self, addr, Level::new(level), v).expect("insert")
+        MemTable::insert_at(self, addr, Level::new(level), V::put(v)).expect("insert").map(V::get)
     }
     #[inline]
     fn get(&self, addr: u64) -> Option<u64> {
-        MemTable::get(self, addr).copied()
+        MemTable::get(self, addr).map(|v| v.get())
     }
     #[inline]
     fn remove(&mut self, addr: u64) -> Option<u64> {
-        MemTable::remove_covering(self, addr).map(|(_, v)| v)
+        MemTable::remove_covering(self, addr).map(|(_, v)| v.get())
     }
     fn for_each(&self, mut f: impl FnMut(u64, u64)) {
-        self.iter().for_each(|(page, v)| f(page.addr(), *v));
+        self.iter().for_each(|(page, v)| f(page.addr(), v.get()));
     }
     fn for_each_in(&self, range: Range<u64>, mut f: impl FnMut(u64, u64)) {
-        self.range(range).for_each(|(page, v)| f(page.addr(), *v));
+        self.range(range).for_each(|(page, v)| f(page.addr(), v.get()));
     }
     #[inline]
     fn get_batch(&self, addrs: &[u64; BATCH]) -> u64 {
         let mut sum = 0u64;
         for v in self.get_many(addrs) {
-            sum = sum.wrapping_add(v.copied().unwrap_or(0));
+            sum = sum.wrapping_add(v.map_or(0, |v| v.get()));
         }
         sum
     }
     fn sum_for(&self) -> Option<u64> {
         let mut sum = 0u64;
         for (page, v) in self {
-            sum = sum.wrapping_add(page.addr() ^ v);
+            sum = sum.wrapping_add(page.addr() ^ v.get());
         }
         Some(sum)
     }
     fn sum_rev(&self) -> Option<u64> {
         let mut sum = 0u64;
         for (page, v) in self.iter().rev() {
-            sum = sum.wrapping_add(page.addr() ^ v);
+            sum = sum.wrapping_add(page.addr() ^ v.get());
         }
         Some(sum)
     }
     fn sum_into(self) -> Option<u64> {
         let mut sum = 0u64;
         for (page, v) in self {
-            sum = sum.wrapping_add(page.addr() ^ v);
+            sum = sum.wrapping_add(page.addr() ^ v.get());
         }
         Some(sum)
     }
@@ -887,6 +929,7 @@ pub fn report_contenders() -> Vec<Contender> {
         Contender::of::<Table<Heap>>(),
         Contender::of::<Table<Arena>>(),
         Contender::of::<Table<Pool>>(),
+        Contender::of::<Table<Heap, NonZeroU64>>(),
         Contender::of::<Hashed<FxHashMap>>(),
         Contender::of::<Hashed<BrownHashMap>>(),
         Contender::of::<Ordered>(),
@@ -898,6 +941,7 @@ pub fn report_contenders() -> Vec<Contender> {
 
 /// Contender names, the ratios' bases.
 pub const HEAP: &str = <Table<Heap> as Impl>::NAME;
+pub const HEAP_NICHE: &str = <Table<Heap, NonZeroU64> as Impl>::NAME;
 pub const FX: &str = <Hashed<FxHashMap> as Impl>::NAME;
 pub const FLAT: &str = <Flat as Impl>::NAME;
 pub const FLAT_U64: &str = <FlatU64 as Impl>::NAME;

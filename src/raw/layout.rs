@@ -11,16 +11,37 @@
 //!  +----------------------------+ off_dirty       | len: u32             |
 //!  | dirty: 1 bit/slot          |                 +----------------------+ off_vals
 //!  +----------------------------+ off_len         | values: fan-out x V  |
-//!  | len: u32                   |                 |  (MaybeUninit)       |
-//!  +----------------------------+ off_vals        +----------------------+ size
-//!  | large values: fan-out x V  |  (only at levels
-//!  |  (MaybeUninit)             |   that hold entries)
-//!  +----------------------------+ size
+//!  | len: u32                   |                 |  (MaybeUninit, or    |
+//!  +----------------------------+ off_vals        |  Option<V> cells     |
+//!  | large values: fan-out x V  |  (only at levels|  with a niche)       |
+//!  |  (MaybeUninit)             |   that hold     +----------------------+ size
+//!  +----------------------------+ size entries, values aside)
+//! ```
+//!
+//! Large values of at most 7 bytes live inline, inside their slot words
+//! (`inline`: no value array; `off_vals` is the value's offset in slot 0's
+//! word, `stride` one word):
+//!
+//! ```text
+//!  one slot word, little-endian      byte 0     1 .. 7
+//!  empty                             0x00       0 ...
+//!  a link (8-byte aligned address)   xxxx_x000  address bytes
+//!  a large entry, value aside        0x01       0 ...
+//!  a large entry, value inline       0x01       the value, at the first offset
+//!                                               past byte 0 its alignment allows
 //! ```
 //!
 //! Everything before `off_len + 4` (the header) is zeroed when a table is
 //! created; a zeroed header is an empty table. The values are never touched
-//! until written.
+//! until written, except the cells of a bottom table whose `V` has a niche,
+//! which are all written `None` when it is created.
+//!
+//! | value type | bottom presence read from | large values | upper table, x86 level 1 |
+//! |---|---|---|---|
+//! | no niche, more than 7 bytes (`u64`) | `present` (another cache line) | aside | 8,328 B |
+//! | niche, more than 7 bytes (`NonZeroU64`, `Box`) | the cell itself | aside | 8,328 B |
+//! | no niche, at most 7 bytes (`u32`, `(u8, u16)`) | `present` | inline | 4,232 B |
+//! | niche, at most 7 bytes (`NonZeroU32`, field-less enums) | the cell itself | inline | 4,232 B |
 
 use crate::geometry::{Geometry, MAX_LEVELS, Shape};
 use core::marker::PhantomData;
@@ -44,8 +65,14 @@ pub struct Lv {
     pub off_dirty: usize,
     /// Offset of the `u32` count of occupied slots.
     pub off_len: usize,
-    /// Offset of the value array (`size` at levels without entries).
+    /// Offset of value 0: of the value array, or (inline large values) of
+    /// the value inside slot 0's word; `size` at levels without entries.
     pub off_vals: usize,
+    /// Bytes from one value to the next: the value's size in a value array,
+    /// the slot word's size when large values are inline.
+    pub stride: usize,
+    /// Large values live inside their slot words (see [`inline_offset`]).
+    pub inline: bool,
     /// Bytes zeroed to make an empty table.
     pub header: usize,
     /// Bytes of one table.
@@ -65,6 +92,8 @@ impl Lv {
         off_dirty: 0,
         off_len: 0,
         off_vals: 0,
+        stride: 0,
+        inline: false,
         header: 0,
         size: 0,
         align: 1,
@@ -95,20 +124,68 @@ const fn align_up(x: usize, a: usize) -> usize {
     (x + a - 1) & !(a - 1)
 }
 
+/// Bytes of an upper slot word.
+pub const WORD: usize = size_of::<*mut u8>();
+
+/// The byte of a slot word that holds its tag bit (bit 0 of the word read
+/// as an address): the low-order byte.
+pub const TAG_BYTE: usize = if cfg!(target_endian = "little") { 0 } else { WORD - 1 };
+
+/// Where a large value of `vsize` bytes aligned to `valign` sits inside its
+/// slot word, beside the tag byte; `None` if it does not fit there.
+pub const fn inline_offset(vsize: usize, valign: usize) -> Option<usize> {
+    if valign > WORD {
+        return None;
+    }
+    // Little-endian: the tag is byte 0; the value starts at the first
+    // offset past it that suits its alignment.
+    #[cfg(target_endian = "little")]
+    let (off, room) = (align_up(1, valign), WORD);
+    // Big-endian: the tag is the last byte; the value starts at 0.
+    #[cfg(not(target_endian = "little"))]
+    let (off, room) = (0, TAG_BYTE);
+    if off + vsize <= room || vsize == 0 { Some(off) } else { None }
+}
+
 /// The layout of one level, for values of `vsize` bytes aligned to `valign`.
 const fn level(level: u8, shift: u32, bits: u32, large: bool, vsize: usize, valign: usize) -> Lv {
     let fanout = 1usize << bits;
     let words = fanout.div_ceil(64);
-    let slots = if level == 0 { 0 } else { fanout * 8 };
+    let slots = if level == 0 { 0 } else { fanout * WORD };
     let off_map = slots;
     let off_dirty = off_map + words * 8;
     let off_len = off_dirty + words * 8;
     let header = off_len + 4;
     let align = if valign > 8 { valign } else { 8 };
-    let off_vals = align_up(header, valign);
-    let end = if level == 0 || large { off_vals + fanout * vsize } else { header };
+    let inline = match inline_offset(vsize, valign) {
+        Some(off) if level > 0 && large => Some(off),
+        _ => None,
+    };
+    let (off_vals, stride, end) = match inline {
+        Some(off) => (off, WORD, header),
+        None if level == 0 || large => {
+            let off = align_up(header, valign);
+            (off, vsize, off + fanout * vsize)
+        }
+        None => (header, vsize, header),
+    };
     let size = align_up(end, align);
-    Lv { shift, bits, fanout, words, large, off_map, off_dirty, off_len, off_vals, header, size, align }
+    Lv {
+        shift,
+        bits,
+        fanout,
+        words,
+        large,
+        off_map,
+        off_dirty,
+        off_len,
+        off_vals,
+        stride,
+        inline: inline.is_some(),
+        header,
+        size,
+        align,
+    }
 }
 
 /// The per-level layouts of a `MemTable<V, G, _>`.
@@ -156,5 +233,23 @@ mod tests {
         // Level 3 holds tables only: no value array.
         assert_eq!(lv[3].size, 4096 + 136);
         assert_eq!(lv[3].span_last(), (1u64 << 48) - 1);
+        assert!(!lv[1].inline && lv[1].stride == 8);
+    }
+
+    #[test]
+    fn small_large_values_are_inline() {
+        let lv = Info::<u32, X86_4Level>::LV;
+        // Level 1 holds entries, inline: no value array, values at byte 4.
+        assert!(lv[1].inline);
+        assert_eq!((lv[1].off_vals, lv[1].stride, lv[1].size), (4, 8, 4096 + 136));
+        // The bottom table keeps its array; level 3 holds no entries.
+        assert!(!lv[0].inline && !lv[3].inline);
+        assert_eq!((lv[0].off_vals, lv[0].stride), (136, 4));
+        assert_eq!(inline_offset(1, 1), Some(1));
+        assert_eq!(inline_offset(7, 1), Some(1));
+        assert_eq!(inline_offset(4, 2), Some(2));
+        assert_eq!(inline_offset(8, 8), None);
+        assert_eq!(inline_offset(6, 4), None);
+        assert_eq!(inline_offset(0, 8), Some(8));
     }
 }

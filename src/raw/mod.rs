@@ -123,7 +123,7 @@ impl<V, G: Geometry, B: Backend> RawTable<V, G, B> {
         };
         let root = Tab(p);
         // SAFETY: fresh memory of the top level's layout.
-        unsafe { root.init(top) };
+        unsafe { Self::init_table(root, Self::TOP) };
         RawTable { root, stores, len: 0, backend, track: None, _owns: PhantomData, _g: PhantomData }
     }
 
@@ -168,8 +168,25 @@ impl<V, G: Geometry, B: Backend> RawTable<V, G, B> {
         s.credit = s.credit.saturating_sub(1);
         let t = Tab(s.store.alloc().expect("mem-table: table created without a plan"));
         // SAFETY: fresh memory of level `l`'s layout.
-        unsafe { t.init(Self::lv(l)) };
+        unsafe { Self::init_table(t, l) };
         t
+    }
+
+    /// Makes the memory at `t` an empty table of level `l`: a zeroed header,
+    /// and (bottom, `V` with a niche) every cell `None`.
+    ///
+    /// # Safety
+    /// `t` points to memory of level `l`'s layout holding no value that
+    /// needs dropping.
+    unsafe fn init_table(t: Tab, l: usize) {
+        let lv = Self::lv(l);
+        // SAFETY: caller.
+        unsafe {
+            t.init(lv);
+            if l == 0 {
+                t.init_cells::<V>(lv);
+            }
+        }
     }
 
     /// Gives back the memory of table `t` of level `l`, which holds nothing
@@ -219,7 +236,7 @@ impl<V, G: Geometry, B: Backend> RawTable<V, G, B> {
         let lv = Self::lv(0);
         let i = lv.index(addr);
         // SAFETY: `t` is a live bottom table; `i` is masked to its fan-out.
-        unsafe { t.occupied(lv, i).then(|| (page_at(addr, 0, lv.shift), t.val::<V>(lv, i))) }
+        unsafe { t.holds::<V>(lv, i).then(|| (page_at(addr, 0, lv.shift), t.val::<V>(lv, i))) }
     }
 
     /// The entry covering `addr`, with the path to it.
@@ -295,8 +312,23 @@ impl<V, G: Geometry, B: Backend> RawTable<V, G, B> {
         while l > 0 {
             let lv = Self::lv(l);
             let i = lv.index(addr);
+            if lv.inline {
+                // SAFETY: `t` is a live table of level `l` (type invariant),
+                // `i` is masked to its fan-out.
+                match unsafe { t.slot(i) } {
+                    Slot::Empty => return Err(None),
+                    Slot::Large => {
+                        // SAFETY: a large slot has its value initialized (invariant).
+                        let v = unsafe { t.val::<V>(lv, i) };
+                        return Err(Some((page_at(addr, l as u8, lv.shift), v)));
+                    }
+                    Slot::Table(c) => t = c,
+                }
+                l -= 1;
+                continue;
+            }
             // SAFETY: `t` is a live table of level `l` (type invariant), `i`
-            // is masked to its fan-out.
+            // is masked to its fan-out; no value is inline at this level.
             let w = unsafe { t.word(i) };
             if w.addr() <= 1 {
                 if w.is_null() {
@@ -331,7 +363,9 @@ impl<V, G: Geometry, B: Backend> RawTable<V, G, B> {
             match self.descend(a) {
                 Ok(t) => {
                     let i = lv.index(a);
-                    prefetch(t.ptr().wrapping_add(lv.off_map + i / 64 * 8));
+                    if !node::niche::<V>() {
+                        prefetch(t.ptr().wrapping_add(lv.off_map + i / 64 * 8));
+                    }
                     prefetch(t.ptr().wrapping_add(lv.off_vals + i * size_of::<V>()));
                     leaf[k] = t.ptr();
                 }
@@ -344,7 +378,7 @@ impl<V, G: Geometry, B: Backend> RawTable<V, G, B> {
                 let t = Tab(p);
                 let i = lv.index(addrs[k]);
                 // SAFETY: as in `find`.
-                if unsafe { t.occupied(lv, i) } {
+                if unsafe { t.holds::<V>(lv, i) } {
                     // SAFETY: as in `find`.
                     out[k] = unsafe { t.val::<V>(lv, i) };
                 }
@@ -478,7 +512,7 @@ impl<V, G: Geometry, B: Backend> RawTable<V, G, B> {
         if let Some(tr) = &mut self.track {
             let lv = Self::lv(l);
             // SAFETY: caller.
-            let occupied = unsafe { if l == 0 { t.occupied(lv, i) } else { t.word(i) == node::LARGE } };
+            let occupied = unsafe { if l == 0 { t.occupied(lv, i) } else { t.slot(i) == Slot::Large } };
             let a = addr & !((1u64 << lv.shift) - 1);
             // SAFETY: `t.val` of an occupied slot is initialized.
             let v = if occupied { unsafe { t.val::<V>(lv, i) } } else { ptr::null_mut() };
@@ -577,10 +611,7 @@ impl<V, G: Geometry, B: Backend> RawTable<V, G, B> {
         let lv = Self::lv(l);
         if l == 0 && !core::mem::needs_drop::<V>() {
             // SAFETY: live bottom table; its values need no drop.
-            unsafe {
-                ptr::write_bytes(t.map(lv), 0, lv.words);
-                *t.len_ptr(lv) = 0;
-            }
+            unsafe { t.forget_values::<V>(lv) };
             return;
         }
         let rest = Rest(self, t, l);
@@ -628,8 +659,8 @@ impl<V, G: Geometry, B: Backend> RawTable<V, G, B> {
     pub fn release(&mut self) {
         let root = self.root;
         self.release_below(root, Self::TOP);
-        // SAFETY: the root is live; a zeroed header is an empty table.
-        unsafe { root.init(Self::lv(Self::TOP)) };
+        // SAFETY: the root is live and its values are gone.
+        unsafe { Self::init_table(root, Self::TOP) };
         self.len = 0;
     }
 
@@ -705,8 +736,10 @@ impl<V, G: Geometry, B: Backend> RawTable<V, G, B> {
                 }
                 match src.slot(j) {
                     Slot::Large => {
-                        clone_to(src.val::<V>(lv, j), dst.val::<V>(lv, j));
-                        dst.set_word(lv, j, node::LARGE);
+                        let mut stage = node::Stage::uninit();
+                        let p = dst.stage::<V>(lv, j, &mut stage);
+                        clone_to(src.val::<V>(lv, j), p);
+                        dst.commit_large(lv, j, p);
                     }
                     Slot::Table(c) => {
                         self.prepare(&need_one(l - 1)).unwrap_or_else(|_| {

@@ -7,8 +7,20 @@
 //! |---|---|---|
 //! | upper (level > 0) | empty | the null word |
 //! | upper | a child table | the child's address (8-byte aligned, so never 1) |
-//! | upper, level holds entries | a large entry | the word `1`; the value sits at the same index of the table's value array |
+//! | upper, level holds entries | a large entry, value aside | the word `1`; the value sits at the same index of the table's value array |
+//! | upper, level holds entries | a large entry, value inline | tag byte `1`, the value in the word's other bytes (values of up to 7 bytes: [`inline_offset`](super::layout::inline_offset)); no value array |
 //! | bottom | empty / a base entry | the slot's bit in `present`, the value at its index of the value array |
+//! | bottom, `V` has a niche | empty / a base entry | as above, and the value array holds `Option<V>`: `None` in every empty slot, so a lookup reads presence from the value's own cache line |
+//!
+//! A slot's tag byte ([`TAG_BYTE`], the word's low-order byte) is
+//! initialized in every slot, so [`Tab::slot`] reads it first: bit 0 set
+//! means a large entry. Only a slot whose tag says otherwise is read as a
+//! whole word (a null or a link), because an inline value's padding bytes
+//! may be uninitialized.
+//!
+//! Whether `V` has a niche is `size_of::<Option<V>>() == size_of::<V>()`
+//! ([`niche`]): then `None` is a bit pattern no `V` has, `Some(v)` is `v`'s
+//! bytes at offset 0, and writing a `V` into an empty cell makes it `Some`.
 //!
 //! # Invariants
 //! For every table reachable from a [`RawTable`](super::RawTable):
@@ -16,9 +28,11 @@
 //!   header was zeroed before first use;
 //! - bit `i` of the occupancy map is set exactly when slot `i` is not empty
 //!   (upper) or value `i` is initialized (bottom), and `len` counts them;
-//! - an upper slot holds [`LARGE`] only at a level that holds entries, and
-//!   then value `i` is initialized; a child link points to a live table of
-//!   the level below that no other slot links to;
+//! - with a niche, every bottom value cell is initialized, to `None` exactly
+//!   when its bit is clear;
+//! - an upper slot is large (tag bit set) only at a level that holds
+//!   entries, and then value `i` is initialized; a child link points to a
+//!   live table of the level below that no other slot links to;
 //! - no linked child table is empty once an operation has returned;
 //! - no bit past the fan-out is set.
 //!
@@ -28,11 +42,24 @@
 
 use core::ptr::{self, NonNull};
 
-use super::bitmap;
-use super::layout::Lv;
+use core::mem::MaybeUninit;
 
-/// The word of an upper slot that holds a large entry.
+use super::bitmap;
+use super::layout::{Lv, TAG_BYTE};
+
+/// The word of an upper slot that holds a large entry (its tag bit alone;
+/// an inline value is written into the word's other bytes afterwards).
 pub const LARGE: *mut u8 = ptr::without_provenance_mut(1);
+
+/// Whether `V` has a niche, so that bottom tables hold `Option<V>` cells.
+#[inline(always)]
+pub const fn niche<V>() -> bool {
+    size_of::<Option<V>>() == size_of::<V>()
+}
+
+/// Room on the stack for a large value made before its slot says so, when
+/// the value lives inline (at most one word); see [`Tab::stage`].
+pub type Stage = MaybeUninit<usize>;
 
 /// What an upper slot holds.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -43,18 +70,6 @@ pub enum Slot {
     Large,
     /// A child table.
     Table(Tab),
-}
-
-impl Slot {
-    /// Decodes a slot word.
-    #[inline(always)]
-    pub fn of(w: *mut u8) -> Slot {
-        match NonNull::new(w) {
-            None => Slot::Empty,
-            Some(_) if w == LARGE => Slot::Large,
-            Some(p) => Slot::Table(Tab(p)),
-        }
-    }
 }
 
 /// A pointer to one table. Copy, like a raw pointer: the [`RawTable`]
@@ -87,24 +102,43 @@ impl Tab {
         unsafe { ptr::write_bytes(self.ptr(), 0, lv.header) }
     }
 
-    /// The word of upper slot `i`.
-    ///
-    /// # Safety
-    /// See above; `lv.level > 0`.
+    /// The place of upper slot `i`'s word.
     #[inline(always)]
-    pub unsafe fn word(self, i: usize) -> *mut u8 {
-        // SAFETY: slot `i` is inside the table (contract).
-        unsafe { *self.ptr().cast::<*mut u8>().add(i) }
+    fn word_ptr(self, i: usize) -> *mut *mut u8 {
+        self.ptr().cast::<*mut u8>().wrapping_add(i)
     }
 
-    /// What upper slot `i` holds.
+    /// The word of upper slot `i`, read whole: the fast decode of a level
+    /// whose large values are not inline (so every byte is initialized).
+    ///
+    /// # Safety
+    /// See above; `lv.level > 0`; `!lv.inline`, or slot `i` is not large.
+    #[inline(always)]
+    pub unsafe fn word(self, i: usize) -> *mut u8 {
+        // SAFETY: slot `i` is inside the table (contract), and its bytes
+        // are initialized (no inline value in it).
+        unsafe { *self.word_ptr(i) }
+    }
+
+    /// What upper slot `i` holds: its tag byte first, then (not large) the
+    /// whole word.
     ///
     /// # Safety
     /// See above; `lv.level > 0`.
     #[inline(always)]
     pub unsafe fn slot(self, i: usize) -> Slot {
-        // SAFETY: contract.
-        Slot::of(unsafe { self.word(i) })
+        // SAFETY: slot `i` is inside the table (contract); its tag byte is
+        // initialized in every slot, and a slot that is not large is a whole
+        // word (null or a link) with every byte initialized.
+        unsafe {
+            if *self.word_ptr(i).cast::<u8>().add(TAG_BYTE) & 1 != 0 {
+                return Slot::Large;
+            }
+            match NonNull::new(*self.word_ptr(i)) {
+                None => Slot::Empty,
+                Some(p) => Slot::Table(Tab(p)),
+            }
+        }
     }
 
     /// Writes the word of upper slot `i`, keeping the occupancy map and
@@ -114,11 +148,12 @@ impl Tab {
     /// See above; `lv.level > 0`; the caller keeps the value array in step.
     #[inline]
     pub unsafe fn set_word(self, lv: &Lv, i: usize, w: *mut u8) {
-        // SAFETY: contract: slot `i`, the map and the count are inside the table.
+        // SAFETY: contract: slot `i`, the map and the count are inside the
+        // table. The occupancy bit says whether the slot was empty (its word
+        // may hold an inline value, not to be read whole).
         unsafe {
-            let p = self.ptr().cast::<*mut u8>().add(i);
-            let was = !(*p).is_null();
-            *p = w;
+            let was = bitmap::get(self.map(lv), i);
+            *self.word_ptr(i) = w;
             match (was, !w.is_null()) {
                 (false, true) => {
                     bitmap::set(self.map(lv), i);
@@ -212,14 +247,60 @@ impl Tab {
         unsafe { *self.len_ptr(lv) as usize }
     }
 
-    /// The place of value `i` (initialized or not).
+    /// The place of value `i` (initialized or not): in the value array, or
+    /// inside slot `i`'s word (`lv.inline`).
     ///
     /// # Safety
-    /// See above; the level has a value array (`lv.level == 0 || lv.large`).
+    /// See above; the level holds values (`lv.level == 0 || lv.large`).
     #[inline(always)]
     pub unsafe fn val<V>(self, lv: &Lv, i: usize) -> *mut V {
         // SAFETY: value `i` is inside the table.
-        unsafe { self.ptr().add(lv.off_vals).cast::<V>().add(i) }
+        unsafe { self.ptr().add(lv.off_vals + i * lv.stride).cast::<V>() }
+    }
+
+    /// Whether bottom slot `i` holds a value, read from the cell itself when
+    /// `V` has a niche (one cache line with the value), else from `present`.
+    ///
+    /// # Safety
+    /// See above; `lv.level == 0`.
+    #[inline(always)]
+    pub unsafe fn holds<V>(self, lv: &Lv, i: usize) -> bool {
+        // SAFETY: contract; with a niche every cell is initialized (invariant).
+        unsafe {
+            if niche::<V>() {
+                (*self.val::<V>(lv, i).cast::<Option<V>>()).is_some()
+            } else {
+                self.occupied(lv, i)
+            }
+        }
+    }
+
+    /// Makes every value cell of the fresh bottom table `self` empty, when
+    /// `V` has a niche (else there is nothing to do: cells are
+    /// uninitialized until written).
+    ///
+    /// # Safety
+    /// See above; `lv.level == 0`; no cell holds a value that needs dropping.
+    #[inline]
+    pub unsafe fn init_cells<V>(self, lv: &Lv) {
+        if niche::<V>() {
+            for i in 0..lv.fanout {
+                // SAFETY: cell `i` is inside the table.
+                unsafe { self.val::<V>(lv, i).cast::<Option<V>>().write(None) };
+            }
+        }
+    }
+
+    /// Marks bottom cell `i`, whose value was just moved out, empty.
+    ///
+    /// # Safety
+    /// See above; `lv.level == 0`.
+    #[inline(always)]
+    unsafe fn vacate<V>(self, lv: &Lv, i: usize) {
+        if niche::<V>() {
+            // SAFETY: cell `i` is inside the table; its value is gone.
+            unsafe { self.val::<V>(lv, i).cast::<Option<V>>().write(None) };
+        }
     }
 
     /// The first occupied slot in `from..=to`.
@@ -297,15 +378,17 @@ impl Tab {
     /// must forget; `old` is writable.
     #[inline]
     pub unsafe fn put_large_from<V>(self, lv: &Lv, i: usize, src: *const V, old: *mut V) -> bool {
-        // SAFETY: contract; the value is written before the slot says so.
+        // SAFETY: contract; an empty or large slot is occupied exactly when
+        // large; `commit_large` writes the value and the tag.
         unsafe {
-            let p = self.val::<V>(lv, i);
-            let had = self.word(i) == LARGE;
+            let had = self.occupied(lv, i);
             if had {
-                ptr::copy_nonoverlapping(p, old, 1);
+                ptr::copy_nonoverlapping(self.val::<V>(lv, i), old, 1);
             }
+            let mut stage = Stage::uninit();
+            let p = self.stage::<V>(lv, i, &mut stage);
             ptr::copy_nonoverlapping(src, p, 1);
-            self.set_word(lv, i, LARGE);
+            self.commit_large(lv, i, p);
             had
         }
     }
@@ -324,7 +407,29 @@ impl Tab {
             }
             bitmap::clear(self.map(lv), i);
             *self.len_ptr(lv) -= 1;
-            Some(self.val::<V>(lv, i).read())
+            let v = self.val::<V>(lv, i).read();
+            self.vacate::<V>(lv, i);
+            Some(v)
+        }
+    }
+
+    /// Empties every bottom slot without dropping a value: for a table whose
+    /// values were dropped in place or moved out already.
+    ///
+    /// # Safety
+    /// See above; `lv.level == 0`; no occupied value needs dropping.
+    pub unsafe fn forget_values<V>(self, lv: &Lv) {
+        // SAFETY: contract.
+        unsafe {
+            if niche::<V>() {
+                let mut from = 0;
+                while let Some(i) = self.next_occupied(lv, from, lv.fanout - 1) {
+                    from = i + 1;
+                    self.vacate::<V>(lv, i);
+                }
+            }
+            ptr::write_bytes(self.map(lv), 0, lv.words);
+            *self.len_ptr(lv) = 0;
         }
     }
 
@@ -336,11 +441,13 @@ impl Tab {
     /// See above; the level holds entries and slot `i` is empty.
     #[inline]
     pub unsafe fn put_large<V>(self, lv: &Lv, i: usize, v: V) {
-        // SAFETY: contract; the value is written before the slot says so.
+        // SAFETY: contract; `commit_large` writes the value and the tag.
         unsafe {
-            debug_assert!(self.word(i).is_null());
-            self.val::<V>(lv, i).write(v);
-            self.set_word(lv, i, LARGE);
+            debug_assert!(self.slot(i) == Slot::Empty);
+            let mut stage = Stage::uninit();
+            let p = self.stage::<V>(lv, i, &mut stage);
+            p.write(v);
+            self.commit_large(lv, i, p);
         }
     }
 
@@ -348,14 +455,56 @@ impl Tab {
     /// back.
     ///
     /// # Safety
-    /// See above; slot `i` holds [`LARGE`].
+    /// See above; slot `i` is large.
     #[inline]
     pub unsafe fn take_large<V>(self, lv: &Lv, i: usize) -> V {
-        // SAFETY: contract; the slot is emptied before the value is read out.
+        // SAFETY: contract; the value is read out before the slot is emptied
+        // (an inline value lives in the word), and nothing runs in between.
         unsafe {
-            debug_assert!(self.word(i) == LARGE);
+            debug_assert!(self.slot(i) == Slot::Large);
+            let v = self.val::<V>(lv, i).read();
             self.set_word(lv, i, ptr::null_mut());
-            self.val::<V>(lv, i).read()
+            v
+        }
+    }
+
+    /// Where to make a new large value for upper slot `i` before the slot
+    /// says so: its place in the value array, or (inline) `stage`, since the
+    /// slot's word still holds what it held. [`commit_large`] then makes
+    /// the slot that entry.
+    ///
+    /// [`commit_large`]: Self::commit_large
+    ///
+    /// # Safety
+    /// See above; the level holds entries.
+    #[inline(always)]
+    pub unsafe fn stage<V>(self, lv: &Lv, i: usize, stage: &mut Stage) -> *mut V {
+        if lv.inline {
+            debug_assert!(size_of::<V>() <= size_of::<Stage>() && align_of::<V>() <= align_of::<Stage>());
+            stage.as_mut_ptr().cast()
+        } else {
+            // SAFETY: contract.
+            unsafe { self.val::<V>(lv, i) }
+        }
+    }
+
+    /// Makes upper slot `i` the large entry whose value was made at `p`, a
+    /// place [`stage`](Self::stage) gave. The slot's old content (empty, a
+    /// large entry whose value was moved out, or a link to a table the
+    /// caller frees) is overwritten without being read.
+    ///
+    /// # Safety
+    /// See above; the level holds entries; `p` came from `stage` for this
+    /// slot and holds an initialized value, which the slot now owns.
+    #[inline]
+    pub unsafe fn commit_large<V>(self, lv: &Lv, i: usize, p: *mut V) {
+        // SAFETY: contract; the tag word is written whole first, then the
+        // value into the bytes beside its tag byte.
+        unsafe {
+            self.set_word(lv, i, LARGE);
+            if lv.inline {
+                ptr::copy_nonoverlapping(p, self.val::<V>(lv, i), 1);
+            }
         }
     }
 }

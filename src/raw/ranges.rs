@@ -24,7 +24,7 @@ use core::ptr;
 
 use super::bitmap;
 use super::marks::Down;
-use super::node::{LARGE, Slot, Tab};
+use super::node::{Slot, Stage, Tab};
 use super::{Need, RawTable, page_at};
 use crate::backend::Backend;
 use crate::geometry::Geometry;
@@ -151,13 +151,16 @@ impl<V, G: Geometry, B: Backend> RawTable<V, G, B> {
         make: &mut F,
     ) {
         let lv = Self::lv(l);
+        let mut stage = Stage::uninit();
         // SAFETY: `t` is a live table of level `l`, `i` in its fan-out,
         // holding `slot`. The new value is made first, in its place: if
         // `make` unwinds, nothing has changed and nothing is marked. The
         // slot is marked and the count set before anything is dropped.
         unsafe {
-            let p = t.val::<V>(lv, i);
             let occupied = if l == 0 { t.occupied(lv, i) } else { slot == Slot::Large };
+            // An occupied slot's value is remade in its place; a new large
+            // value is made aside first when it will live in the slot's word.
+            let p = if occupied || l == 0 { t.val::<V>(lv, i) } else { t.stage::<V>(lv, i, &mut stage) };
             if occupied {
                 // The old value steps aside while the new one is made, and
                 // comes back if that unwinds.
@@ -181,7 +184,7 @@ impl<V, G: Geometry, B: Backend> RawTable<V, G, B> {
                 self.len += 1;
                 return;
             }
-            t.set_word(lv, i, LARGE);
+            t.commit_large(lv, i, p);
             match slot {
                 Slot::Table(c) => {
                     self.len = self.len + 1 - Self::count(c, l - 1);
@@ -298,7 +301,7 @@ impl<V, G: Geometry, B: Backend> RawTable<V, G, B> {
         // `c` is a fresh table of level `l - 1`, which holds entries (the
         // probe checked), filled one value at a time.
         unsafe {
-            debug_assert_eq!(t.word(i), LARGE);
+            debug_assert!(t.slot(i) == Slot::Large);
             let v = &*t.val::<V>(lv, i);
             for j in 0..clv.fanout {
                 let sub = page_at(page.addr() + ((j as u64) << clv.shift), l as u8 - 1, clv.shift);
@@ -360,7 +363,7 @@ impl<V, G: Geometry, B: Backend> RawTable<V, G, B> {
         // every value, a full upper one is checked to hold only large
         // entries; `dst` (caller).
         unsafe {
-            if c.len(lv) != lv.fanout || (l > 0 && (0..lv.fanout).any(|j| c.word(j) != LARGE)) {
+            if c.len(lv) != lv.fanout || (l > 0 && (0..lv.fanout).any(|j| c.slot(j) != Slot::Large)) {
                 return Err(Refusal::Nothing);
             }
             let mut values = (0..lv.fanout).map(|j| &*c.val::<V>(lv, j));
@@ -387,14 +390,15 @@ impl<V, G: Geometry, B: Backend> RawTable<V, G, B> {
     }
 
     /// Replaces the child table `c` in slot `i` of `t` (level `l`) by the
-    /// large entry whose value [`merge_into`](Self::merge_into) wrote, then
-    /// frees `c` (its values dropped last, once the table is consistent).
-    fn merge_slot(&mut self, t: Tab, l: usize, i: usize, c: Tab, changed: bool) {
+    /// large entry whose value [`merge_into`](Self::merge_into) wrote at `p`
+    /// (a place [`Tab::stage`] gave), then frees `c` (its values dropped
+    /// last, once the table is consistent).
+    fn merge_slot(&mut self, t: Tab, l: usize, i: usize, c: Tab, changed: bool, p: *mut V) {
         let lv = Self::lv(l);
-        // SAFETY: slot `i` links `c`; the value was written before the slot
-        // says LARGE.
+        // SAFETY: slot `i` links `c`; the value was written at `p` before
+        // the slot says large.
         unsafe {
-            t.set_word(lv, i, LARGE);
+            t.commit_large(lv, i, p);
             if changed {
                 t.mark(lv, i);
             } else {
@@ -418,15 +422,19 @@ impl<V, G: Geometry, B: Backend> RawTable<V, G, B> {
             // SAFETY: live upper table, masked index.
             match (unsafe { t.slot(i) }, l == level) {
                 (Slot::Table(c), true) => {
-                    // SAFETY: the value place of a slot that links a table
-                    // holds no value.
+                    let mut stage = Stage::uninit();
+                    // SAFETY: the level holds entries; the staged place of a
+                    // slot that links a table holds no value.
                     let changed = unsafe {
-                        self.merge_into(c, l - 1, page_at(addr, l as u8, lv.shift), ops, t.val::<V>(lv, i))
-                    }?;
+                        let dst = t.stage::<V>(lv, i, &mut stage);
+                        self.merge_into(c, l - 1, page_at(addr, l as u8, lv.shift), ops, dst)
+                            .map(|ch| (ch, dst))
+                    };
+                    let (changed, dst) = changed?;
                     if changed {
                         Self::mark_path(&path);
                     }
-                    self.merge_slot(t, l, i, c, changed);
+                    self.merge_slot(t, l, i, c, changed, dst);
                     return Ok(());
                 }
                 (Slot::Table(c), false) => t = c,
@@ -461,12 +469,14 @@ impl<V, G: Geometry, B: Backend> RawTable<V, G, B> {
             // SAFETY: `t` is live, `i` in its fan-out.
             let Slot::Table(c) = (unsafe { t.slot(i) }) else { continue };
             if lv.large {
+                let mut stage = Stage::uninit();
                 // SAFETY: as in `merge_at`.
-                let merged = unsafe {
-                    self.merge_into(c, l - 1, page_at(a, l as u8, lv.shift), ops, t.val::<V>(lv, i))
+                let (merged, dst) = unsafe {
+                    let dst = t.stage::<V>(lv, i, &mut stage);
+                    (self.merge_into(c, l - 1, page_at(a, l as u8, lv.shift), ops, dst), dst)
                 };
                 if let Ok(changed) = merged {
-                    self.merge_slot(t, l, i, c, changed);
+                    self.merge_slot(t, l, i, c, changed, dst);
                     merges += 1;
                 }
             }
