@@ -149,7 +149,7 @@ struct Compact<'a, V, G: Geometry, B: Backend> {
 impl<V, G: Geometry, B: Backend> Drop for Compact<'_, V, G, B> {
     fn drop(&mut self) {
         // At the end of the walk the path is the root alone: nothing to do.
-        self.cur.leave_path::<V, G, _>(&mut Prune(&mut *self.raw), false);
+        self.cur.leave_path::<G, _>(&mut Prune(&mut *self.raw), false);
     }
 }
 
@@ -462,7 +462,7 @@ impl<V, G: Geometry, B: Backend> RawTable<V, G, B> {
     /// all merged can merge in the same pass. O(upper slots): the entries
     /// of bottom tables are read only by the merges.
     pub fn compact<O: PageOps<V>>(&mut self, ops: &mut O) -> usize {
-        let cur = Cursor::tables::<V, G>(self.root);
+        let cur = Cursor::tables::<G>(self.root);
         let mut walk = Compact { raw: self, cur };
         let mut merges = 0;
         // SAFETY: the cursor was made for this table, which the loop changes
