@@ -722,3 +722,72 @@ fn compact_unwinding_keeps_change_report() {
         failures.join("\n")
     );
 }
+
+/// Four levels of 8 slots, levels 1 and 2 holding entries: small enough for
+/// Miri, deep enough for a merge of merges under a table that stays.
+type Deep = mem_table::geometry::Custom<
+    mem_table::typenum::U12,
+    (
+        mem_table::typenum::U3,
+        mem_table::geometry::Large<mem_table::typenum::U3>,
+        mem_table::geometry::Large<mem_table::typenum::U3>,
+        mem_table::typenum::U3,
+    ),
+>;
+
+/// As [`compact_merges_children_before_parents_in_one_pass`], on [`Deep`]
+/// (runs under Miri): bottom tables of 8 pages (32 KiB), level-1 tables of
+/// 8 such (256 KiB), level-2 tables of 8 such (2 MiB, under the root, which
+/// holds no entries).
+#[test]
+fn compact_merges_children_before_parents_small_geometry() {
+    const P: u64 = 0x1000;
+    const E1: u64 = 8 * P;
+    const E2: u64 = 8 * E1;
+    const E3: u64 = 8 * E2;
+    let mut t: MemTable<u32, Deep> = MemTable::new();
+    // 0..256 KiB: full bottom tables in slots 0, 3 and 7, 32 KiB entries else.
+    for s in 0..8u64 {
+        if [0, 3, 7].contains(&s) {
+            for p in 0..8 {
+                t.insert(s * E1 + p * P, 7).unwrap();
+            }
+        } else {
+            t.insert_at(s * E1, L1, 7).unwrap();
+        }
+    }
+    // 256 KiB..: a full bottom table, then one a page short.
+    for p in 0..8 {
+        t.insert(E2 + p * P, 5).unwrap();
+    }
+    for p in 0..7 {
+        t.insert(E2 + E1 + p * P, 5).unwrap();
+    }
+    // Root slot 1: a full bottom table.
+    for p in 0..8 {
+        t.insert(E3 + p * P, 9).unwrap();
+    }
+    t.check_invariants().unwrap();
+    let contents = |t: &MemTable<u32, Deep>| joined(t.range(..).map(|(p, v)| (p.addr(), p.last(), *v)));
+    let before = contents(&t);
+    assert_eq!(t.len(), 3 * 8 + 5 + 8 + 7 + 8);
+
+    assert_eq!(
+        t.compact(),
+        3 + 1 + 1 + 1,
+        "3 bottom merges and the 256 KiB merge at 0; one at 256 KiB, one at 2 MiB"
+    );
+    t.check_invariants().unwrap();
+    assert_eq!(t.len(), 1 + 1 + 7 + 1);
+    assert_eq!(t.range(..).count(), t.len());
+    assert_eq!(contents(&t), before, "compact with CloneOps changes no page's value");
+    let at = |a: u64| t.get_key_value(a).map(|(p, v)| (p.addr(), p.level().index(), *v));
+    assert_eq!(at(P), Some((0, 2, 7)), "expected one level-2 entry at 0");
+    assert_eq!(at(7 * E1 + P), Some((0, 2, 7)));
+    assert_eq!(at(E2 + P), Some((E2, 1, 5)));
+    assert_eq!(at(E2 + E1), Some((E2 + E1, 0, 5)), "a page short: not merged");
+    assert_eq!(at(E3 + P), Some((E3, 1, 9)));
+    let nodes: Vec<usize> = (0..4).map(|l| t.stats().level(l).nodes).collect();
+    assert_eq!(nodes, [1, 2, 2, 1], "tables per level after compact");
+    assert_eq!(t.compact(), 0, "nothing left to merge");
+}

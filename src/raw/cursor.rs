@@ -51,7 +51,8 @@ use crate::backend::Backend;
 /// # Invariants
 /// - `tab[level..=TOP]` is the path from the root to the current table
 ///   (`tab[l]` a live table of level `l` based at `base[l]`), as long as the
-///   table is not changed except through the cursor's own yields;
+///   table is not changed except through the cursor's own yields (for a
+///   table walk, in the slots of the tables it has left);
 /// - `bits` is zero unless `level == 0` and the cursor is not done; then it
 ///   holds the occupied slots of word `word` not yet yielded.
 #[derive(Clone, Debug)]
