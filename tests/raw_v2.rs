@@ -791,3 +791,51 @@ fn compact_merges_children_before_parents_small_geometry() {
     assert_eq!(nodes, [1, 2, 2, 1], "tables per level after compact");
     assert_eq!(t.compact(), 0, "nothing left to merge");
 }
+
+/// As [`compact_unwinding_keeps_change_report`], on [`Deep`] (runs under
+/// Miri): the level-1 table at 0 holds full bottom tables in slots 0 and 1
+/// and 32 KiB entries else; merges 1 and 2 are the bottom tables, merge 3
+/// the level-1 table.
+#[test]
+fn compact_unwinding_keeps_change_report_small_geometry() {
+    const P: u64 = 0x1000;
+    const E1: u64 = 8 * P;
+    const E3: u64 = 64 * E1;
+    let contents =
+        |t: &MemTable<Counted, Deep>| joined(t.range(..).map(|(p, v)| (p.addr(), p.last(), v.tag)));
+    let cases = [(1, None), (2, None), (3, None), (0, Some(E1 + 5 * P)), (0, Some(5 * P))];
+    for (k, bomb) in cases {
+        let what = format!("compact_with on Deep, merge {k} panics, drop of {bomb:x?} panics");
+        let mut t: MemTable<Counted, Deep> = MemTable::new();
+        for s in 0..8u64 {
+            if s < 2 {
+                for p in 0..8 {
+                    t.insert(s * E1 + p * P, Counted::new(7)).unwrap();
+                }
+            } else {
+                t.insert_at(s * E1, L1, Counted::new(7)).unwrap();
+            }
+        }
+        t.insert(E3, Counted::new(1)).unwrap();
+        let _ = t.take_changes().count();
+        let mut shadow: Shadow = t.range(..).map(|(p, v)| (p.addr(), (p.last(), v.tag))).collect();
+        if let Some(a) = bomb {
+            panic_on_drop(t.get(a).unwrap().id);
+        }
+        must_panic(&what, || t.compact_with(&mut Bumping { calls: 0, panic_at: k }));
+        disarm();
+        t.check_invariants().unwrap_or_else(|e| panic!("{what}: check_invariants says: {e}"));
+        assert_eq!(t.range(..).count(), t.len(), "{what}: len");
+        let reachable: BTreeSet<u64> = t.range(..).map(|(_, v)| v.id).collect();
+        assert_eq!(live(), reachable, "{what}: the values alive are the ones the table reaches");
+        assert_eq!(bad_drops(), 0, "{what}: no value dropped twice");
+        for c in t.take_changes() {
+            cover(&mut shadow, c.start, c.last, c.value.map(|v| v.tag));
+        }
+        let rebuilt = joined(shadow.iter().map(|(&s, &(l, v))| (s, l, v)));
+        assert_eq!(contents(&t), rebuilt, "{what}: the change report must reproduce the table");
+        t.compact_with(&mut Bumping { calls: 0, panic_at: 0 });
+        t.check_invariants().unwrap();
+        assert_eq!(t.get_key_value(P).map(|(p, _)| p.level().index()), Some(2), "{what}: then merged");
+    }
+}
