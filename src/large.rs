@@ -387,7 +387,6 @@ impl<V, G: Geometry, B: Backend> MemTable<V, G, B> {
 
     /// As [`compact`](Self::compact), merging as `ops` decides.
     pub fn compact_with<O: PageOps<V>>(&mut self, ops: &mut O) -> usize {
-        let root = self.raw.root;
-        self.raw.compact_in(root, RawTable::<V, G, B>::TOP, 0, ops)
+        self.raw.compact(ops)
     }
 }

@@ -572,3 +572,270 @@ fn leaked_report_leaves_the_rest_reachable() {
     let rest: Vec<u64> = t.take_changes().map(|c| c.start).collect();
     assert_eq!(rest, [KIB4, GIB1, 1 << 40], "a leaked report commits nothing");
 }
+
+// --- compact: one bottom-up pass over every table ----------------------------
+
+/// Fills the bottom table of the 2 MiB region at `at` with `n` base pages
+/// from its start, tagged `tag` (`odd`: the page at 0x1000 tagged otherwise).
+fn bottom_pages<B: Backend>(t: &mut MemTable<Counted, X86_4Level, B>, at: u64, n: u64, tag: u32, odd: bool) {
+    for i in 0..n {
+        let tag = if odd && i == 1 { tag + 1 } else { tag };
+        t.insert(at + i * KIB4, Counted::new(tag)).unwrap();
+    }
+}
+
+/// Fills the 1 GiB region at `at` with 2 MiB entries tagged `tag`, except
+/// where `bottom` names a slot: there, a full bottom table of the same tag.
+fn gib_of_full_tables<B: Backend>(
+    t: &mut MemTable<Counted, X86_4Level, B>,
+    at: u64,
+    tag: u32,
+    bottom: &[u64],
+) {
+    for s in 0..512u64 {
+        let a = at + s * MIB2;
+        if bottom.contains(&s) {
+            bottom_pages(t, a, 512, tag, false);
+        } else {
+            t.insert_at(a, L1, Counted::new(tag)).unwrap();
+        }
+    }
+}
+
+/// One `compact` merges bottom-up in one pass: full bottom tables into
+/// 2 MiB entries, and then their level-1 table, full of equal 2 MiB
+/// entries only once those merged, into a 1 GiB entry. A walk that skipped
+/// a table, or offered a table for merging before its children, would merge
+/// less (the count, `len` and the 1 GiB entry tell). Around it, tables that
+/// must not merge: a bottom table one page short, a full one with an odd
+/// page, a full one under a level-1 table that stays (whose merge counts),
+/// and one in another root slot.
+#[test]
+#[cfg_attr(miri, ignore = "x86 tables are slow under Miri; the defect is not about unsafe code")]
+fn compact_merges_children_before_parents_in_one_pass() {
+    let mut t: MemTable<Counted, X86_4Level> = MemTable::new();
+    // 0..1 GiB: bottom tables in slots 0, 1, 300 and 511; 2 MiB entries else.
+    gib_of_full_tables(&mut t, 0, 7, &[0, 1, 300, 511]);
+    // 1..2 GiB: one page short, an odd page, and a full table of 9s.
+    bottom_pages(&mut t, GIB1, 511, 8, false);
+    bottom_pages(&mut t, GIB1 + MIB2, 512, 8, true);
+    bottom_pages(&mut t, GIB1 + 5 * MIB2, 512, 9, false);
+    // Root slot 1: a full bottom table.
+    bottom_pages(&mut t, 1 << 39, 512, 10, false);
+    t.check_invariants().unwrap();
+    let before = entries(&t);
+    let len = t.len();
+    assert_eq!(len, 4 * 512 + 508 + 511 + 512 + 512 + 512);
+    assert_eq!(t.stats().level(0).nodes, 8);
+
+    let merged = t.compact();
+    assert_eq!(
+        merged,
+        4 + 1 + 1 + 1,
+        "expected 4 bottom merges and the 1 GiB merge at 0, and one each at 1 GiB + 10 MiB and 512 GiB"
+    );
+    assert_consistent("compact", &t);
+    assert_owns("compact", &t);
+    assert_eq!(t.len(), 1 + 511 + 512 + 1 + 1, "len after compact");
+    assert_eq!(entries(&t), before, "compact with CloneOps changes no page's value");
+    let at = |a: u64| t.get_key_value(a).map(|(p, v)| (p.addr(), p.level().index(), v.tag));
+    assert_eq!(at(0), Some((0, 2, 7)), "expected one 1 GiB entry at 0");
+    assert_eq!(at(300 * MIB2 + KIB4), Some((0, 2, 7)));
+    assert_eq!(at(GIB1), Some((GIB1, 0, 8)), "one page short: not merged");
+    assert_eq!(at(GIB1 + MIB2), Some((GIB1 + MIB2, 0, 8)), "an odd page: not merged");
+    assert_eq!(at(GIB1 + 5 * MIB2 + KIB4), Some((GIB1 + 5 * MIB2, 1, 9)));
+    assert_eq!(at((1 << 39) + KIB4), Some((1 << 39, 1, 10)));
+    assert_eq!(t.stats().level(0).nodes, 2, "the two bottom tables that cannot merge are left");
+    assert_eq!(t.stats().level(1).nodes, 2, "level-1 tables at 1 GiB and 512 GiB");
+    // Nothing left to merge.
+    assert_eq!(t.compact(), 0);
+    assert_eq!(t.len(), 1 + 511 + 512 + 1 + 1);
+}
+
+/// Merges every full table into a new value (the first child's tag + 100),
+/// so each merge is a change to report; the `panic_at`-th merge panics.
+struct Bumping {
+    calls: usize,
+    panic_at: usize,
+}
+
+impl mem_table::ops::PageOps<Counted> for Bumping {
+    fn split(&mut self, _: mem_table::Page, v: &Counted, _: mem_table::Page) -> Counted {
+        v.clone()
+    }
+
+    fn merge(
+        &mut self,
+        _: mem_table::Page,
+        mut children: mem_table::ops::Children<'_, '_, Counted>,
+    ) -> Option<Counted> {
+        self.calls += 1;
+        assert!(self.calls != self.panic_at, "Bumping::merge: planned panic");
+        Some(Counted::new(children.next()?.tag + 100))
+    }
+}
+
+/// A `compact` that unwinds part-way (the user's merge panics, or a value's
+/// drop as a merged table is freed) leaves a consistent table whose change
+/// report reproduces it: the marks of the merges done so far reach the
+/// root although the walk never comes back up to the tables on its path.
+/// The 1 GiB region at 0 holds two full bottom tables (slots 0 and 1) and
+/// 2 MiB entries else: merges 1 and 2 are the bottom tables, merge 3 the
+/// level-1 table.
+#[test]
+#[cfg_attr(miri, ignore = "x86 tables are slow under Miri; the defect is not about unsafe code")]
+fn compact_unwinding_keeps_change_report() {
+    let mut failures = Vec::new();
+    // `None`: merge `k` panics; `Some(s)`: the drop of the value at `s`.
+    let cases = [(1, None), (2, None), (3, None), (0, Some(MIB2 + 0x5000)), (0, Some(0x5000))];
+    for (k, bomb) in cases {
+        let what = format!("compact_with, merge {k} panics, drop of {bomb:x?} panics");
+        let mut t: MemTable<Counted, X86_4Level> = MemTable::new();
+        gib_of_full_tables(&mut t, 0, 7, &[0, 1]);
+        t.insert(GIB1, Counted::new(1)).unwrap();
+        let _ = t.take_changes().count();
+        let mut shadow = shadow_of(&t);
+        if let Some(a) = bomb {
+            panic_on_drop(t.get(a).unwrap().id);
+        }
+        let mut ops = Bumping { calls: 0, panic_at: k };
+        must_panic(&what, || t.compact_with(&mut ops));
+        disarm();
+        assert_consistent(&what, &t);
+        assert_owns(&what, &t);
+        apply_changes(&mut t, &mut shadow);
+        let (now, rebuilt) = (entries(&t), coverage(&shadow));
+        if now != rebuilt {
+            failures.push(format!(
+                "{what}: the table holds {now:x?}, the shadow rebuilt from take_changes() {rebuilt:x?}"
+            ));
+        }
+        // Usable afterwards: a second compact finishes the job.
+        let mut ops = Bumping { calls: 0, panic_at: 0 };
+        t.compact_with(&mut ops);
+        assert_consistent(&what, &t);
+        assert_eq!(t.get_key_value(KIB4).map(|(p, _)| p.level().index()), Some(2), "{what}: then merged");
+    }
+    assert!(
+        failures.is_empty(),
+        "expected take_changes() to report every merge made before the panic:\n{}",
+        failures.join("\n")
+    );
+}
+
+/// Four levels of 8 slots, levels 1 and 2 holding entries: small enough for
+/// Miri, deep enough for a merge of merges under a table that stays.
+type Deep = mem_table::geometry::Custom<
+    mem_table::typenum::U12,
+    (
+        mem_table::typenum::U3,
+        mem_table::geometry::Large<mem_table::typenum::U3>,
+        mem_table::geometry::Large<mem_table::typenum::U3>,
+        mem_table::typenum::U3,
+    ),
+>;
+
+/// As [`compact_merges_children_before_parents_in_one_pass`], on [`Deep`]
+/// (runs under Miri): bottom tables of 8 pages (32 KiB), level-1 tables of
+/// 8 such (256 KiB), level-2 tables of 8 such (2 MiB, under the root, which
+/// holds no entries).
+#[test]
+fn compact_merges_children_before_parents_small_geometry() {
+    const P: u64 = 0x1000;
+    const E1: u64 = 8 * P;
+    const E2: u64 = 8 * E1;
+    const E3: u64 = 8 * E2;
+    let mut t: MemTable<u32, Deep> = MemTable::new();
+    // 0..256 KiB: full bottom tables in slots 0, 3 and 7, 32 KiB entries else.
+    for s in 0..8u64 {
+        if [0, 3, 7].contains(&s) {
+            for p in 0..8 {
+                t.insert(s * E1 + p * P, 7).unwrap();
+            }
+        } else {
+            t.insert_at(s * E1, L1, 7).unwrap();
+        }
+    }
+    // 256 KiB..: a full bottom table, then one a page short.
+    for p in 0..8 {
+        t.insert(E2 + p * P, 5).unwrap();
+    }
+    for p in 0..7 {
+        t.insert(E2 + E1 + p * P, 5).unwrap();
+    }
+    // Root slot 1: a full bottom table.
+    for p in 0..8 {
+        t.insert(E3 + p * P, 9).unwrap();
+    }
+    t.check_invariants().unwrap();
+    let contents = |t: &MemTable<u32, Deep>| joined(t.range(..).map(|(p, v)| (p.addr(), p.last(), *v)));
+    let before = contents(&t);
+    assert_eq!(t.len(), 3 * 8 + 5 + 8 + 7 + 8);
+
+    assert_eq!(
+        t.compact(),
+        3 + 1 + 1 + 1,
+        "3 bottom merges and the 256 KiB merge at 0; one at 256 KiB, one at 2 MiB"
+    );
+    t.check_invariants().unwrap();
+    assert_eq!(t.len(), 1 + 1 + 7 + 1);
+    assert_eq!(t.range(..).count(), t.len());
+    assert_eq!(contents(&t), before, "compact with CloneOps changes no page's value");
+    let at = |a: u64| t.get_key_value(a).map(|(p, v)| (p.addr(), p.level().index(), *v));
+    assert_eq!(at(P), Some((0, 2, 7)), "expected one level-2 entry at 0");
+    assert_eq!(at(7 * E1 + P), Some((0, 2, 7)));
+    assert_eq!(at(E2 + P), Some((E2, 1, 5)));
+    assert_eq!(at(E2 + E1), Some((E2 + E1, 0, 5)), "a page short: not merged");
+    assert_eq!(at(E3 + P), Some((E3, 1, 9)));
+    let nodes: Vec<usize> = (0..4).map(|l| t.stats().level(l).nodes).collect();
+    assert_eq!(nodes, [1, 2, 2, 1], "tables per level after compact");
+    assert_eq!(t.compact(), 0, "nothing left to merge");
+}
+
+/// As [`compact_unwinding_keeps_change_report`], on [`Deep`] (runs under
+/// Miri): the level-1 table at 0 holds full bottom tables in slots 0 and 1
+/// and 32 KiB entries else; merges 1 and 2 are the bottom tables, merge 3
+/// the level-1 table.
+#[test]
+fn compact_unwinding_keeps_change_report_small_geometry() {
+    const P: u64 = 0x1000;
+    const E1: u64 = 8 * P;
+    const E3: u64 = 64 * E1;
+    let contents =
+        |t: &MemTable<Counted, Deep>| joined(t.range(..).map(|(p, v)| (p.addr(), p.last(), v.tag)));
+    let cases = [(1, None), (2, None), (3, None), (0, Some(E1 + 5 * P)), (0, Some(5 * P))];
+    for (k, bomb) in cases {
+        let what = format!("compact_with on Deep, merge {k} panics, drop of {bomb:x?} panics");
+        let mut t: MemTable<Counted, Deep> = MemTable::new();
+        for s in 0..8u64 {
+            if s < 2 {
+                for p in 0..8 {
+                    t.insert(s * E1 + p * P, Counted::new(7)).unwrap();
+                }
+            } else {
+                t.insert_at(s * E1, L1, Counted::new(7)).unwrap();
+            }
+        }
+        t.insert(E3, Counted::new(1)).unwrap();
+        let _ = t.take_changes().count();
+        let mut shadow: Shadow = t.range(..).map(|(p, v)| (p.addr(), (p.last(), v.tag))).collect();
+        if let Some(a) = bomb {
+            panic_on_drop(t.get(a).unwrap().id);
+        }
+        must_panic(&what, || t.compact_with(&mut Bumping { calls: 0, panic_at: k }));
+        disarm();
+        t.check_invariants().unwrap_or_else(|e| panic!("{what}: check_invariants says: {e}"));
+        assert_eq!(t.range(..).count(), t.len(), "{what}: len");
+        let reachable: BTreeSet<u64> = t.range(..).map(|(_, v)| v.id).collect();
+        assert_eq!(live(), reachable, "{what}: the values alive are the ones the table reaches");
+        assert_eq!(bad_drops(), 0, "{what}: no value dropped twice");
+        for c in t.take_changes() {
+            cover(&mut shadow, c.start, c.last, c.value.map(|v| v.tag));
+        }
+        let rebuilt = joined(shadow.iter().map(|(&s, &(l, v))| (s, l, v)));
+        assert_eq!(contents(&t), rebuilt, "{what}: the change report must reproduce the table");
+        t.compact_with(&mut Bumping { calls: 0, panic_at: 0 });
+        t.check_invariants().unwrap();
+        assert_eq!(t.get_key_value(P).map(|(p, _)| p.level().index()), Some(2), "{what}: then merged");
+    }
+}

@@ -23,9 +23,19 @@
 //! The cursor yields pointers; the iterators wrapped around it decide what
 //! may be borrowed and for how long. It is the engine under `iter`,
 //! `range`, `iter_mut`, `range_mut`, `into_iter`, `keys`, `values` and their
-//! reverses, `first_key_value`, `last_key_value`, `pop_first`, `pop_last`,
-//! and (walking the change maps instead of the occupancy maps)
-//! `take_changes`.
+//! reverses, `first_key_value`, `last_key_value`, `retain`, `pop_first`,
+//! `pop_last`, (walking the change maps instead of the occupancy maps)
+//! `take_changes`, and (walking tables instead of entries) `compact`.
+//!
+//! The table walk ([`Cursor::tables`], [`Cursor::next_left`]) is the same
+//! cursor stopped one level higher: it scans the occupancy maps of upper
+//! tables only, enters child tables of level >= 1, reports a bottom table
+//! as left as soon as it finds it (never reading its entries), skips large
+//! entries, and reports each table as the walk leaves it ([`Left`]), so
+//! children come before their parent and addresses ascend. It costs
+//! O(upper slots), not O(entries). The caller may replace or free the
+//! table just left, through its slot in the parent; the tables still on
+//! the path it must leave alone.
 
 use crate::geometry::{Geometry, MAX_LEVELS};
 use crate::page::Page;
@@ -41,7 +51,8 @@ use crate::backend::Backend;
 /// # Invariants
 /// - `tab[level..=TOP]` is the path from the root to the current table
 ///   (`tab[l]` a live table of level `l` based at `base[l]`), as long as the
-///   table is not changed except through the cursor's own yields;
+///   table is not changed except through the cursor's own yields (for a
+///   table walk, in the slots of the tables it has left);
 /// - `bits` is zero unless `level == 0` and the cursor is not done; then it
 ///   holds the occupied slots of word `word` not yet yielded.
 #[derive(Clone, Debug)]
@@ -165,6 +176,76 @@ impl Cursor {
             }
         }
         None
+    }
+
+    /// A cursor for a post-order walk over the tables (not the entries) of
+    /// the table rooted at `root`, from the start: see
+    /// [`next_left`](Self::next_left).
+    pub fn tables<G: Geometry>(root: Tab) -> Cursor {
+        let mut c = Cursor::marks::<G>(root);
+        // A root that is a bottom table has no table below it.
+        c.done = G::LEVELS == 1;
+        c
+    }
+
+    /// The next table the walk leaves, children before parents, in
+    /// ascending address order; `None` at the end (the root is not
+    /// reported). Scans the occupancy maps of upper tables only: a child of
+    /// level >= 1 is entered, a bottom child is left at once (its entries
+    /// are never looked at), large entries are skipped. A whole walk costs
+    /// O(upper slots), not O(entries).
+    ///
+    /// A table is reported once everything below it has been reported, so a
+    /// caller that changes the tables it is given sees its own changes when
+    /// their parent comes up.
+    ///
+    /// # Safety
+    /// The cursor was made by [`tables`](Self::tables) for this table
+    /// (`V`, `G`). Between calls, the caller may change or replace the
+    /// table just left (its slot in `parent` too: free the child, make the
+    /// slot an entry), since the cursor no longer points into it; it must
+    /// not change the tables still on the path (the parent and above) in
+    /// any other slot, nor link new tables anywhere.
+    pub unsafe fn next_left<V, G: Geometry>(&mut self) -> Option<Left> {
+        const REV: bool = false;
+        let top = G::LEVELS - 1;
+        let mut report = Report(None);
+        while !self.done {
+            let l = self.level;
+            let lv = Info::<V, G>::lv(l);
+            let t = self.tab[l];
+            // SAFETY: `t` is a live upper table of level `l` on the path
+            // (invariant: the walk never enters a bottom table, and the
+            // caller changed the path only in slots already passed).
+            let Some(i) = (unsafe { t.next_occupied(lv, self.pos[l], lv.fanout - 1) }) else {
+                // The end of `t`: report it (none at the root).
+                self.up(top, REV, &mut report);
+                return report.0;
+            };
+            self.pos[l] = i + 1;
+            // SAFETY: slot `i` of the live upper table `t` is occupied.
+            if let Slot::Table(c) = unsafe { t.slot(i) } {
+                let a = self.base[l] + ((i as u64) << lv.shift);
+                if l == 1 {
+                    // A bottom table: left as soon as it is found.
+                    return Some(Left { parent: t, i, child: c, l: 0, base: a });
+                }
+                self.enter::<V, G>(l - 1, c, a, 0, REV);
+            }
+        }
+        None
+    }
+
+    /// Tells `hook` of every table on the path below the root, bottom up,
+    /// as if the walk left them all now (the cursor stays where it is): for
+    /// a walk that stops or unwinds half-way, as
+    /// [`prune_path`](Self::prune_path), but without stopping at the first
+    /// table that is not empty.
+    pub fn leave_path<G: Geometry, H: Leave>(&self, hook: &mut H, rev: bool) {
+        for l in self.level..G::LEVELS - 1 {
+            let i = if rev { self.pos[l + 1] } else { self.pos[l + 1] - 1 };
+            hook.leave(self.tab[l + 1], i, self.tab[l], l, self.base[l]);
+        }
     }
 
     /// Makes `t` (level `l`, based at `base`) the current table, with `pos`
@@ -623,6 +704,27 @@ pub trait Leave {
     fn leave(&mut self, parent: Tab, i: usize, child: Tab, l: usize, base: u64);
 }
 
+/// A table a [`next_left`](Cursor::next_left) walk left: `child` (level
+/// `l`, based at `base`), linked from slot `i` of `parent` (level `l + 1`).
+#[derive(Clone, Copy, Debug)]
+pub struct Left {
+    pub parent: Tab,
+    pub i: usize,
+    pub child: Tab,
+    pub l: usize,
+    pub base: u64,
+}
+
+/// Keeps the table left, for [`next_left`](Cursor::next_left) to return.
+struct Report(Option<Left>);
+
+impl Leave for Report {
+    #[inline(always)]
+    fn leave(&mut self, parent: Tab, i: usize, child: Tab, l: usize, base: u64) {
+        self.0 = Some(Left { parent, i, child, l, base });
+    }
+}
+
 /// Leaves tables as they are: the read-only walks.
 pub struct Stay;
 
@@ -664,5 +766,53 @@ impl<V, G: Geometry, const CLEAR: bool> Leave for Unmark<V, G, CLEAR> {
         // SAFETY: `parent` is a live table of level `l + 1` on the path, `i`
         // its slot the walk came down through.
         unsafe { bitmap::clear(parent.dirty(Info::<V, G>::lv(l + 1)), i) }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::geometry::X86_4Level;
+    use crate::{Level, MemTable};
+
+    /// The table walk reports every table below the root once, each after
+    /// the tables below it, in ascending address order, and skips large
+    /// entries; each report names the slot that links the table.
+    #[test]
+    fn table_walk_is_post_order_ascending() {
+        const MIB2: u64 = 0x20_0000;
+        const GIB1: u64 = 0x4000_0000;
+        let mut t: MemTable<u64> = MemTable::new();
+        for a in [0x1000, MIB2 + 0x3000, GIB1, 1 << 39] {
+            t.insert(a, a).unwrap();
+        }
+        t.insert_at(2 * MIB2, Level::new(1), 0).unwrap();
+        t.insert_at(2 * GIB1, Level::new(2), 0).unwrap();
+        let mut cur = Cursor::tables::<X86_4Level>(t.raw.root);
+        let mut left = alloc::vec::Vec::new();
+        // SAFETY: a fresh table walk over `t`, which does not change.
+        while let Some(x) = unsafe { cur.next_left::<u64, X86_4Level>() } {
+            let lv = Info::<u64, X86_4Level>::lv(x.l + 1);
+            // SAFETY: `parent` is a live upper table of `t`.
+            assert_eq!(unsafe { x.parent.slot(x.i) }, Slot::Table(x.child));
+            assert_eq!(lv.index(x.base), x.i);
+            left.push((x.l, x.base));
+        }
+        assert_eq!(
+            left,
+            [
+                (0, 0),
+                (0, MIB2),
+                (1, 0),
+                (0, GIB1),
+                (1, GIB1),
+                (2, 0),
+                (0, 1 << 39),
+                (1, 1 << 39),
+                (2, 1 << 39)
+            ]
+        );
+        // SAFETY: the walk is over.
+        assert!(unsafe { cur.next_left::<u64, X86_4Level>() }.is_none());
     }
 }

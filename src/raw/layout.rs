@@ -244,7 +244,7 @@ mod tests {
         assert_eq!((lv[1].off_vals, lv[1].stride, lv[1].size), (4, 8, 4096 + 136));
         // The bottom table keeps its array; level 3 holds no entries.
         assert!(!lv[0].inline && !lv[3].inline);
-        assert_eq!((lv[0].off_vals, lv[0].stride), (136, 4));
+        assert_eq!((lv[0].off_vals, lv[0].stride), (132, 4));
         assert_eq!(inline_offset(1, 1), Some(1));
         assert_eq!(inline_offset(7, 1), Some(1));
         assert_eq!(inline_offset(4, 2), Some(2));

@@ -3,7 +3,7 @@
 //! `pop_last`.
 //!
 //! Every mutation marks its slot and the slots on the path to it, so a
-//! report (the [`Cursor`](super::cursor::Cursor) over the change maps)
+//! report (the [`Cursor`] over the change maps)
 //! visits only marked paths: O(changes x levels), not O(table). A child
 //! table with marks always has its parent slot marked.
 

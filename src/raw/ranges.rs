@@ -23,6 +23,7 @@ use core::mem::MaybeUninit;
 use core::ptr;
 
 use super::bitmap;
+use super::cursor::{Cursor, Leave, Left, Prune};
 use super::marks::Down;
 use super::node::{Slot, Stage, Tab};
 use super::{Need, RawTable, page_at};
@@ -134,6 +135,22 @@ fn span(lv: &super::layout::Lv, base: u64, lo: u64, last: u64) -> (usize, usize)
     let start = if lo <= base { 0 } else { ((lo - base) >> lv.shift) as usize };
     let end = (((last - base) >> lv.shift) as usize).min(lv.fanout - 1);
     (start, end)
+}
+
+/// A [`compact`](RawTable::compact) walk: if it unwinds (an op or a drop
+/// panics), marks the slot of every table on the cursor's path whose table
+/// has marks, bottom up, so that the change report reaches what the walk
+/// changed (and frees a table left empty, which compact never leaves).
+struct Compact<'a, V, G: Geometry, B: Backend> {
+    raw: &'a mut RawTable<V, G, B>,
+    cur: Cursor,
+}
+
+impl<V, G: Geometry, B: Backend> Drop for Compact<'_, V, G, B> {
+    fn drop(&mut self) {
+        // At the end of the walk the path is the root alone: nothing to do.
+        self.cur.leave_path::<G, _>(&mut Prune(&mut *self.raw), false);
+    }
 }
 
 impl<V, G: Geometry, B: Backend> RawTable<V, G, B> {
@@ -445,38 +462,38 @@ impl<V, G: Geometry, B: Backend> RawTable<V, G, B> {
         Err(Refusal::Nothing)
     }
 
-    /// Merges, bottom up, every table under `t` (level `l`, based at
-    /// `base`) that `ops` agrees to merge. Returns the number of merges.
-    pub fn compact_in<O: PageOps<V>>(&mut self, t: Tab, l: usize, base: u64, ops: &mut O) -> usize {
-        if l == 0 {
-            return 0;
-        }
-        let lv = Self::lv(l);
+    /// Merges, bottom up, every table that `ops` agrees to merge, wherever
+    /// the level above holds entries. Returns the number of merges.
+    ///
+    /// One [`Cursor::tables`] walk: each table is offered for merging as the
+    /// walk leaves it, after everything below it, so a table whose children
+    /// all merged can merge in the same pass. O(upper slots): the entries
+    /// of bottom tables are read only by the merges.
+    pub fn compact<O: PageOps<V>>(&mut self, ops: &mut O) -> usize {
+        let cur = Cursor::tables::<G>(self.root);
+        let mut walk = Compact { raw: self, cur };
         let mut merges = 0;
-        let mut from = 0;
-        // SAFETY: `t` is a live table of level `l`.
-        while let Some(i) = unsafe { t.next_occupied(lv, from, lv.fanout - 1) } {
-            from = i + 1;
-            // SAFETY: as above.
-            let Slot::Table(c) = (unsafe { t.slot(i) }) else { continue };
-            let a = base + ((i as u64) << lv.shift);
-            {
-                let down = Down::new(self, t, l, i, c, a);
-                merges += down.raw.compact_in(c, l - 1, a, ops);
-            }
-            // The guard frees a child left empty; compact never empties one,
-            // but the slot is read again rather than trusted.
-            // SAFETY: `t` is live, `i` in its fan-out.
+        // SAFETY: the cursor was made for this table, which the loop changes
+        // only in the slot of the table just left (marking it, freeing the
+        // table if empty, merging it into an entry).
+        while let Some(Left { parent: t, i, child: c, l, base: a }) = unsafe { walk.cur.next_left::<V, G>() }
+        {
+            // Marks the slot if the child has marks, before anything can
+            // unwind, and frees the child if it is empty (compact never
+            // empties one, so the slot is read again rather than trusted).
+            Prune(&mut *walk.raw).leave(t, i, c, l, a);
+            let lv = Self::lv(l + 1);
+            // SAFETY: `t` is live (on the cursor's path), `i` in its fan-out.
             let Slot::Table(c) = (unsafe { t.slot(i) }) else { continue };
             if lv.large {
                 let mut stage = Stage::uninit();
                 // SAFETY: as in `merge_at`.
                 let (merged, dst) = unsafe {
                     let dst = t.stage::<V>(lv, i, &mut stage);
-                    (self.merge_into(c, l - 1, page_at(a, l as u8, lv.shift), ops, dst), dst)
+                    (walk.raw.merge_into(c, l, page_at(a, l as u8 + 1, lv.shift), ops, dst), dst)
                 };
                 if let Ok(changed) = merged {
-                    self.merge_slot(t, l, i, c, changed, dst);
+                    walk.raw.merge_slot(t, l + 1, i, c, changed, dst);
                     merges += 1;
                 }
             }
