@@ -22,7 +22,7 @@
 //! `cfg(loom)` the header also holds a loom cell that a reclaimed node is
 //! "poisoned" through: every reader visit reads it, so a reclamation that
 //! is not ordered after every reader that could still visit the node is a
-//! data race loom reports; [`loom_values`] does the same for `Arc` values,
+//! data race loom reports; `loom_values` does the same for `Arc` values,
 //! whose memory is not ours to put a cell in.
 
 use core::alloc::Layout;
