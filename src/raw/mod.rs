@@ -5,9 +5,9 @@
 //! |---|---|
 //! | [`layout`] | where each field of a table sits, per level, as constants |
 //! | [`bitmap`] | one bit per slot, through raw pointers |
-//! | [`node`] | the level-independent core: one table behind a pointer ([`Tab`]) |
+//! | [`node`] | the level-independent core: one table behind a pointer ([`Tab`]), and how a slot or value cell holds what it holds (the slot-representation table) |
 //! | this module | [`RawTable`]: the root, the stores, lookups, insert, remove, clear, clone, checks |
-//! | [`cursor`] | the one walk engine for ordered traversal, both ways |
+//! | [`cursor`] | the one walk engine: ordered traversal both ways, change maps, and the table walk under `compact` |
 //! | [`ranges`] | split, merge, the range walker (plan and apply) and compact |
 //! | [`marks`] | change reports and `retain` |
 //!
