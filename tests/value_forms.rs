@@ -8,6 +8,7 @@
 //! | `u16` | no | yes |
 //! | [`Pad`] (`(u8, u16)`, one padding byte) | no | yes, padding beside the tag |
 //! | [`Two`] (an enum of two `u8` variants) | yes | yes |
+//! | [`Flag`] (`(bool, u16)`, one padding byte) | yes, in the `bool` | yes, padding beside the tag |
 //! | `Box<u32>` | yes | no, needs drop |
 //! | `String` | yes | no, needs drop |
 //!
@@ -101,6 +102,20 @@ impl Form for Two {
     }
 }
 
+/// A niche (the `bool`) and a padding byte: both forms, and the niche cell
+/// written `None` leaves the other bytes uninitialized.
+#[derive(Clone, PartialEq, Debug)]
+struct Flag(bool, u16);
+
+impl Form for Flag {
+    fn of(n: u8) -> Self {
+        Flag(n % 2 == 1, u16::from(n) << 4)
+    }
+    fn n(&self) -> u8 {
+        (self.1 >> 4) as u8
+    }
+}
+
 impl Form for Box<u32> {
     fn of(n: u8) -> Self {
         Box::new(u32::from(n))
@@ -127,6 +142,7 @@ fn the_forms_are_the_ones_meant() {
     assert!(size_of::<Option<u16>>() > size_of::<u16>());
     assert!(size_of::<Option<Pad>>() > size_of::<Pad>());
     assert_eq!(size_of::<Option<Two>>(), size_of::<Two>());
+    assert_eq!((size_of::<Option<Flag>>(), size_of::<Flag>()), (4, 4));
     assert_eq!(size_of::<Option<Box<u32>>>(), size_of::<Box<u32>>());
     assert_eq!(size_of::<Option<String>>(), size_of::<String>());
     // Inline large values leave no value array in upper tables: a table
@@ -185,7 +201,8 @@ fn ops<G: Geometry>(seed: u64, len: usize) -> Vec<Op> {
     let mut r = Rng(seed);
     let pages = 1u64 << (G::ADDRESS_BITS - G::PAGE_SHIFT);
     let levels = G::LEVELS as u64;
-    let addr = |r: &mut Rng| ((r.below(pages.min(64)) + r.below(2) * r.below(pages)) % pages) << G::PAGE_SHIFT;
+    let addr =
+        |r: &mut Rng| ((r.below(pages.min(64)) + r.below(2) * r.below(pages)) % pages) << G::PAGE_SHIFT;
     (0..len)
         .map(|_| {
             let a = addr(&mut r);
@@ -350,6 +367,7 @@ forms! {
     inline_padded_tiny: Pad, Tiny;
     inline_padded_two_large: Pad, TwoLarge;
     niche_enum_two_large: Two, TwoLarge;
+    niche_padded_tiny: Flag, Tiny;
     niche_boxed_tiny: Box<u32>, Tiny;
     niche_string_two_large: String, TwoLarge;
 }
