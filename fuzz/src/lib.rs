@@ -68,7 +68,8 @@ pub const MAX_OPS: usize = 256;
 /// "one more?" before each op and stop at the first even one. The value
 /// type is the lowest bit of the first byte, which the shape's decoding
 /// ignores (a derived enum reads the top bits of a little-endian `u32`):
-/// a seed keeps its geometry and ops, and runs with either value type.
+/// a seed keeps its geometry and ops, and flipping that bit runs it with
+/// the other value type.
 impl<'a> Arbitrary<'a> for Case {
     fn arbitrary(u: &mut Unstructured<'a>) -> arbitrary::Result<Case> {
         let values = match u.peek_bytes(1) {
