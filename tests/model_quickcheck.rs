@@ -3,13 +3,13 @@
 //! geometries; then deterministic edge cases (address 0, the last page of the
 //! address space, level boundaries).
 //!
-//! One generic property, [`check`], is instantiated per backend and geometry,
-//! and runs half its cases with each value type (`model::Value`, 12 bytes
-//! without a niche, and `model::Small`, 4 bytes with one), so that every
-//! storage mode the raw layer picks by value type is run; the `armed_*` ones run with the values'
-//! planned panics armed (a value whose `clone` or `drop` panics, see
-//! `model::ModelValue`), checking what a panicking op leaves. Under Miri
-//! the runs are few and short.
+//! One generic property, [`check`], is instantiated per backend and
+//! geometry, and runs half its cases with each value type (`model::Value`,
+//! 12 bytes without a niche, and `model::Small`, 4 bytes with one), so that
+//! every storage mode the raw layer picks by value type is run; the
+//! `armed_*` ones run with the values' planned panics armed (a value whose
+//! `clone` or `drop` panics, see `model::ModelValue`), checking what a
+//! panicking op leaves. Under Miri the runs are few and short.
 
 mod model;
 
@@ -403,6 +403,7 @@ fn edges<G: Geometry>() {
     edges_with::<G, Small>();
 }
 
+/// The edge ops with values of type `W`.
 fn edges_with<G: Geometry, W: ModelValue>() {
     model::check_ops::<G, Heap, W>(Heap, &edge_ops());
     if !cfg!(miri) {

@@ -26,6 +26,7 @@ fn replay<G: Geometry>(ops: &[Op]) {
     replay_with::<G, Small>(ops);
 }
 
+/// [`replay`] with values of type `W`.
 fn replay_with<G: Geometry, W: ModelValue>(ops: &[Op]) {
     model::check_ops::<G, Heap, W>(Heap, ops);
     model::check_ops::<G, Arena, W>(Arena, ops);

@@ -36,22 +36,21 @@
 //!   Change reports are applied to a "shadow" map that must equal the table
 //!   after every `take_changes`.
 //! - The interpreter is generic over the table's value type
-//!   ([`ModelValue`]), and there are two, so that each storage mode of the
-//!   raw layer (chosen at compile time from the value type) is run:
-//!   [`Value`] (12 bytes, no niche, too big to share a slot word: values in
-//!   their own arrays, presence kept apart) and [`Small`] (4 bytes with a
-//!   niche: presence read from an `Option<Small>`, and a large entry's value
-//!   small enough to sit in its upper slot word beside the tag). Both hold
-//!   the model's number, plus planned panics (a [`Val`] decides them) that
-//!   fire only in a run armed for them
-//!   ([`check_ops_armed`], the fuzz targets): a value whose `clone` panics
-//!   once, or whose `drop` panics. Every value is registered per thread, so
-//!   a leak or a double drop is seen. The interpreter catches a planned
-//!   panic ([`Bomb`]) around each op; the model cannot say what a
-//!   half-done op leaves, so after one it checks what must hold whatever
-//!   the op did (invariants, `len` against iteration, exactly the table's
-//!   values alive, the change report still rebuilding the table) and then
-//!   re-syncs itself from the table (see [`recover`]).
+//!   ([`ModelValue`]), and there are two, because the raw layer picks its
+//!   storage at compile time from the value type (a value with a niche
+//!   stored as an `Option` in bottom tables, one of at most 7 bytes inside
+//!   a large entry's upper slot word): [`Value`] (12 bytes, no niche) takes
+//!   neither path, [`Small`] (4 bytes, a niche) both. Both hold the model's
+//!   number, plus planned panics (a [`Val`] decides them) that fire only in
+//!   a run armed for them ([`check_ops_armed`], the fuzz targets): a value
+//!   whose `clone` panics once, or whose `drop` panics. Every value is
+//!   registered per thread, so a leak or a double drop is seen. The
+//!   interpreter catches a planned panic ([`Bomb`]) around each op; the
+//!   model cannot say what a half-done op leaves, so after one it checks
+//!   what must hold whatever the op did (invariants, `len` against
+//!   iteration, exactly the table's values alive, the change report still
+//!   rebuilding the table) and then re-syncs itself from the table (see
+//!   [`recover`]).
 #![allow(dead_code)] // every includer uses a different part
 
 mod coverage;
@@ -288,8 +287,8 @@ fn fires(bombs: u8, kind: u8) -> bool {
 /// Equality (and so `merge`'s "all equal" and table equality) compares the
 /// number only.
 ///
-/// Two kinds, for the raw layer's storage modes: [`Value`] (12 bytes,
-/// no niche) and [`Small`] (4 bytes with a niche, see the module docs).
+/// Two kinds, for the raw layer's storage modes (see the module docs):
+/// [`Value`] (12 bytes, no niche) and [`Small`] (4 bytes with a niche).
 pub trait ModelValue: Clone + PartialEq + fmt::Debug + 'static {
     /// A value with the bombs given (which fire only in an armed run).
     fn new(n: u32, bombs: u8) -> Self;
@@ -1898,7 +1897,7 @@ impl Act {
 // ---------------------------------------------------------------------------
 // The interpreter.
 
-/// The table under test.
+/// The table under test, holding values of type `W` (a [`ModelValue`]).
 pub type Table<G, B, W> = MemTable<W, G, B>;
 
 /// Where a check failed, for the panic message.
