@@ -3,9 +3,12 @@
 //! geometries; then deterministic edge cases (address 0, the last page of the
 //! address space, level boundaries).
 //!
-//! One generic property, [`check`], is instantiated per backend and geometry;
-//! the `armed_*` ones run with the values' planned panics armed (a value
-//! whose `clone` or `drop` panics, see `model::Value`), checking what a
+//! One generic property, [`check`], is instantiated per backend and
+//! geometry, and runs half its cases with each value type (`model::Value`,
+//! 12 bytes without a niche, and `model::Small`, 4 bytes with one), so that
+//! every storage mode the raw layer picks by value type is run; the
+//! `armed_*` ones run with the values' planned panics armed (a value whose
+//! `clone` or `drop` panics, see `model::ModelValue`), checking what a
 //! panicking op leaves. Under Miri the runs are few and short.
 
 mod model;
@@ -17,8 +20,8 @@ use mem_table::{ErrorKind, Level, MemTable};
 use quickcheck::{Arbitrary, Gen, QuickCheck};
 
 use model::{
-    Addr, BoundArg, Ends, FoldHow, Gappy, Geo, Len, Look, Lvl, Mem, Model, Nudge, Op, RangeArg, SplitHow,
-    Sweep, Tiny, Val, Wide,
+    Addr, BoundArg, Ends, FoldHow, Gappy, Geo, Len, Look, Lvl, Mem, Model, ModelValue, Nudge, Op, RangeArg,
+    Small, SplitHow, Sweep, Tiny, Val, Value, Wide,
 };
 
 /// Random cases per property, and the most ops in one case.
@@ -78,16 +81,16 @@ impl TestBackend for Pool {
 }
 
 /// The property: the table agrees with the model after every op.
-fn agrees<G: Geometry, B: TestBackend>(ops: Ops) -> bool {
-    model::check_ops::<G, B>(B::make(), &ops.0);
+fn agrees<G: Geometry, B: TestBackend, W: ModelValue>(ops: Ops) -> bool {
+    model::check_ops::<G, B, W>(B::make(), &ops.0);
     true
 }
 
 /// The property with the planned panics armed: after a panicking op the
 /// table is valid, owns exactly its values and its change report still
 /// holds; else it agrees with the model.
-fn agrees_armed<G: Geometry, B: TestBackend>(ops: Ops) -> bool {
-    model::check_ops_armed::<G, B>(B::make(), &ops.0);
+fn agrees_armed<G: Geometry, B: TestBackend, W: ModelValue>(ops: Ops) -> bool {
+    model::check_ops_armed::<G, B, W>(B::make(), &ops.0);
     true
 }
 
@@ -98,15 +101,22 @@ fn quickcheck(cases: u64) -> QuickCheck {
     if std::env::var_os("QUICKCHECK_TESTS").is_none() { qc.tests(cases) } else { qc }
 }
 
+/// Runs a property `cases` times in all, half the cases with each value
+/// type: `on_value` on [`Value`]s, then `on_small` on [`Small`]s.
+fn both(cases: u64, on_value: fn(Ops) -> bool, on_small: fn(Ops) -> bool) {
+    quickcheck(cases.div_ceil(2)).quickcheck(on_value);
+    quickcheck(cases.div_ceil(2)).quickcheck(on_small);
+}
+
 /// Runs the property for one geometry and backend.
 fn check<G: Geometry, B: TestBackend>() {
-    quickcheck(CASES).quickcheck(agrees::<G, B> as fn(Ops) -> bool);
+    both(CASES, agrees::<G, B, Value>, agrees::<G, B, Small>);
 }
 
 /// Runs the armed property for one geometry and backend (fewer cases: the
 /// plain ones cover the rest).
 fn check_armed<G: Geometry, B: TestBackend>() {
-    quickcheck(CASES.div_ceil(2)).quickcheck(agrees_armed::<G, B> as fn(Ops) -> bool);
+    both(CASES.div_ceil(2), agrees_armed::<G, B, Value>, agrees_armed::<G, B, Small>);
 }
 
 #[test]
@@ -387,12 +397,18 @@ fn edge_ops() -> Vec<Op> {
 }
 
 /// The edge ops on every backend (only the heap under Miri, where they are
-/// slow; the properties run every backend there).
+/// slow; the properties run every backend there), with each value type.
 fn edges<G: Geometry>() {
-    model::check_ops::<G, Heap>(Heap, &edge_ops());
+    edges_with::<G, Value>();
+    edges_with::<G, Small>();
+}
+
+/// The edge ops with values of type `W`.
+fn edges_with<G: Geometry, W: ModelValue>() {
+    model::check_ops::<G, Heap, W>(Heap, &edge_ops());
     if !cfg!(miri) {
-        model::check_ops::<G, Arena>(Arena, &edge_ops());
-        model::check_ops::<G, Pool>(Pool::new(2), &edge_ops());
+        model::check_ops::<G, Arena, W>(Arena, &edge_ops());
+        model::check_ops::<G, Pool, W>(Pool::new(2), &edge_ops());
     }
 }
 

@@ -15,25 +15,44 @@ use mem_table::geometry::{Geometry, X86_4Level};
 use mem_table::{MemTable, Page};
 
 use model::{
-    Addr, BoundArg, Ends, EntryAction, FoldHow, Keep, Look, Lvl, Mem, MergeHow, Op, RangeArg, SplitHow,
-    Sweep, Tiny, Val, Wide,
+    Addr, BoundArg, Ends, EntryAction, FoldHow, Keep, Look, Lvl, Mem, MergeHow, ModelValue, Op, RangeArg,
+    Small, SplitHow, Sweep, Tiny, Val, Value, Wide,
 };
 
-/// Replays `ops` on a fresh table of every backend (the pool small).
+/// Replays `ops` on a fresh table of every backend (the pool small), with
+/// each value type.
 fn replay<G: Geometry>(ops: &[Op]) {
-    model::check_ops::<G, Heap>(Heap, ops);
-    model::check_ops::<G, Arena>(Arena, ops);
-    model::check_ops::<G, Pool>(Pool::new(4), ops);
+    replay_with::<G, Value>(ops);
+    replay_with::<G, Small>(ops);
+}
+
+/// [`replay`] with values of type `W`.
+fn replay_with<G: Geometry, W: ModelValue>(ops: &[Op]) {
+    model::check_ops::<G, Heap, W>(Heap, ops);
+    model::check_ops::<G, Arena, W>(Arena, ops);
+    model::check_ops::<G, Pool, W>(Pool::new(4), ops);
 }
 
 /// As [`replay`], with the values' planned panics armed; returns the
-/// planned panics caught on each backend.
-fn replay_armed<G: Geometry>(ops: &[Op]) -> [usize; 3] {
+/// planned panics caught on each backend, with each value type.
+fn replay_armed<G: Geometry>(ops: &[Op]) -> [usize; 6] {
     [
-        model::check_ops_armed::<G, Heap>(Heap, ops),
-        model::check_ops_armed::<G, Arena>(Arena, ops),
-        model::check_ops_armed::<G, Pool>(Pool::new(4), ops),
+        model::check_ops_armed::<G, Heap, Value>(Heap, ops),
+        model::check_ops_armed::<G, Arena, Value>(Arena, ops),
+        model::check_ops_armed::<G, Pool, Value>(Pool::new(4), ops),
+        model::check_ops_armed::<G, Heap, Small>(Heap, ops),
+        model::check_ops_armed::<G, Arena, Small>(Arena, ops),
+        model::check_ops_armed::<G, Pool, Small>(Pool::new(4), ops),
     ]
+}
+
+/// Replays `ops` on x86 with a pool of one table a level, then two, with
+/// each value type.
+fn replay_tight_pools(ops: &[Op]) {
+    for capacity in [1, 2] {
+        model::check_ops::<X86_4Level, Pool, Value>(Pool::new(capacity), ops);
+        model::check_ops::<X86_4Level, Pool, Small>(Pool::new(capacity), ops);
+    }
 }
 
 /// A value of `n` whose clone panics (once).
@@ -208,14 +227,14 @@ fn a_panicking_range_set_reports_nothing() {
         range: std::ops::Range<u64>,
     ) {
         model::quiet_bombs();
-        let mut t: model::Table<G, B> = MemTable::with_backend(backend);
+        let mut t: model::Table<G, B, Value> = MemTable::with_backend(backend);
         if let Some(addr) = existing {
-            t.insert(addr, model::Value::plain(1)).unwrap();
+            t.insert(addr, Value::plain(1)).unwrap();
         }
         let before: Vec<(Page, u32)> = t.iter().map(|(p, v)| (p, v.n)).collect();
         t.take_changes().for_each(drop);
         let was = model::arm(true);
-        let bomb = model::Value::new(3, model::CLONE_BOMB);
+        let bomb = Value::new(3, model::CLONE_BOMB);
         let panicked = catch_unwind(AssertUnwindSafe(|| drop(t.insert_range(range.clone(), bomb)))).is_err();
         model::arm(was);
         assert!(panicked, "the planned clone panic went off");
@@ -314,8 +333,7 @@ fn reservations_and_shrinking() {
         Op::TakeChanges,
     ];
     replay::<X86_4Level>(&ops);
-    model::check_ops::<X86_4Level, Pool>(Pool::new(1), &ops);
-    model::check_ops::<X86_4Level, Pool>(Pool::new(2), &ops);
+    replay_tight_pools(&ops);
 }
 
 /// Values whose clone or drop panics, in every operation that clones or
@@ -499,8 +517,7 @@ fn pool_runs_out() {
         Op::InsertRange { range: range(0x1000, 0x4000_0000_3000), value: Val(1), how: SplitHow::Clone },
         Op::TakeChanges,
     ];
-    model::check_ops::<X86_4Level, Pool>(Pool::new(1), &ops);
-    model::check_ops::<X86_4Level, Pool>(Pool::new(2), &ops);
+    replay_tight_pools(&ops);
 }
 
 /// Lookups at and past the ends of the address space.

@@ -35,16 +35,22 @@
 //!   error it checks the table is exactly as before, change marks included.
 //!   Change reports are applied to a "shadow" map that must equal the table
 //!   after every `take_changes`.
-//! - The table holds [`Value`]s: the model's number, plus planned panics
-//!   (a [`Val`] decides them) that fire only in a run armed for them
-//!   ([`check_ops_armed`], the fuzz targets): a value whose `clone` panics
-//!   once, or whose `drop` panics. Every value is registered per thread, so
-//!   a leak or a double drop is seen. The interpreter catches a planned
-//!   panic ([`Bomb`]) around each op; the model cannot say what a
-//!   half-done op leaves, so after one it checks what must hold whatever
-//!   the op did (invariants, `len` against iteration, exactly the table's
-//!   values alive, the change report still rebuilding the table) and then
-//!   re-syncs itself from the table (see [`recover`]).
+//! - The interpreter is generic over the table's value type
+//!   ([`ModelValue`]), and there are two, because the raw layer picks its
+//!   storage at compile time from the value type (a value with a niche
+//!   stored as an `Option` in bottom tables, one of at most 7 bytes inside
+//!   a large entry's upper slot word): [`Value`] (12 bytes, no niche) takes
+//!   neither path, [`Small`] (4 bytes, a niche) both. Both hold the model's
+//!   number, plus planned panics (a [`Val`] decides them) that fire only in
+//!   a run armed for them ([`check_ops_armed`], the fuzz targets): a value
+//!   whose `clone` panics once, or whose `drop` panics. Every value is
+//!   registered per thread, so a leak or a double drop is seen. The
+//!   interpreter catches a planned panic ([`Bomb`]) around each op; the
+//!   model cannot say what a half-done op leaves, so after one it checks
+//!   what must hold whatever the op did (invariants, `len` against
+//!   iteration, exactly the table's values alive, the change report still
+//!   rebuilding the table) and then re-syncs itself from the table (see
+//!   [`recover`]).
 #![allow(dead_code)] // every includer uses a different part
 
 mod coverage;
@@ -53,6 +59,7 @@ pub use coverage::{Coverage, cover, joined};
 use std::cell::{Cell, RefCell};
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
+use std::num::NonZeroU32;
 use std::ops::Bound;
 use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
 
@@ -189,10 +196,10 @@ impl Geo {
 // ---------------------------------------------------------------------------
 // Values.
 
-/// [`Value::bombs`] bit: the next clone of the value panics (once: the
+/// A value's bombs bit: the next clone of the value panics (once: the
 /// clone that panics disarms it). Clones never carry bombs.
 pub const CLONE_BOMB: u8 = 1;
-/// [`Value::bombs`] bit: dropping the value panics (after it is counted
+/// A value's bombs bit: dropping the value panics (after it is counted
 /// dropped, as a value whose `drop` panics is gone all the same).
 pub const DROP_BOMB: u8 = 2;
 
@@ -201,14 +208,20 @@ pub const DROP_BOMB: u8 = 2;
 #[derive(Debug)]
 pub struct Bomb;
 
-/// What the current thread knows about its [`Value`]s.
+/// What the current thread knows about its values.
 #[derive(Default)]
 struct Registry {
-    next_id: u32,
+    /// The last id given out (ids start at 1, so a [`Small`] has its niche).
+    last_id: u32,
     /// Ids of the values alive now.
     live: BTreeSet<u32>,
     /// The sum of `live` (wrapping): a cheap check after every op.
     id_sum: u64,
+    /// The number and bombs of each [`Small`] alive now, at its id - 1
+    /// (`None`: dropped, or the id of a [`Value`], which carries its own).
+    /// A `Vec`, not a map: the interpreter reads every value's number after
+    /// every op.
+    small: Vec<Option<(u32, u8)>>,
     /// Drops of a value that was not alive: a double drop.
     bad_drops: usize,
     /// Whether bombs fire (else every value behaves).
@@ -217,13 +230,104 @@ struct Registry {
     caught: usize,
 }
 
+impl Registry {
+    /// Numbers a new value and counts it alive.
+    fn born(&mut self) -> u32 {
+        self.last_id += 1;
+        let id = self.last_id;
+        self.live.insert(id);
+        self.id_sum = self.id_sum.wrapping_add(u64::from(id));
+        id
+    }
+
+    /// Records the new [`Small`] `id`'s number and bombs.
+    fn small_born(&mut self, id: u32, record: (u32, u8)) {
+        self.small.resize(id as usize, None);
+        self.small[id as usize - 1] = Some(record);
+    }
+
+    /// The number and bombs of the [`Small`] `id` (`None` once dropped).
+    fn small(&mut self, id: NonZeroU32) -> Option<&mut (u32, u8)> {
+        self.small.get_mut(id.get() as usize - 1)?.as_mut()
+    }
+
+    /// Counts the [`Small`] `id` dropped and forgets its number and bombs,
+    /// returning them (`None`: it was dropped before).
+    fn small_died(&mut self, id: NonZeroU32) -> Option<(u32, u8)> {
+        self.died(id.get());
+        self.small.get_mut(id.get() as usize - 1)?.take()
+    }
+
+    /// Counts the value `id` dropped (a double drop if it was not alive).
+    fn died(&mut self, id: u32) {
+        if self.live.remove(&id) {
+            self.id_sum = self.id_sum.wrapping_sub(u64::from(id));
+        } else {
+            self.bad_drops += 1;
+        }
+    }
+}
+
 thread_local! {
     static REGISTRY: RefCell<Registry> = RefCell::new(Registry::default());
 }
 
-/// A value of the table under test: the number the model predicts, and
-/// planned panics. Equality (and so `merge`'s "all equal" and table
-/// equality) compares the number only.
+/// Whether a bomb of `kind` among `bombs` goes off now: armed, carried, and
+/// not during another panic's unwinding (which would abort).
+fn fires(bombs: u8, kind: u8) -> bool {
+    bombs & kind != 0 && !std::thread::panicking() && REGISTRY.with_borrow(|r| r.armed)
+}
+
+/// What the interpreter needs of the values in the table under test: made
+/// from the model's number and planned panics (bombs, [`CLONE_BOMB`] and
+/// [`DROP_BOMB`], which fire only in an armed run), the number read and
+/// changed in place, and an id in this thread's registry, so a leak or a
+/// double drop is seen. `clone` makes a new value (a new id, no bombs) and
+/// fires a clone bomb; `drop` counts the id dropped, then fires a drop bomb.
+/// Equality (and so `merge`'s "all equal" and table equality) compares the
+/// number only.
+///
+/// Two kinds, for the raw layer's storage modes (see the module docs):
+/// [`Value`] (12 bytes, no niche) and [`Small`] (4 bytes with a niche).
+pub trait ModelValue: Clone + PartialEq + fmt::Debug + 'static {
+    /// A value with the bombs given (which fire only in an armed run).
+    fn new(n: u32, bombs: u8) -> Self;
+
+    /// The model's number.
+    fn n(&self) -> u32;
+
+    /// Sets the model's number.
+    fn set_n(&mut self, n: u32);
+
+    /// The value's id in this thread's registry.
+    fn id(&self) -> u32;
+
+    /// A value without bombs.
+    fn plain(n: u32) -> Self {
+        Self::new(n, 0)
+    }
+
+    /// Adds `add` (wrapping) to the number; returns the number before.
+    fn bump(&mut self, add: u32) -> u32 {
+        let old = self.n();
+        self.set_n(old.wrapping_add(add));
+        old
+    }
+}
+
+/// Shows a number and its bombs: `3`, `3!c`, `3!c!d`.
+fn show(f: &mut fmt::Formatter<'_>, n: u32, bombs: u8) -> fmt::Result {
+    write!(f, "{n}")?;
+    if bombs & CLONE_BOMB != 0 {
+        write!(f, "!c")?;
+    }
+    if bombs & DROP_BOMB != 0 {
+        write!(f, "!d")?;
+    }
+    Ok(())
+}
+
+/// A value that carries its number and bombs: 12 bytes, no niche.
 pub struct Value {
     pub n: u32,
     /// Numbered per run ([`reset`]), so 32 bits are plenty.
@@ -231,34 +335,28 @@ pub struct Value {
     bombs: Cell<u8>,
 }
 
-impl Value {
-    /// A value with the bombs given (which fire only in an armed run).
-    pub fn new(n: u32, bombs: u8) -> Value {
-        let id = REGISTRY.with_borrow_mut(|r| {
-            let id = r.next_id;
-            r.next_id += 1;
-            r.live.insert(id);
-            r.id_sum = r.id_sum.wrapping_add(u64::from(id));
-            id
-        });
+impl ModelValue for Value {
+    fn new(n: u32, bombs: u8) -> Value {
+        let id = REGISTRY.with_borrow_mut(Registry::born);
         Value { n, bombs: Cell::new(bombs), id }
     }
 
-    /// A value without bombs.
-    pub fn plain(n: u32) -> Value {
-        Value::new(n, 0)
+    fn n(&self) -> u32 {
+        self.n
     }
 
-    /// Whether a bomb of `kind` goes off now: armed, carried, and not
-    /// during another panic's unwinding (which would abort).
-    fn fires(&self, kind: u8) -> bool {
-        self.bombs.get() & kind != 0 && !std::thread::panicking() && REGISTRY.with_borrow(|r| r.armed)
+    fn set_n(&mut self, n: u32) {
+        self.n = n;
+    }
+
+    fn id(&self) -> u32 {
+        self.id
     }
 }
 
 impl Clone for Value {
     fn clone(&self) -> Value {
-        if self.fires(CLONE_BOMB) {
+        if fires(self.bombs.get(), CLONE_BOMB) {
             self.bombs.set(self.bombs.get() & !CLONE_BOMB);
             std::panic::panic_any(Bomb);
         }
@@ -268,14 +366,8 @@ impl Clone for Value {
 
 impl Drop for Value {
     fn drop(&mut self) {
-        REGISTRY.with_borrow_mut(|r| {
-            if r.live.remove(&self.id) {
-                r.id_sum = r.id_sum.wrapping_sub(u64::from(self.id));
-            } else {
-                r.bad_drops += 1;
-            }
-        });
-        if self.fires(DROP_BOMB) {
+        REGISTRY.with_borrow_mut(|r| r.died(self.id));
+        if fires(self.bombs.get(), DROP_BOMB) {
             std::panic::panic_any(Bomb);
         }
     }
@@ -289,15 +381,92 @@ impl PartialEq for Value {
 
 impl fmt::Debug for Value {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self.bombs.get() {
-            0 => write!(f, "{}", self.n),
-            b => write!(
-                f,
-                "{}{}{}",
-                self.n,
-                if b & CLONE_BOMB != 0 { "!c" } else { "" },
-                if b & DROP_BOMB != 0 { "!d" } else { "" }
-            ),
+        show(f, self.n, self.bombs.get())
+    }
+}
+
+/// A value that is only its id (never 0): 4 bytes with a niche. Its number
+/// and bombs live in the registry, under the id.
+pub struct Small(NonZeroU32);
+
+const _: () = {
+    assert!(size_of::<Small>() == 4 && size_of::<Option<Small>>() == 4, "Small: 4 bytes with a niche");
+    assert!(size_of::<Option<Value>>() > size_of::<Value>(), "Value: no niche");
+};
+
+impl Small {
+    /// Its number and bombs (`None` once dropped).
+    fn record(&self) -> Option<(u32, u8)> {
+        REGISTRY.with_borrow_mut(|r| r.small(self.0).copied())
+    }
+
+    /// Changes its number and bombs with `f`; panics once it is dropped.
+    fn update<T>(&self, f: impl FnOnce(&mut (u32, u8)) -> T) -> T {
+        REGISTRY.with_borrow_mut(|r| {
+            f(r.small(self.0).unwrap_or_else(|| panic!("Small #{} used after its drop", self.0)))
+        })
+    }
+
+    /// Its number and bombs; panics once it is dropped.
+    fn alive(&self) -> (u32, u8) {
+        self.update(|record| *record)
+    }
+}
+
+impl ModelValue for Small {
+    fn new(n: u32, bombs: u8) -> Small {
+        let id = REGISTRY.with_borrow_mut(|r| {
+            let id = r.born();
+            r.small_born(id, (n, bombs));
+            id
+        });
+        Small(NonZeroU32::new(id).expect("ids start at 1"))
+    }
+
+    fn n(&self) -> u32 {
+        self.alive().0
+    }
+
+    fn set_n(&mut self, n: u32) {
+        self.update(|record| record.0 = n);
+    }
+
+    fn id(&self) -> u32 {
+        self.0.get()
+    }
+}
+
+impl Clone for Small {
+    fn clone(&self) -> Small {
+        let (n, bombs) = self.alive();
+        if fires(bombs, CLONE_BOMB) {
+            self.update(|record| record.1 &= !CLONE_BOMB);
+            std::panic::panic_any(Bomb);
+        }
+        Small::plain(n)
+    }
+}
+
+impl Drop for Small {
+    fn drop(&mut self) {
+        let record = REGISTRY.with_borrow_mut(|r| r.small_died(self.0));
+        if record.is_some_and(|(_, bombs)| fires(bombs, DROP_BOMB)) {
+            std::panic::panic_any(Bomb);
+        }
+    }
+}
+
+impl PartialEq for Small {
+    fn eq(&self, other: &Small) -> bool {
+        self.n() == other.n()
+    }
+}
+
+impl fmt::Debug for Small {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.record() {
+            Some((n, bombs)) => show(f, n, bombs),
+            None => write!(f, "#{} (dropped)", self.0),
         }
     }
 }
@@ -1258,22 +1427,14 @@ pub struct Fresh {
 }
 
 impl Fresh {
-    pub fn make(self) -> Value {
-        Value::new(self.n, self.bombs)
+    pub fn make<W: ModelValue>(self) -> W {
+        W::new(self.n, self.bombs)
     }
 }
 
 impl fmt::Debug for Fresh {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let Fresh { n, bombs } = *self;
-        write!(f, "{n}")?;
-        if bombs & CLONE_BOMB != 0 {
-            write!(f, "!c")?;
-        }
-        if bombs & DROP_BOMB != 0 {
-            write!(f, "!d")?;
-        }
-        Ok(())
+        show(f, self.n, self.bombs)
     }
 }
 
@@ -1736,8 +1897,8 @@ impl Act {
 // ---------------------------------------------------------------------------
 // The interpreter.
 
-/// The table under test.
-pub type Table<G, B> = MemTable<Value, G, B>;
+/// The table under test, holding values of type `W` (a [`ModelValue`]).
+pub type Table<G, B, W> = MemTable<W, G, B>;
 
 /// Where a check failed, for the panic message.
 struct At<'a> {
@@ -1766,18 +1927,18 @@ struct Snapshot {
 impl Snapshot {
     /// A snapshot of `t` if the model expects the op about to run to be
     /// refused (taking one costs a clone of the table).
-    fn if_refused<T, G: Geometry, B: Backend>(
-        t: &Table<G, B>,
+    fn if_refused<T, G: Geometry, B: Backend, W: ModelValue>(
+        t: &Table<G, B, W>,
         want: &Result<T, Refused>,
     ) -> Option<Snapshot> {
         want.is_err().then(|| Snapshot::take(t))
     }
 
-    fn take<G: Geometry, B: Backend>(t: &Table<G, B>) -> Snapshot {
+    fn take<G: Geometry, B: Backend, W: ModelValue>(t: &Table<G, B, W>) -> Snapshot {
         let mut copy = t.clone();
-        let marks = copy.take_changes().map(|c| (c.start, c.last, c.value.map(|v| v.n))).collect();
+        let marks = copy.take_changes().map(|c| (c.start, c.last, c.value.map(|v| v.n()))).collect();
         Snapshot {
-            entries: t.iter().map(|(p, v)| (p, v.n)).collect(),
+            entries: t.iter().map(|(p, v)| (p, v.n())).collect(),
             len: t.len(),
             stats: t.stats(),
             pending: t.has_changes(),
@@ -1797,9 +1958,9 @@ impl HandedBack for () {
     }
 }
 
-impl HandedBack for Value {
+impl<W: ModelValue> HandedBack for W {
     fn number(&self) -> Option<u32> {
-        Some(self.n)
+        Some(self.n())
     }
 }
 
@@ -1807,9 +1968,9 @@ impl HandedBack for Value {
 /// that the table is as it was (`before`, taken when the model expected the
 /// error) and the value given (`given`, its number) came back. Returns
 /// whether the operation failed.
-fn expect<T, U, G, B>(
+fn expect<T, U, G, B, W>(
     at: &At<'_>,
-    t: &Table<G, B>,
+    t: &Table<G, B, W>,
     before: Option<Snapshot>,
     got: Result<T, Error<U>>,
     want: Result<T, Refused>,
@@ -1820,6 +1981,7 @@ where
     U: HandedBack + fmt::Debug,
     G: Geometry,
     B: Backend,
+    W: ModelValue,
 {
     match (got, want) {
         (Ok(got), Ok(want)) => {
@@ -1844,13 +2006,13 @@ where
 
 /// `(address, level, value)` of a table entry, checking its page is
 /// well-formed for the geometry.
-fn item(at: &At<'_>, geo: &Geo, page: Page, v: &Value) -> Item {
+fn item<W: ModelValue>(at: &At<'_>, geo: &Geo, page: Page, v: &W) -> Item {
     let level = page.level().index() as u8;
     assert!(level <= geo.top(), "{at} page {page:?} above the top level");
     assert_eq!(page.shift(), geo.shift(level), "{at} page {page:?} has the wrong size");
     assert_eq!(page.addr() % page.size(), 0, "{at} page {page:?} is misaligned");
     assert_eq!(page.last(), geo.end(page.addr(), level), "{at} page {page:?} ends wrong");
-    (page.addr(), level, v.n)
+    (page.addr(), level, v.n())
 }
 
 /// A readable account of where two entry lists first differ.
@@ -1882,7 +2044,7 @@ fn diff_named<T: PartialEq + fmt::Debug>(
 
 /// Compares the whole table with the model, and the values alive with the
 /// table's.
-fn check_table<G: Geometry, B: Backend>(at: &At<'_>, t: &Table<G, B>, m: &Model) {
+fn check_table<G: Geometry, B: Backend, W: ModelValue>(at: &At<'_>, t: &Table<G, B, W>, m: &Model) {
     if let Err(e) = t.check_invariants() {
         panic!("{at} invariant broken: {e}");
     }
@@ -1893,7 +2055,7 @@ fn check_table<G: Geometry, B: Backend>(at: &At<'_>, t: &Table<G, B>, m: &Model)
     let got: Vec<Item> = t
         .iter()
         .map(|(p, v)| {
-            id_sum = id_sum.wrapping_add(u64::from(v.id));
+            id_sum = id_sum.wrapping_add(u64::from(v.id()));
             item(at, &m.geo, p, v)
         })
         .collect();
@@ -1924,7 +2086,7 @@ fn check_table<G: Geometry, B: Backend>(at: &At<'_>, t: &Table<G, B>, m: &Model)
 }
 
 /// Looks up `addr` and the range around it, on the table and the model.
-fn check_near<G: Geometry, B: Backend>(at: &At<'_>, t: &Table<G, B>, m: &Model, addr: u64) {
+fn check_near<G: Geometry, B: Backend, W: ModelValue>(at: &At<'_>, t: &Table<G, B, W>, m: &Model, addr: u64) {
     let got = t.get_key_value(addr).map(|(p, v)| item(at, &m.geo, p, v));
     assert_eq!(got, m.get(addr), "{at} get_key_value({addr:#x}) (left: table, right: model)");
     let reach = m.geo.size(1.min(m.geo.top()));
@@ -1985,21 +2147,21 @@ fn check_walk(at: &At<'_>, what: &str, got: &[Step], want: &[Step]) {
 }
 
 /// `get_many` against one model lookup per address.
-fn check_get_many<const N: usize, G: Geometry, B: Backend>(
+fn check_get_many<const N: usize, G: Geometry, B: Backend, W: ModelValue>(
     at: &At<'_>,
-    t: &Table<G, B>,
+    t: &Table<G, B, W>,
     m: &Model,
     addrs: &[u64; N],
 ) {
-    let got = t.get_many(addrs).map(|v| v.map(|v| v.n));
+    let got = t.get_many(addrs).map(|v| v.map(|v| v.n()));
     let want = addrs.map(|a| m.get(a).map(|e| e.2));
     assert_eq!(got, want, "{at} get_many({addrs:x?}) (left: table, right: model)");
 }
 
 /// The `Fold` look: a few steps from each end, then the rest through `how`.
-fn check_fold<G: Geometry, B: Backend>(
+fn check_fold<G: Geometry, B: Backend, W: ModelValue>(
     at: &At<'_>,
-    t: &Table<G, B>,
+    t: &Table<G, B, W>,
     m: &Model,
     range: Option<Range>,
     (front, back): (u8, u8),
@@ -2095,7 +2257,7 @@ fn check_fold<G: Geometry, B: Backend>(
         FoldHow::ValuesFold | FoldHow::ValuesSum => {
             let mut values = t.values();
             let (f, b) = ends(&mut values, front, back);
-            let stepped: Vec<u32> = f.iter().chain(&b).map(|v| v.n).collect();
+            let stepped: Vec<u32> = f.iter().chain(&b).map(|v| v.n()).collect();
             let want: Vec<u32> = items[..lo].iter().chain(items[hi..].iter().rev()).map(|e| e.2).collect();
             assert_eq!(stepped, want, "{at} values stepped from the ends");
             let numbers: Vec<u32> = middle.iter().map(|e| e.2).collect();
@@ -2103,17 +2265,17 @@ fn check_fold<G: Geometry, B: Backend>(
             ends(&mut plain, front, back);
             let mut looped = Vec::new();
             for v in plain {
-                looped.push(v.n);
+                looped.push(v.n());
             }
             assert_eq!(looped, numbers, "{at} values by next (left: table, right: model)");
             if how == FoldHow::ValuesFold {
                 let got = values.fold(Vec::new(), |mut acc, v| {
-                    acc.push(v.n);
+                    acc.push(v.n());
                     acc
                 });
                 assert_eq!(got, numbers, "{at} values by fold (left: table, right: model)");
             } else {
-                let got: u64 = values.map(|v| u64::from(v.n)).sum();
+                let got: u64 = values.map(|v| u64::from(v.n())).sum();
                 assert_eq!(got, numbers.iter().map(|&n| u64::from(n)).sum::<u64>(), "{at} values summed");
             }
         }
@@ -2122,27 +2284,27 @@ fn check_fold<G: Geometry, B: Backend>(
 
 /// Split and merge through `FnOps`, as [`SplitHow::Numbered`] and
 /// [`MergeHow::Fold`] say.
-fn numbered(page: Page, v: &Value, sub: Page) -> Value {
-    Value::plain(v.n.wrapping_add(((sub.addr() - page.addr()) >> sub.shift()) as u32))
+fn numbered<W: ModelValue>(page: Page, v: &W, sub: Page) -> W {
+    W::plain(v.n().wrapping_add(((sub.addr() - page.addr()) >> sub.shift()) as u32))
 }
 
-fn folded(page: Page, children: Children<'_, '_, Value>) -> Option<Value> {
+fn folded<W: ModelValue>(page: Page, children: Children<'_, '_, W>) -> Option<W> {
     let len = children.len();
-    let values: Vec<u32> = children.map(|v| v.n).collect();
+    let values: Vec<u32> = children.map(|v| v.n()).collect();
     assert_eq!(values.len(), len, "merge of {page:?}: Children::len() differs from the children given");
-    Some(Value::plain(fold(values.iter())))
+    Some(W::plain(fold(values.iter())))
 }
 
-fn never(_: Page, _: Children<'_, '_, Value>) -> Option<Value> {
+fn never<W: ModelValue>(_: Page, _: Children<'_, '_, W>) -> Option<W> {
     None
 }
 
 /// Performs `act` on the table and the model and checks what it returned.
-fn step<G: Geometry, B: Backend>(at: &At<'_>, t: &mut Table<G, B>, m: &mut Model) {
+fn step<G: Geometry, B: Backend, W: ModelValue>(at: &At<'_>, t: &mut Table<G, B, W>, m: &mut Model) {
     let lvl = Level::new;
     let geo = m.geo.clone();
     let geo = &geo;
-    let old = |r: Option<Value>| r.map(|v| v.n);
+    let old = |r: Option<W>| r.map(|v| v.n());
     match *at.act {
         Act::Insert { addr, value } => {
             let want = m.insert_at(addr, 0, value.n);
@@ -2159,13 +2321,13 @@ fn step<G: Geometry, B: Backend>(at: &At<'_>, t: &mut Table<G, B>, m: &mut Model
         Act::Remove { addr } => {
             let want = m.remove(addr);
             let before = Snapshot::if_refused(t, &want);
-            let got = t.remove(addr).map(|r| r.map(|v| (addr, 0, v.n)));
+            let got = t.remove(addr).map(|r| r.map(|v| (addr, 0, v.n())));
             expect(at, t, before, got, want, None);
         }
         Act::RemoveAt { addr, level } => {
             let want = m.remove_at(addr, level);
             let before = Snapshot::if_refused(t, &want);
-            let got = t.remove_at(addr, lvl(level)).map(|r| r.map(|v| (addr, level, v.n)));
+            let got = t.remove_at(addr, lvl(level)).map(|r| r.map(|v| (addr, level, v.n())));
             expect(at, t, before, got, want, None);
         }
         Act::RemoveCovering { addr } => {
@@ -2174,16 +2336,12 @@ fn step<G: Geometry, B: Backend>(at: &At<'_>, t: &mut Table<G, B>, m: &mut Model
             assert_eq!(got, want, "{at} remove_covering");
         }
         Act::Get { addr } => {
-            assert_eq!(t.get(addr).map(|v| v.n), m.get(addr).map(|e| e.2), "{at} get");
+            assert_eq!(t.get(addr).map(|v| v.n()), m.get(addr).map(|e| e.2), "{at} get");
             assert_eq!(t.contains(addr), m.get(addr).is_some(), "{at} contains");
         }
         Act::GetKeyValue { addr } => check_near(at, t, m, addr),
         Act::GetMut { addr, add } => {
-            let got = t.get_mut(addr).map(|v| {
-                let old = v.n;
-                v.n = old.wrapping_add(add);
-                old
-            });
+            let got = t.get_mut(addr).map(|v| v.bump(add));
             assert_eq!(got, m.get_mut(addr, add).map(|e| e.2), "{at} get_mut");
         }
         Act::Range { range } => {
@@ -2268,11 +2426,11 @@ fn step<G: Geometry, B: Backend>(at: &At<'_>, t: &mut Table<G, B>, m: &mut Model
                     assert_eq!(page(o.page()), (addr, level), "{at} occupied entry's page");
                     Ok(match action {
                         EntryAction::Bump => {
-                            o.get_mut().n = o.get().n.wrapping_add(1);
-                            EntryOutcome::Bumped(o.get().n)
+                            o.get_mut().bump(1);
+                            EntryOutcome::Bumped(o.get().n())
                         }
-                        EntryAction::Replace => EntryOutcome::Replaced(o.insert(value.make()).n),
-                        EntryAction::Remove => EntryOutcome::Removed(o.remove().n),
+                        EntryAction::Replace => EntryOutcome::Replaced(o.insert(value.make()).n()),
+                        EntryAction::Remove => EntryOutcome::Removed(o.remove().n()),
                     })
                 }
                 Ok(Entry::Vacant(v)) => {
@@ -2280,9 +2438,13 @@ fn step<G: Geometry, B: Backend>(at: &At<'_>, t: &mut Table<G, B>, m: &mut Model
                     match action {
                         EntryAction::Remove => Ok(EntryOutcome::LeftVacant),
                         _ => match v.try_insert(value.make()) {
-                            Ok(v) => Ok(EntryOutcome::Inserted(v.n)),
+                            Ok(v) => Ok(EntryOutcome::Inserted(v.n())),
                             Err(e) => {
-                                assert_eq!(e.value().n, value.n, "{at} try_insert handed back another value");
+                                assert_eq!(
+                                    e.value().n(),
+                                    value.n,
+                                    "{at} try_insert handed back another value"
+                                );
                                 Err(e.without_value())
                             }
                         },
@@ -2295,9 +2457,9 @@ fn step<G: Geometry, B: Backend>(at: &At<'_>, t: &mut Table<G, B>, m: &mut Model
             let mut seen = Vec::new();
             t.retain(|p, v| {
                 seen.push(item(at, geo, p, v));
-                let kept = keep.keeps(geo, p.addr(), p.level().index() as u8, v.n);
+                let kept = keep.keeps(geo, p.addr(), p.level().index() as u8, v.n());
                 if kept && bump {
-                    v.n = v.n.wrapping_add(1);
+                    v.bump(1);
                 }
                 kept
             });
@@ -2311,18 +2473,18 @@ fn step<G: Geometry, B: Backend>(at: &At<'_>, t: &mut Table<G, B>, m: &mut Model
             let limit = limit.map_or(usize::MAX, usize::from);
             let iter = t.iter_mut();
             assert_eq!(iter.len(), m.len(), "{at} iter_mut len");
-            let got = walk_iter(at, iter, ends, limit, Some(m.len()), |p, v: &mut Value| {
+            let got = walk_iter(at, iter, ends, limit, Some(m.len()), |p, v: &mut W| {
                 let e = item(at, geo, p, v);
-                v.n = v.n.wrapping_add(add);
+                v.bump(add);
                 e
             });
             check_walk(at, "iter_mut", &got, &m.iter_mut(ends, limit, add));
         }
         Act::RangeMut { range, limit, add, ends } => {
             let limit = limit.map_or(usize::MAX, usize::from);
-            let got = walk_iter(at, t.range_mut(range), ends, limit, None, |p, v: &mut Value| {
+            let got = walk_iter(at, t.range_mut(range), ends, limit, None, |p, v: &mut W| {
                 let e = item(at, geo, p, v);
-                v.n = v.n.wrapping_add(add);
+                v.bump(add);
                 e
             });
             check_walk(at, "range_mut", &got, &m.range_mut(range, ends, limit, add));
@@ -2384,13 +2546,13 @@ fn step<G: Geometry, B: Backend>(at: &At<'_>, t: &mut Table<G, B>, m: &mut Model
 
 /// Takes the change report, checks its form, applies it to the shadow and
 /// checks the shadow now equals the table.
-fn take_changes<G: Geometry, B: Backend>(at: &At<'_>, t: &mut Table<G, B>, m: &mut Model) {
+fn take_changes<G: Geometry, B: Backend, W: ModelValue>(at: &At<'_>, t: &mut Table<G, B, W>, m: &mut Model) {
     let pending = t.has_changes();
     // An abandoned report leaves everything: read it twice first.
     let first: Vec<(u64, u64, Option<u32>)> =
-        t.changes().map(|c| (c.start, c.last, c.value.map(|v| v.n))).collect();
+        t.changes().map(|c| (c.start, c.last, c.value.map(|v| v.n()))).collect();
     let changes: Vec<(u64, u64, Option<u32>)> =
-        t.take_changes().map(|c| (c.start, c.last, c.value.map(|v| v.n))).collect();
+        t.take_changes().map(|c| (c.start, c.last, c.value.map(|v| v.n()))).collect();
     assert_eq!(first, changes, "{at} an abandoned report changed the next one");
     if t.tracks_values() {
         assert!(pending || changes.is_empty(), "{at} has_changes() false, yet the report is {changes:x?}");
@@ -2445,7 +2607,7 @@ fn take_changes<G: Geometry, B: Backend>(at: &At<'_>, t: &mut Table<G, B>, m: &m
 /// where nothing changed, as now emptied: consistent with the table, so the
 /// shadow check lets it pass; see
 /// `regressions::a_panicking_range_set_reports_nothing`.)
-fn recover<G: Geometry, B: Backend>(at: &At<'_>, t: &mut Table<G, B>, m: &mut Model) {
+fn recover<G: Geometry, B: Backend, W: ModelValue>(at: &At<'_>, t: &mut Table<G, B, W>, m: &mut Model) {
     assert_eq!(bad_drops(), 0, "{at} after a planned panic: a value was dropped twice");
     if let Err(e) = t.check_invariants() {
         panic!("{at} after a planned panic: invariant broken: {e}");
@@ -2454,7 +2616,7 @@ fn recover<G: Geometry, B: Backend>(at: &At<'_>, t: &mut Table<G, B>, m: &mut Mo
     let entries: Vec<Item> = t
         .range(..)
         .map(|(p, v)| {
-            ids.push(v.id);
+            ids.push(v.id());
             item(at, &m.geo, p, v)
         })
         .collect();
@@ -2482,7 +2644,11 @@ fn recover<G: Geometry, B: Backend>(at: &At<'_>, t: &mut Table<G, B>, m: &mut Mo
 /// table against the model after every op. Panics with the op's index, the op
 /// and what differs. A planned panic ([`Bomb`]) is caught, checked and
 /// recovered from ([`recover`]); any other panic goes on.
-pub fn run<G: Geometry, B: Backend>(table: &mut Table<G, B>, model: &mut Model, ops: &[Op]) {
+pub fn run<G: Geometry, B: Backend, W: ModelValue>(
+    table: &mut Table<G, B, W>,
+    model: &mut Model,
+    ops: &[Op],
+) {
     for (index, op) in ops.iter().enumerate() {
         let act = op.resolve(model);
         if model.over_budget(&act) {
@@ -2516,23 +2682,23 @@ impl Drop for Disarm {
 /// Runs `ops` on a fresh table with `backend`, then checks the final table
 /// once more by cloning it, draining it by value from both ends and
 /// clearing it. Values carry bombs as the ops say, but none fires.
-pub fn check_ops<G: Geometry, B: Backend>(backend: B, ops: &[Op]) {
-    check_ops_with::<G, B>(backend, ops, false);
+pub fn check_ops<G: Geometry, B: Backend, W: ModelValue>(backend: B, ops: &[Op]) {
+    check_ops_with::<G, B, W>(backend, ops, false);
 }
 
 /// As [`check_ops`], with the bombs armed: a value's planned panic in
 /// `clone` or `drop` is caught and checked after each op, and once more in
 /// the final `clear` and drop. Returns the number of planned panics caught.
-pub fn check_ops_armed<G: Geometry, B: Backend>(backend: B, ops: &[Op]) -> usize {
+pub fn check_ops_armed<G: Geometry, B: Backend, W: ModelValue>(backend: B, ops: &[Op]) -> usize {
     quiet_bombs();
-    check_ops_with::<G, B>(backend, ops, true)
+    check_ops_with::<G, B, W>(backend, ops, true)
 }
 
-fn check_ops_with<G: Geometry, B: Backend>(backend: B, ops: &[Op], armed: bool) -> usize {
+fn check_ops_with<G: Geometry, B: Backend, W: ModelValue>(backend: B, ops: &[Op], armed: bool) -> usize {
     reset();
     let _disarm = Disarm;
     arm(armed);
-    let mut table: Table<G, B> = MemTable::with_backend(backend);
+    let mut table: Table<G, B, W> = MemTable::with_backend(backend);
     let mut model = Model::new(&table);
     // Half the runs compare values in their change reports.
     if ops.len() % 2 == 1 {
@@ -2547,10 +2713,10 @@ fn check_ops_with<G: Geometry, B: Backend>(backend: B, ops: &[Op], armed: bool) 
     assert!(copy == table, "a clone differs from its table");
     copy.check_invariants().expect("a clone's invariants");
     let drained: Vec<Item> =
-        copy.into_iter().map(|(p, v)| (p.addr(), p.level().index() as u8, v.n)).collect();
+        copy.into_iter().map(|(p, v)| (p.addr(), p.level().index() as u8, v.n())).collect();
     assert_eq!(drained, items, "into_iter (left: table, right: model)");
     let drained: Vec<Item> =
-        table.clone().into_iter().rev().map(|(p, v)| (p.addr(), p.level().index() as u8, v.n)).collect();
+        table.clone().into_iter().rev().map(|(p, v)| (p.addr(), p.level().index() as u8, v.n())).collect();
     assert!(drained.iter().rev().eq(&items), "into_iter().rev() (left: table, right: model): {drained:x?}");
     assert_eq!(live_count().0, items.len() + table.kept_values(), "values alive after the drained clones");
 
@@ -2842,12 +3008,22 @@ impl Model {
 
 /// The first `limit` entries of a drain, as items (the rest dropped with
 /// it).
-fn drained<I: Iterator<Item = (Page, Value)>>(at: &At<'_>, geo: &Geo, it: I, limit: usize) -> Vec<Item> {
+fn drained<W: ModelValue, I: Iterator<Item = (Page, W)>>(
+    at: &At<'_>,
+    geo: &Geo,
+    it: I,
+    limit: usize,
+) -> Vec<Item> {
     it.take(limit).map(|(p, v)| item(at, geo, p, &v)).collect()
 }
 
 /// Performs an [`ApiAct`] on the table and the model.
-fn api_step<G: Geometry, B: Backend>(at: &At<'_>, t: &mut Table<G, B>, m: &mut Model, act: &ApiAct) {
+fn api_step<G: Geometry, B: Backend, W: ModelValue>(
+    at: &At<'_>,
+    t: &mut Table<G, B, W>,
+    m: &mut Model,
+    act: &ApiAct,
+) {
     let geo = m.geo.clone();
     let geo = &geo;
     match *act {
@@ -2859,9 +3035,9 @@ fn api_step<G: Geometry, B: Backend>(at: &At<'_>, t: &mut Table<G, B>, m: &mut M
                     Start::Back => t.cursor_back_mut(),
                     Start::At(a) => t.cursor_at_mut(a),
                 };
-                let bump = |(p, v): (Page, &mut Value)| {
+                let bump = |(p, v): (Page, &mut W)| {
                     let e = item(at, geo, p, v);
-                    v.n = v.n.wrapping_add(add);
+                    v.bump(add);
                     e
                 };
                 for mv in moves {
@@ -2885,7 +3061,7 @@ fn api_step<G: Geometry, B: Backend>(at: &At<'_>, t: &mut Table<G, B>, m: &mut M
                     Start::Back => t.cursor_back(),
                     Start::At(a) => t.cursor_at(a),
                 };
-                let seen = |(p, v): (Page, &Value)| item(at, geo, p, v);
+                let seen = |(p, v): (Page, &W)| item(at, geo, p, v);
                 for mv in moves {
                     let r = match mv {
                         Move::Next => c.next().map(seen),
@@ -2909,9 +3085,9 @@ fn api_step<G: Geometry, B: Backend>(at: &At<'_>, t: &mut Table<G, B>, m: &mut M
             let taken: Vec<Item> = t
                 .extract_if(range, |p, v| {
                     seen.push(item(at, geo, p, v));
-                    let kept = keep.keeps(geo, p.addr(), p.level().index() as u8, v.n);
+                    let kept = keep.keeps(geo, p.addr(), p.level().index() as u8, v.n());
                     if kept && bump {
-                        v.n = v.n.wrapping_add(1);
+                        v.bump(1);
                     }
                     !kept
                 })
@@ -2958,7 +3134,7 @@ fn api_step<G: Geometry, B: Backend>(at: &At<'_>, t: &mut Table<G, B>, m: &mut M
                     // Its report rebuilds it from nothing.
                     let mut shadow = Coverage::new();
                     for c in high.take_changes() {
-                        cover(&mut shadow, c.start, c.last, c.value.map(|v| v.n));
+                        cover(&mut shadow, c.start, c.last, c.value.map(|v| v.n()));
                     }
                     let reported = joined(shadow.iter().map(|(&s, &(l, v))| (s, l, v)));
                     let table = joined(want.iter().map(|&(a, l, v)| (a, geo.end(a, l), v)));
@@ -2981,15 +3157,8 @@ fn api_step<G: Geometry, B: Backend>(at: &At<'_>, t: &mut Table<G, B>, m: &mut M
             }
         }
         ApiAct::GetDisjointMut { addrs, add } => {
-            let got = t.get_disjoint_mut(addrs).map(|vs| {
-                vs.into_iter()
-                    .map(|v| {
-                        let old = v.n;
-                        v.n = old.wrapping_add(add);
-                        old
-                    })
-                    .collect::<Vec<u32>>()
-            });
+            let got =
+                t.get_disjoint_mut(addrs).map(|vs| vs.into_iter().map(|v| v.bump(add)).collect::<Vec<u32>>());
             assert_eq!(got, m.get_disjoint_mut(&addrs, add), "{at} get_disjoint_mut({addrs:x?})");
         }
         ApiAct::IntoKeysValues => {
@@ -2998,7 +3167,7 @@ fn api_step<G: Geometry, B: Backend>(at: &At<'_>, t: &mut Table<G, B>, m: &mut M
                 t.clone().into_keys().map(|p| (p.addr(), p.level().index() as u8)).collect();
             let want: Vec<(u64, u8)> = items.iter().map(|&(a, l, _)| (a, l)).collect();
             assert_eq!(keys, want, "{at} into_keys (left: table, right: model)");
-            let values: Vec<u32> = t.clone().into_values().rev().map(|v| v.n).collect();
+            let values: Vec<u32> = t.clone().into_values().rev().map(|v| v.n()).collect();
             let want: Vec<u32> = items.iter().rev().map(|e| e.2).collect();
             assert_eq!(values, want, "{at} into_values().rev() (left: table, right: model)");
         }
