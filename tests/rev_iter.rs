@@ -48,8 +48,11 @@ impl Rng {
     }
 }
 
-/// An entry as the reference has it: address, level, value.
+/// An entry as the iterators yield it: address, level, value.
 type Item = (u64, usize, u32);
+
+/// The reference: each entry's level, value and size, by address.
+type Model = BTreeMap<u64, (usize, u32, u64)>;
 
 fn item((p, v): (Page, &u32)) -> Item {
     (p.addr(), p.level().index(), *v)
@@ -59,14 +62,9 @@ fn item((p, v): (Page, &u32)) -> Item {
 /// from `start` at a random density, with large entries of level 1 (if
 /// `large`) inserted first; entries that conflict with them are refused by
 /// the table and left out of the reference.
-fn table<G: Geometry>(
-    rng: &mut Rng,
-    start: u64,
-    span: u64,
-    large: Option<u64>,
-) -> (MemTable<u32, G>, BTreeMap<u64, (usize, u32, u64)>) {
+fn table<G: Geometry>(rng: &mut Rng, start: u64, span: u64, large: Option<u64>) -> (MemTable<u32, G>, Model) {
     let mut t: MemTable<u32, G> = MemTable::new();
-    let mut model = BTreeMap::new();
+    let mut model = Model::new();
     if let Some(size) = large {
         for _ in 0..rng.below(3) {
             let a = (start + (rng.below(span) << 12)) / size * size;
@@ -91,7 +89,7 @@ fn table<G: Geometry>(
 }
 
 /// The reference's entries overlapping `lo..=last`, ascending.
-fn expected(model: &BTreeMap<u64, (usize, u32, u64)>, lo: u64, last: u64) -> Vec<Item> {
+fn expected(model: &Model, lo: u64, last: u64) -> Vec<Item> {
     model
         .iter()
         .filter(|&(&a, &(_, _, size))| a <= last && a + (size - 1) >= lo)
