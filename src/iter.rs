@@ -186,9 +186,9 @@ impl Ends {
 ///   copy of the same word.
 pub struct Iter<'a, V, G: Geometry = crate::X86_4Level, B: Backend = crate::backend::Heap> {
     ends: Ends,
-    /// The front's and the back's runs, kept apart from `ends` (which the
-    /// slow paths take by reference), so that a loop over the iterator, or
-    /// over its reverse, keeps them in registers.
+    /// The front's and the back's runs, kept apart from `ends` (which only
+    /// the slow paths take by reference): a fast step, either way, reads
+    /// and writes these and reads the bounds, never the cursors.
     front: Run,
     back: Run,
     /// Entries left, when the whole table is walked.
