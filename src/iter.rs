@@ -204,7 +204,9 @@ pub struct Iter<'a, V, G: Geometry = crate::X86_4Level, B: Backend = crate::back
 /// The back's bits are the word reversed (bit `k` stands for slot `63 - k`
 /// of the word), so that both ends step by clearing the lowest bit: the
 /// next step's bits do not wait for this step's bit scan, which a loop
-/// would otherwise carry from step to step.
+/// would otherwise carry from step to step. The back's `wbase` and `wvals`
+/// are those of slot 63 of the word, so that a step subtracts its bit's
+/// offset from them.
 #[derive(Clone, Copy)]
 struct Run {
     bits: u64,
@@ -218,13 +220,24 @@ impl Run {
     const NONE: Run = Run { bits: 0, wbase: 0, wvals: core::ptr::null_mut(), end: 0, pending: false };
 
     /// Takes over `cursor`'s word (its bits not yet yielded), leaving the
-    /// cursor's bits zero; `rev` for the back.
+    /// cursor's bits zero; `rev` for the back. `shift` and `size` are the
+    /// page shift and the size of a value.
     #[inline]
-    fn take(&mut self, cursor: &mut Cursor, rev: bool) {
+    fn take(&mut self, cursor: &mut Cursor, rev: bool, shift: u32, size: usize) {
         let (bits, wbase, wvals) = cursor.take_run();
-        self.bits = if rev { bits.reverse_bits() } else { bits };
-        self.wbase = wbase;
-        self.wvals = wvals;
+        if rev {
+            self.bits = bits.reverse_bits();
+            // Slot 63 of the word: past the table's end if its table is
+            // smaller than a word (or past the top of the address space),
+            // so computed wrapping; a step goes back from it to a slot of
+            // the table before using either.
+            self.wbase = wbase.wrapping_add(63u64 << shift);
+            self.wvals = wvals.wrapping_add(63 * size);
+        } else {
+            self.bits = bits;
+            self.wbase = wbase;
+            self.wvals = wvals;
+        }
     }
 
     /// Gives the bits not yet yielded back to `cursor`, which handed them
@@ -299,7 +312,7 @@ impl<'a, V, G: Geometry, B: Backend> Iter<'a, V, G, B> {
         // SAFETY: as in `next`.
         let found = unsafe { ends.next::<V, G>(false) };
         if found.is_some() {
-            front.take(&mut ends.front, false);
+            front.take(&mut ends.front, false, G::PAGE_SHIFT, size_of::<V>());
         }
         (found, front, back)
     }
@@ -315,7 +328,7 @@ impl<'a, V, G: Geometry, B: Backend> Iter<'a, V, G, B> {
         // SAFETY: as in `next`.
         let found = unsafe { ends.next_back::<V, G>(false) };
         if found.is_some() {
-            back.take(&mut ends.back, true);
+            back.take(&mut ends.back, true, G::PAGE_SHIFT, size_of::<V>());
         }
         (found, front, back)
     }
@@ -410,18 +423,21 @@ impl<'a, V, G: Geometry, B: Backend> DoubleEndedIterator for Iter<'a, V, G, B> {
         // while the front's bound is exact.
         if self.back.bits != 0 && !self.ends.done && !self.front.pending {
             let shift = G::PAGE_SHIFT;
-            // The highest slot left: the lowest bit of the reversed bits.
-            let b = 63 - self.back.bits.trailing_zeros() as usize;
-            let addr = self.back.wbase + ((b as u64) << shift);
+            // The highest slot left, `63 - t`: the lowest bit of the
+            // reversed bits.
+            let t = self.back.bits.trailing_zeros() as usize;
+            let addr = self.back.wbase.wrapping_sub((t as u64) << shift);
             if addr + ((1u64 << shift) - 1) >= self.ends.lo {
                 self.back.bits &= self.back.bits - 1;
                 self.back.end = addr;
                 self.back.pending = true;
                 self.count_one();
-                // SAFETY: as in `next`: bit `b` of the back's word was set,
-                // so the value it names is initialized, and the table does
-                // not change while borrowed shared for 'a.
-                let v = unsafe { &*self.back.wvals.add(b * size_of::<V>()).cast::<V>() };
+                // SAFETY: as in `next`: the bit of slot `63 - t` of the
+                // back's word was set, so the value it names (`wvals`, slot
+                // 63's value, less `t` values: a pointer into the table
+                // again) is initialized, and the table does not change
+                // while borrowed shared for 'a.
+                let v = unsafe { &*self.back.wvals.wrapping_sub(t * size_of::<V>()).cast::<V>() };
                 return Some((Page::new(addr, 0, shift), v));
             }
         }
