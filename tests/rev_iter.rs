@@ -10,7 +10,7 @@
 use std::collections::BTreeMap;
 
 use mem_table::geometry::{Custom, Geometry, Large, X86_4Level};
-use mem_table::typenum::{U2, U3, U7, U8, U12};
+use mem_table::typenum::{U2, U3, U7, U8, U12, U58};
 use mem_table::{Iter, Level, MemTable, Page};
 
 /// 8-slot bottom tables (a part of one bitmap word), large entries at
@@ -21,6 +21,10 @@ type Mid = Custom<U12, (U7, Large<U2>, U2)>;
 /// One level: the root is the bottom table (four words), so both cursors
 /// start inside it.
 type Flat = Custom<U12, (U8,)>;
+
+/// Pages of 2^58 bytes, 64 address bits: the last bottom table ends at
+/// the top of the address space, and its tables are smaller than a word.
+type Top = Custom<U58, (U3, U3)>;
 
 #[cfg(not(miri))]
 const CASES: usize = 400;
@@ -256,5 +260,34 @@ fn full_word_every_split() {
             seen.sort_unstable();
             assert_eq!(seen, (0..64).collect::<Vec<u32>>(), "k {k} front first {front_first}");
         }
+    }
+}
+
+/// At the top of the address space: the back's word arithmetic must not
+/// overflow, and ranges up to `u64::MAX` meet exactly once.
+#[test]
+fn top_of_the_address_space() {
+    let mut rng = Rng(5);
+    for case in 0..CASES * 4 {
+        let mut t: MemTable<u32, Top> = MemTable::new();
+        let mut model = Model::new();
+        let density = [10, 50, 90, 100][rng.below(4) as usize];
+        for i in 0..64u64 {
+            if rng.chance(density) {
+                let v = rng.next() as u32;
+                t.insert(i << 58, v).unwrap();
+                model.insert(i << 58, (0, v, 1 << 58));
+            }
+        }
+        let what = format!("top case {case}");
+        walk(&mut rng, t.iter(), &expected(&model, 0, u64::MAX), true, &what);
+        let lo = rng.next();
+        walk(
+            &mut rng,
+            t.range(lo..),
+            &expected(&model, lo, u64::MAX),
+            false,
+            &format!("{what} range {lo:#x}.."),
+        );
     }
 }
