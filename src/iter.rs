@@ -172,23 +172,41 @@ impl Ends {
 /// table goes up and down the cursor's path, never from the root.
 ///
 /// # Invariants
-/// While `run.bits` is non-zero, the front cursor's own word bits are zero
-/// and `run` holds them: the bits of the current bottom-table word not yet
-/// yielded, the word's first address and first value. `run.end`, when
-/// `run.pending`, is the last address of the entry the fast path yielded
-/// last, not yet folded into `ends.lo`.
+/// - While `front.bits` is non-zero, the front cursor's own word bits are
+///   zero and `front` holds them: the bits of its current bottom-table word
+///   not yet yielded, the word's first address and first value; the same
+///   for `back` and the back cursor.
+/// - `front.end`, when `front.pending`, is the last address of the entry
+///   the front's fast path yielded last, not yet folded into `ends.lo`;
+///   `back.end`, when `back.pending`, is the address of the entry the
+///   back's fast path yielded last, not yet folded into `ends.last`.
+/// - At most one end is pending: a fast path runs only while the other end
+///   is not, so the bound it checks against (the other end's) is exact.
+///   This is what makes the ends meet exactly once, also when both hold a
+///   copy of the same word.
 pub struct Iter<'a, V, G: Geometry = crate::X86_4Level, B: Backend = crate::backend::Heap> {
     ends: Ends,
-    /// Kept apart from `ends` (which the slow path takes by reference), so
-    /// that a loop over the iterator keeps it in registers.
-    run: Run,
+    /// The front's and the back's runs, kept apart from `ends` (which only
+    /// the slow paths take by reference): a fast step, either way, reads
+    /// and writes these and reads the bounds, never the cursors.
+    front: Run,
+    back: Run,
     /// Entries left, when the whole table is walked.
     remaining: Option<usize>,
     len: usize,
     _table: PhantomData<&'a MemTable<V, G, B>>,
 }
 
-/// The front's current bitmap word, for [`Iter`]'s fast path.
+/// One end's current bitmap word, for [`Iter`]'s fast paths: the bits not
+/// yet yielded, the word's first address and first value, and the bound
+/// the last fast yield moves (see [`Iter`]'s invariants).
+///
+/// The back's bits are the word reversed (bit `k` stands for slot `63 - k`
+/// of the word), so that both ends step by clearing the lowest bit: the
+/// next step's bits do not wait for this step's bit scan, which a loop
+/// would otherwise carry from step to step. The back's `wbase` and `wvals`
+/// are those of slot 63 of the word, so that a step subtracts its bit's
+/// offset from them.
 #[derive(Clone, Copy)]
 struct Run {
     bits: u64,
@@ -200,60 +218,119 @@ struct Run {
 
 impl Run {
     const NONE: Run = Run { bits: 0, wbase: 0, wvals: core::ptr::null_mut(), end: 0, pending: false };
+
+    /// Takes over `cursor`'s word (its bits not yet yielded), leaving the
+    /// cursor's bits zero; `rev` for the back. `shift` and `size` are the
+    /// page shift and the size of a value.
+    #[inline]
+    fn take(&mut self, cursor: &mut Cursor, rev: bool, shift: u32, size: usize) {
+        let (bits, wbase, wvals) = cursor.take_run();
+        if rev {
+            self.bits = bits.reverse_bits();
+            // Slot 63 of the word: past the table's end if its table is
+            // smaller than a word (or past the top of the address space),
+            // so computed wrapping; a step goes back from it to a slot of
+            // the table before using either.
+            self.wbase = wbase.wrapping_add(63u64 << shift);
+            self.wvals = wvals.wrapping_add(63 * size);
+        } else {
+            self.bits = bits;
+            self.wbase = wbase;
+            self.wvals = wvals;
+        }
+    }
+
+    /// Gives the bits not yet yielded back to `cursor`, which handed them
+    /// out; `rev` for the back.
+    #[inline]
+    fn put_back(&mut self, cursor: &mut Cursor, rev: bool) {
+        if self.bits != 0 {
+            cursor.put_bits(if rev { self.bits.reverse_bits() } else { self.bits });
+            self.bits = 0;
+        }
+    }
+
+    /// As the front run: folds the last fast yield into `ends.lo`.
+    #[inline]
+    fn settle_front(&mut self, ends: &mut Ends) {
+        if self.pending {
+            self.pending = false;
+            if self.end >= ends.last {
+                ends.done = true;
+            } else {
+                ends.lo = self.end + 1;
+            }
+        }
+    }
+
+    /// As the back run: folds the last fast yield into `ends.last`.
+    #[inline]
+    fn settle_back(&mut self, ends: &mut Ends) {
+        if self.pending {
+            self.pending = false;
+            if self.end <= ends.lo {
+                ends.done = true;
+            } else {
+                ends.last = self.end - 1;
+            }
+        }
+    }
 }
 
 impl<'a, V, G: Geometry, B: Backend> Iter<'a, V, G, B> {
     pub(crate) fn new(table: &'a MemTable<V, G, B>, bounds: Option<(u64, u64)>, whole: bool) -> Self {
         Iter {
             ends: Ends::new(&table.raw, bounds),
-            run: Run::NONE,
+            front: Run::NONE,
+            back: Run::NONE,
             remaining: whole.then_some(table.raw.len),
             len: table.raw.len,
             _table: PhantomData,
         }
     }
 
-    /// Hands the fast path's state back to the front cursor and folds its
-    /// last yield into the bounds, so that `ends` is whole again.
+    /// Hands the fast paths' state back to the cursors and folds their last
+    /// yields into the bounds, so that `ends` is whole again.
     #[inline]
     fn sync(&mut self) {
-        self.run = Self::give_back(&mut self.ends, self.run);
-    }
-
-    /// [`sync`](Self::sync), on the parts: returns the emptied run.
-    #[inline]
-    fn give_back(ends: &mut Ends, mut run: Run) -> Run {
-        if run.pending {
-            run.pending = false;
-            if run.end >= ends.last {
-                ends.done = true;
-            } else {
-                ends.lo = run.end + 1;
-            }
-        }
-        if run.bits != 0 {
-            ends.front.put_bits(run.bits);
-            run.bits = 0;
-        }
-        run
+        self.front.settle_front(&mut self.ends);
+        self.back.settle_back(&mut self.ends);
+        self.front.put_back(&mut self.ends.front, false);
+        self.back.put_back(&mut self.ends.back, true);
     }
 
     /// [`next`](Iterator::next) past the fast path: a new word, table or
-    /// level, or the end. Takes the run by value and returns the new one,
-    /// so that the iterator's run never has its address taken (and a loop
-    /// keeps it in registers).
+    /// level, the end, or a back end that is pending. Takes the runs by
+    /// value and returns the new ones, so that the iterator's runs never
+    /// have their address taken (and a loop keeps them in registers).
     #[inline(never)]
-    fn next_slow(ends: &mut Ends, run: Run) -> (Option<(Page, *mut V)>, Run) {
-        let mut run = Self::give_back(ends, run);
+    fn next_slow(ends: &mut Ends, mut front: Run, mut back: Run) -> (Option<(Page, *mut V)>, Run, Run) {
+        front.settle_front(ends);
+        // The back keeps its bits: the bounds keep the ends apart.
+        back.settle_back(ends);
+        front.put_back(&mut ends.front, false);
         // SAFETY: as in `next`.
         let found = unsafe { ends.next::<V, G>(false) };
         if found.is_some() {
-            let (bits, wbase, wvals) = ends.front.take_run();
-            run.bits = bits;
-            run.wbase = wbase;
-            run.wvals = wvals;
+            front.take(&mut ends.front, false, G::PAGE_SHIFT, size_of::<V>());
         }
-        (found, run)
+        (found, front, back)
+    }
+
+    /// [`next_back`](DoubleEndedIterator::next_back) past the fast path, as
+    /// [`next_slow`](Self::next_slow).
+    #[inline(never)]
+    fn next_back_slow(ends: &mut Ends, mut front: Run, mut back: Run) -> (Option<(Page, *mut V)>, Run, Run) {
+        // The front keeps its bits: the bounds keep the ends apart.
+        front.settle_front(ends);
+        back.settle_back(ends);
+        back.put_back(&mut ends.back, true);
+        // SAFETY: as in `next`.
+        let found = unsafe { ends.next_back::<V, G>(false) };
+        if found.is_some() {
+            back.take(&mut ends.back, true, G::PAGE_SHIFT, size_of::<V>());
+        }
+        (found, front, back)
     }
 
     fn count_one(&mut self) {
@@ -265,9 +342,12 @@ impl<'a, V, G: Geometry, B: Backend> Iter<'a, V, G, B> {
 
 impl<V, G: Geometry, B: Backend> Clone for Iter<'_, V, G, B> {
     fn clone(&self) -> Self {
+        // The runs are copied with the cursors they belong to, pending
+        // yields and all: the clone goes on exactly where `self` is.
         Iter {
             ends: self.ends.clone(),
-            run: self.run,
+            front: self.front,
+            back: self.back,
             remaining: self.remaining,
             len: self.len,
             _table: PhantomData,
@@ -277,10 +357,11 @@ impl<V, G: Geometry, B: Backend> Clone for Iter<'_, V, G, B> {
 
 impl<V, G: Geometry, B: Backend> fmt::Debug for Iter<'_, V, G, B> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Iter")
-            .field("lo", &self.ends.lo)
-            .field("last", &self.ends.last)
-            .finish_non_exhaustive()
+        let mut ends = self.ends.clone();
+        let (mut front, mut back) = (self.front, self.back);
+        front.settle_front(&mut ends);
+        back.settle_back(&mut ends);
+        f.debug_struct("Iter").field("lo", &ends.lo).field("last", &ends.last).finish_non_exhaustive()
     }
 }
 
@@ -289,26 +370,28 @@ impl<'a, V, G: Geometry, B: Backend> Iterator for Iter<'a, V, G, B> {
 
     #[inline]
     fn next(&mut self) -> Option<(Page, &'a V)> {
-        // The common step: the next entry of the current bitmap word.
-        if self.run.bits != 0 && !self.ends.done {
+        // The common step: the next entry of the current bitmap word, while
+        // the back's bound is exact.
+        if self.front.bits != 0 && !self.ends.done && !self.back.pending {
             let shift = G::PAGE_SHIFT;
-            let b = self.run.bits.trailing_zeros() as usize;
-            let addr = self.run.wbase + ((b as u64) << shift);
+            let b = self.front.bits.trailing_zeros() as usize;
+            let addr = self.front.wbase + ((b as u64) << shift);
             if addr <= self.ends.last {
-                self.run.bits &= self.run.bits - 1;
-                self.run.end = addr + ((1u64 << shift) - 1);
-                self.run.pending = true;
+                self.front.bits &= self.front.bits - 1;
+                self.front.end = addr + ((1u64 << shift) - 1);
+                self.front.pending = true;
                 self.count_one();
                 // SAFETY: the table is borrowed shared for 'a, so it does
                 // not change; bit `b` of the word was set, so the value it
                 // names (at `wvals`, the word's first value, plus `b`) is
                 // initialized.
-                let v = unsafe { &*self.run.wvals.add(b * size_of::<V>()).cast::<V>() };
+                let v = unsafe { &*self.front.wvals.add(b * size_of::<V>()).cast::<V>() };
                 return Some((Page::new(addr, 0, shift), v));
             }
         }
-        let (found, run) = Self::next_slow(&mut self.ends, self.run);
-        self.run = run;
+        let (found, front, back) = Self::next_slow(&mut self.ends, self.front, self.back);
+        self.front = front;
+        self.back = back;
         let (p, v) = found?;
         self.count_one();
         // SAFETY: as above: a value of the table, borrowed shared for 'a.
@@ -336,9 +419,32 @@ impl<'a, V, G: Geometry, B: Backend> Iterator for Iter<'a, V, G, B> {
 impl<'a, V, G: Geometry, B: Backend> DoubleEndedIterator for Iter<'a, V, G, B> {
     #[inline]
     fn next_back(&mut self) -> Option<(Page, &'a V)> {
-        self.sync();
-        // SAFETY: as in `next`.
-        let (p, v) = unsafe { self.ends.next_back::<V, G>(false) }?;
+        // The common step: the previous entry of the back's bitmap word,
+        // while the front's bound is exact.
+        if self.back.bits != 0 && !self.ends.done && !self.front.pending {
+            let shift = G::PAGE_SHIFT;
+            // The highest slot left, `63 - t`: the lowest bit of the
+            // reversed bits.
+            let t = self.back.bits.trailing_zeros() as usize;
+            let addr = self.back.wbase.wrapping_sub((t as u64) << shift);
+            if addr + ((1u64 << shift) - 1) >= self.ends.lo {
+                self.back.bits &= self.back.bits - 1;
+                self.back.end = addr;
+                self.back.pending = true;
+                self.count_one();
+                // SAFETY: as in `next`: the bit of slot `63 - t` of the
+                // back's word was set, so the value it names (`wvals`, slot
+                // 63's value, less `t` values: a pointer into the table
+                // again) is initialized, and the table does not change
+                // while borrowed shared for 'a.
+                let v = unsafe { &*self.back.wvals.wrapping_sub(t * size_of::<V>()).cast::<V>() };
+                return Some((Page::new(addr, 0, shift), v));
+            }
+        }
+        let (found, front, back) = Self::next_back_slow(&mut self.ends, self.front, self.back);
+        self.front = front;
+        self.back = back;
+        let (p, v) = found?;
         self.count_one();
         // SAFETY: as in `next`.
         Some((p, unsafe { &*v }))

@@ -277,8 +277,11 @@ impl Cursor {
 
     /// Hands out the bottom-table word being scanned (its bits not yet
     /// yielded, its first address and value pointer), leaving the cursor's
-    /// bits zero: for an iterator that steps through the word itself and
-    /// gives the bits back with [`put_bits`](Self::put_bits).
+    /// bits zero: for an iterator that steps through the word itself, from
+    /// the low bit for a forward cursor, from the high bit for a backward
+    /// one (made with `rev`), and gives the bits back with
+    /// [`put_bits`](Self::put_bits). Bits zero (the cursor is not in a
+    /// bottom table, or is done) hand out nothing to step through.
     #[inline]
     pub fn take_run(&mut self) -> (u64, u64, *mut u8) {
         let bits = core::mem::take(&mut self.bits);
@@ -286,7 +289,9 @@ impl Cursor {
     }
 
     /// Gives back the bits [`take_run`](Self::take_run) handed out, less
-    /// those yielded since.
+    /// those yielded since (the lowest ones going forward, the highest
+    /// going backward); the cursor goes on from there (it marks nothing
+    /// for the bits yielded outside it).
     #[inline]
     pub fn put_bits(&mut self, bits: u64) {
         debug_assert!(self.bits == 0 && self.level == 0 && !self.done);
