@@ -65,17 +65,11 @@ const SPACE: u64 = 64 * GIB;
 /// The memslots: guest-physical base and size.
 const SLOTS: [(u64, u64); 4] = [(0, 2 * GIB), (4 * GIB, 28 * GIB), (36 * GIB, 20 * GIB), (60 * GIB, 4 * GIB)];
 
-/// SplitMix64: the same workload on every run.
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-}
+/// The benchmarks' SplitMix64 generator.
+#[allow(dead_code)] // this benchmark uses a part of it
+#[path = "common/rng.rs"]
+mod rng;
+use rng::Rng;
 
 /// One memslot's dirty log.
 struct Slot {
@@ -85,14 +79,14 @@ struct Slot {
 
 /// Every slot's log, with `percent` of its pages dirty.
 fn workload(percent: u64) -> Vec<Slot> {
-    let mut rng = Rng(0x5eed ^ percent);
+    let mut rng = Rng::new(0x5eed ^ percent);
     SLOTS
         .iter()
         .map(|&(base, size)| {
             let pages = size / PAGE;
             let mut bitmap = vec![0u64; (pages / 64) as usize];
             for p in 0..pages {
-                if rng.next() % 100 < percent {
+                if rng.next_u64() % 100 < percent {
                     bitmap[(p / 64) as usize] |= 1 << (p % 64);
                 }
             }

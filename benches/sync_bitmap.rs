@@ -59,33 +59,27 @@ static ALLOC: counting::Counting = counting::Counting;
 const PAGE: u64 = 4096;
 const GIB: u64 = 1 << 30;
 
-/// SplitMix64: the same workload on every run.
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-}
+/// The benchmarks' SplitMix64 generator.
+#[allow(dead_code)] // this benchmark uses a part of it
+#[path = "common/rng.rs"]
+mod rng;
+use rng::Rng;
 
 /// The dirty pages' addresses of a guest of `size` bytes, shuffled (the
 /// order in which vCPUs dirty them).
 fn workload(size: u64, clustered: bool) -> Vec<u64> {
-    let mut rng = Rng(size ^ clustered as u64);
+    let mut rng = Rng::new(size ^ clustered as u64);
     let mut v: Vec<u64> = if clustered {
         let regions = size >> 21;
         (0..regions)
-            .filter(|_| rng.next() % 100 == 0)
+            .filter(|_| rng.next_u64() % 100 == 0)
             .flat_map(|r| (0..512).map(move |i| (r << 21) + i * PAGE))
             .collect()
     } else {
-        (0..size / PAGE).filter(|_| rng.next() % 100 == 0).map(|p| p * PAGE).collect()
+        (0..size / PAGE).filter(|_| rng.next_u64() % 100 == 0).map(|p| p * PAGE).collect()
     };
     for i in (1..v.len()).rev() {
-        let j = (rng.next() % (i as u64 + 1)) as usize;
+        let j = (rng.next_u64() % (i as u64 + 1)) as usize;
         v.swap(i, j);
     }
     v

@@ -31,26 +31,11 @@ const CASES: usize = 400;
 #[cfg(miri)]
 const CASES: usize = 6;
 
-/// splitmix64.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-
-    fn chance(&mut self, percent: u64) -> bool {
-        self.below(100) < percent
-    }
-}
+/// The benchmarks' SplitMix64 generator.
+#[allow(dead_code)] // this test uses a part of it
+#[path = "../benches/common/rng.rs"]
+mod rng;
+use rng::Rng;
 
 /// An entry as the iterators yield it: address, level, value.
 type Item = (u64, usize, u32);
@@ -72,7 +57,7 @@ fn table<G: Geometry>(rng: &mut Rng, start: u64, span: u64, large: Option<u64>) 
     if let Some(size) = large {
         for _ in 0..rng.below(3) {
             let a = (start + (rng.below(span) << 12)) / size * size;
-            let v = rng.next() as u32;
+            let v = rng.next_u64() as u32;
             if t.insert_at(a, Level::new(1), v).is_ok() {
                 model.insert(a, (1, v, size));
             }
@@ -80,9 +65,9 @@ fn table<G: Geometry>(rng: &mut Rng, start: u64, span: u64, large: Option<u64>) 
     }
     let density = [2, 30, 70, 97, 100][rng.below(5) as usize];
     for i in 0..span {
-        if rng.chance(density) {
+        if rng.percent(density) {
             let a = start + (i << 12);
-            let v = rng.next() as u32;
+            let v = rng.next_u64() as u32;
             if t.insert(a, v).is_ok() {
                 model.insert(a, (0, v, 1 << 12));
             }
@@ -111,7 +96,7 @@ fn walk<G: Geometry>(rng: &mut Rng, mut it: Iter<'_, u32, G>, exp: &[Item], exac
     // How often the front steps: mostly one end, even, or strictly
     // alternating (-1), or in bursts of a few from one end (-2).
     let front_percent: i64 = [50, 10, 90, -1, -2, 100, 0][rng.below(7) as usize];
-    let mut toggle = rng.chance(50);
+    let mut toggle = rng.percent(50);
     let mut burst = 0;
     let mut after_end = 0;
     let mut steps = 0;
@@ -121,7 +106,7 @@ fn walk<G: Geometry>(rng: &mut Rng, mut it: Iter<'_, u32, G>, exp: &[Item], exac
         if exact {
             assert_eq!(it.size_hint(), (j - i, Some(j - i)), "{what}: size_hint at {i}..{j}");
         }
-        if rng.chance(3) {
+        if rng.percent(3) {
             let rest: Vec<Item> = it.clone().map(item).collect();
             assert_eq!(rest, exp[i..j], "{what}: a clone at {i}..{j}");
             let rest: Vec<Item> = it.clone().rev().map(item).collect();
@@ -145,7 +130,7 @@ fn walk<G: Geometry>(rng: &mut Rng, mut it: Iter<'_, u32, G>, exp: &[Item], exac
                 burst -= 1;
                 toggle
             }
-            p => rng.chance(p as u64),
+            p => rng.percent(p as u64),
         };
         if front {
             let got = it.next().map(item);
@@ -174,7 +159,7 @@ fn walk<G: Geometry>(rng: &mut Rng, mut it: Iter<'_, u32, G>, exp: &[Item], exac
 
 /// Many random tables and bounds of `G`, walked every way.
 fn mixed<G: Geometry>(seed: u64, start: u64, span: u64, large: Option<u64>) {
-    let mut rng = Rng(seed);
+    let mut rng = Rng::new(seed);
     for case in 0..CASES {
         let (t, model) = table::<G>(&mut rng, start, span, large);
         let end = start + (span << 12);
@@ -187,9 +172,9 @@ fn mixed<G: Geometry>(seed: u64, start: u64, span: u64, large: Option<u64>) {
             let from = start - 0x1000.min(start);
             let lo = from + rng.below(end + 0x1000 - from);
             let last =
-                if rng.chance(10) { lo + rng.below(0x1000) } else { lo + rng.below(end + 0x1000 - lo) };
+                if rng.percent(10) { lo + rng.below(0x1000) } else { lo + rng.below(end + 0x1000 - lo) };
             let exp = expected(&model, lo, last);
-            if rng.chance(50) {
+            if rng.percent(50) {
                 walk(&mut rng, t.range(lo..=last), &exp, false, &format!("{what} range {lo:#x}..={last:#x}"));
             } else {
                 let exp = if last > lo { expected(&model, lo, last - 1) } else { Vec::new() };
@@ -201,7 +186,7 @@ fn mixed<G: Geometry>(seed: u64, start: u64, span: u64, large: Option<u64>) {
         let (mut keys, mut values) = (t.keys(), t.values());
         let (mut i, mut j) = (0, exp.len());
         while i < j {
-            if rng.chance(50) {
+            if rng.percent(50) {
                 assert_eq!(keys.next().map(|p| p.addr()), Some(exp[i].0), "{what} keys");
                 assert_eq!(values.next(), Some(&exp[i].2), "{what} values");
                 i += 1;
@@ -267,21 +252,21 @@ fn full_word_every_split() {
 /// overflow, and ranges up to `u64::MAX` meet exactly once.
 #[test]
 fn top_of_the_address_space() {
-    let mut rng = Rng(5);
+    let mut rng = Rng::new(5);
     for case in 0..CASES * 4 {
         let mut t: MemTable<u32, Top> = MemTable::new();
         let mut model = Model::new();
         let density = [10, 50, 90, 100][rng.below(4) as usize];
         for i in 0..64u64 {
-            if rng.chance(density) {
-                let v = rng.next() as u32;
+            if rng.percent(density) {
+                let v = rng.next_u64() as u32;
                 t.insert(i << 58, v).unwrap();
                 model.insert(i << 58, (0, v, 1 << 58));
             }
         }
         let what = format!("top case {case}");
         walk(&mut rng, t.iter(), &expected(&model, 0, u64::MAX), true, &what);
-        let lo = rng.next();
+        let lo = rng.next_u64();
         walk(
             &mut rng,
             t.range(lo..),

@@ -179,26 +179,16 @@ enum Op {
     Clear,
 }
 
-/// A small deterministic generator (splitmix64).
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-}
+/// The benchmarks' SplitMix64 generator.
+#[allow(dead_code)] // this test uses a part of it
+#[path = "../benches/common/rng.rs"]
+mod rng;
+use rng::Rng;
 
 /// An op list for geometry `G`: addresses in reach, clustered so that
 /// tables fill up (for merges) and empty again.
 fn ops<G: Geometry>(seed: u64, len: usize) -> Vec<Op> {
-    let mut r = Rng(seed);
+    let mut r = Rng::new(seed);
     let pages = 1u64 << (G::ADDRESS_BITS - G::PAGE_SHIFT);
     let levels = G::LEVELS as u64;
     let addr =
