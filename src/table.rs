@@ -369,8 +369,8 @@ impl<V, G: Geometry, B: Backend> MemTable<V, G, B> {
     /// ```
     /// use mem_table::{MemTable, backend::Arena, geometry::X86_4Level};
     /// let mut t: MemTable<u64, X86_4Level, Arena> = MemTable::new();
-    /// for i in 0..1000u64 {
-    ///     t.insert(i << 21, i).unwrap();
+    /// for i in 0..100_000u64 {
+    ///     t.insert(i << 12, i).unwrap();
     /// }
     /// let full = t.stats().bytes();
     /// t.clear();

@@ -29,6 +29,7 @@ pub struct Arena;
 
 impl sealed::Sealed for Arena {
     type Store = Chunks;
+    const PACKS: bool = true;
 
     fn new_store(&self, _level: u8, _top: bool, layout: Layout) -> Chunks {
         Chunks::new(layout, true)

@@ -24,6 +24,7 @@ pub struct Heap;
 
 impl sealed::Sealed for Heap {
     type Store = HeapStore;
+    const PACKS: bool = true;
 
     fn new_store(&self, _level: u8, _top: bool, layout: Layout) -> HeapStore {
         HeapStore { layout, live: 0, spare: ptr::null_mut(), spares: 0 }

@@ -71,6 +71,10 @@ pub(crate) mod sealed {
         /// The store of one level's tables.
         type Store: Store;
 
+        /// Whether bottom tables take packed forms on this backend (each
+        /// packed class is a store of its own; see `raw::forms`).
+        const PACKS: bool;
+
         /// A new, empty store for the tables of `level`, each of `layout`,
         /// configured by this backend value. `top` says it is the root's
         /// level (which holds exactly one table).

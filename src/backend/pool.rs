@@ -82,6 +82,7 @@ impl Pool {
 
 impl sealed::Sealed for Pool {
     type Store = Chunks;
+    const PACKS: bool = false;
 
     fn new_store(&self, level: u8, top: bool, layout: Layout) -> Chunks {
         let cap = if top { 1 } else { self.capacities[level as usize] };

@@ -284,6 +284,9 @@ impl Cursor {
     /// bottom table, or is done) hand out nothing to step through.
     #[inline]
     pub fn take_run(&mut self) -> (u64, u64, *mut u8) {
+        if self.wvals.is_null() {
+            return (0, 0, core::ptr::null_mut());
+        }
         let bits = core::mem::take(&mut self.bits);
         (bits, self.wbase, self.wvals)
     }
@@ -305,7 +308,14 @@ impl Cursor {
         let lv = Info::<V, G>::lv(0);
         self.word = w;
         self.wbase = self.base[0] + (((w * 64) as u64) << lv.shift);
-        self.wvals = self.tab[0].ptr().wrapping_add(lv.off_vals + w * 64 * size_of::<V>());
+        // A packed table's values are found by rank, on the slow path: a
+        // null `wvals` keeps the fast paths out.
+        // SAFETY: `tab[0]` is the live bottom table the cursor is in.
+        self.wvals = if unsafe { self.tab[0].packed(lv) } {
+            core::ptr::null_mut()
+        } else {
+            self.tab[0].ptr().wrapping_add(lv.off_vals + w * 64 * size_of::<V>())
+        };
     }
 
     /// Marks slot `i` of the current table, which a marking walk yields,
@@ -399,8 +409,9 @@ impl Cursor {
     /// As for [`next`](Self::next).
     #[inline(always)]
     pub unsafe fn next_base<V, G: Geometry>(&mut self, last: u64, mark: bool) -> Option<(u64, *mut V)> {
-        // `bits` is zero unless the cursor is in a bottom table (invariant).
-        if self.bits == 0 {
+        // `bits` is zero unless the cursor is in a bottom table (invariant);
+        // `wvals` is null in a packed one.
+        if self.bits == 0 || self.wvals.is_null() {
             return None;
         }
         let lv = Info::<V, G>::lv(0);
@@ -529,7 +540,7 @@ impl Cursor {
     /// As for [`next`](Self::next).
     #[inline(always)]
     pub unsafe fn next_back_base<V, G: Geometry>(&mut self, lo: u64, mark: bool) -> Option<(u64, *mut V)> {
-        if self.bits == 0 {
+        if self.bits == 0 || self.wvals.is_null() {
             return None;
         }
         let lv = Info::<V, G>::lv(0);

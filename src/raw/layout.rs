@@ -73,8 +73,23 @@ pub struct Lv {
     pub stride: usize,
     /// Large values live inside their slot words (see [`inline_offset`]).
     pub inline: bool,
-    /// Bytes zeroed to make an empty table.
+    /// Bytes zeroed to make an empty table (of the direct form, at the
+    /// bottom).
     pub header: usize,
+    /// The bottom level, with packed forms (see [`classes`](Self::classes)).
+    pub packs: bool,
+    /// Packed forms of bottom tables: class `k` holds up to
+    /// [`pack_cap(k)`](Self::pack_cap) values. Zero: bottom tables are
+    /// always direct.
+    pub classes: usize,
+    /// Bottom tables: offset of the `u16` capacity (zero: the direct form).
+    pub off_cap: usize,
+    /// Bottom tables, packed: offset of the `u16` rank of each map word
+    /// (the occupied slots before it).
+    pub off_ranks: usize,
+    /// Bottom tables, packed: offset of value 0 (of the first occupied
+    /// slot).
+    pub off_pvals: usize,
     /// Bytes of one table.
     pub size: usize,
     /// Alignment of one table.
@@ -95,6 +110,11 @@ impl Lv {
         stride: 0,
         inline: false,
         header: 0,
+        packs: false,
+        classes: 0,
+        off_cap: 0,
+        off_ranks: 0,
+        off_pvals: 0,
         size: 0,
         align: 1,
     };
@@ -111,6 +131,38 @@ impl Lv {
         ((addr >> self.shift) & self.mask()) as usize
     }
 
+    /// The most values a packed bottom table of class `k` holds.
+    #[inline(always)]
+    pub const fn pack_cap(&self, k: usize) -> usize {
+        MIN_PACK << k
+    }
+
+    /// Bytes of a packed bottom table of class `k`.
+    #[inline(always)]
+    pub const fn pack_size(&self, k: usize) -> usize {
+        align_up(self.off_pvals + self.pack_cap(k) * self.stride, self.align)
+    }
+
+    /// The class of a packed bottom table of capacity `cap`.
+    #[inline(always)]
+    pub const fn class_of(&self, cap: usize) -> usize {
+        (cap / MIN_PACK).trailing_zeros() as usize
+    }
+
+    /// The form for a bottom table of `n` values: the smallest packed
+    /// class that holds them, or (`None`) the direct form.
+    #[inline]
+    pub const fn form_for(&self, n: usize) -> Option<usize> {
+        let mut k = 0;
+        while k < self.classes {
+            if self.pack_cap(k) >= n {
+                return Some(k);
+            }
+            k += 1;
+        }
+        None
+    }
+
     /// The bytes one table spans in the address space, minus one.
     #[inline(always)]
     pub const fn span_last(&self) -> u64 {
@@ -123,6 +175,13 @@ impl Lv {
 const fn align_up(x: usize, a: usize) -> usize {
     (x + a - 1) & !(a - 1)
 }
+
+/// The smallest packed bottom table's capacity.
+pub const MIN_PACK: usize = 4;
+
+/// The most packed classes a level has: capacities up to half the largest
+/// fan-out, `2^MAX_LEVEL_BITS`.
+pub const MAX_CLASSES: usize = 14;
 
 /// Bytes of an upper slot word.
 pub const WORD: usize = size_of::<*mut u8>();
@@ -155,7 +214,9 @@ const fn level(level: u8, shift: u32, bits: u32, large: bool, vsize: usize, vali
     let off_map = slots;
     let off_dirty = off_map + words * 8;
     let off_len = off_dirty + words * 8;
-    let header = off_len + 4;
+    // A bottom table's header also holds its `u16` capacity.
+    let off_cap = off_len + 4;
+    let header = if level == 0 { off_len + 8 } else { off_len + 4 };
     let align = if valign > 8 { valign } else { 8 };
     let inline = match inline_offset(vsize, valign) {
         Some(off) if level > 0 && large => Some(off),
@@ -170,6 +231,18 @@ const fn level(level: u8, shift: u32, bits: u32, large: bool, vsize: usize, vali
         None => (header, vsize, header),
     };
     let size = align_up(end, align);
+    // Packed forms: ranks after the header, then the values in slot order.
+    let off_ranks = header;
+    let off_pvals = align_up(off_ranks + words * 2, valign);
+    let mut classes = 0;
+    if level == 0 {
+        while classes < MAX_CLASSES
+            && (MIN_PACK << classes) <= fanout / 2
+            && align_up(off_pvals + (MIN_PACK << classes) * vsize, align) < size
+        {
+            classes += 1;
+        }
+    }
     Lv {
         shift,
         bits,
@@ -183,6 +256,11 @@ const fn level(level: u8, shift: u32, bits: u32, large: bool, vsize: usize, vali
         stride,
         inline: inline.is_some(),
         header,
+        packs: classes > 0,
+        classes,
+        off_cap,
+        off_ranks,
+        off_pvals,
         size,
         align,
     }
@@ -237,6 +315,29 @@ mod tests {
     }
 
     #[test]
+    fn packed_bottom_forms() {
+        let lv = Info::<u64, X86_4Level>::LV[0];
+        // Seven classes, 4 to 256 values, after the header and 8 rank words.
+        assert_eq!((lv.classes, lv.off_cap, lv.off_ranks, lv.off_pvals), (7, 132, 136, 152));
+        let sizes: [usize; 7] = core::array::from_fn(|k| lv.pack_size(k));
+        assert_eq!(sizes, [184, 216, 280, 408, 664, 1176, 2200]);
+        assert_eq!(
+            (lv.form_for(1), lv.form_for(5), lv.form_for(256), lv.form_for(257)),
+            (Some(0), Some(1), Some(6), None)
+        );
+        // The tiny test geometry's 8-slot bottom tables have one class.
+        type Tiny = crate::geometry::Custom<
+            typenum::U12,
+            (typenum::U3, crate::geometry::Large<typenum::U3>, typenum::U3),
+        >;
+        let tiny = Info::<u64, Tiny>::LV[0];
+        assert_eq!((tiny.fanout, tiny.classes, tiny.pack_size(0), tiny.size), (8, 1, 64, 88));
+        assert_eq!(lv.class_of(lv.pack_cap(3)), 3);
+        // Upper levels and zero-sized values have none.
+        assert!(!Info::<u64, X86_4Level>::LV[1].packs && Info::<(), X86_4Level>::LV[0].classes == 0);
+    }
+
+    #[test]
     fn small_large_values_are_inline() {
         let lv = Info::<u32, X86_4Level>::LV;
         // Level 1 holds entries, inline: no value array, values at byte 4.
@@ -244,7 +345,7 @@ mod tests {
         assert_eq!((lv[1].off_vals, lv[1].stride, lv[1].size), (4, 8, 4096 + 136));
         // The bottom table keeps its array; level 3 holds no entries.
         assert!(!lv[0].inline && !lv[3].inline);
-        assert_eq!((lv[0].off_vals, lv[0].stride), (132, 4));
+        assert_eq!((lv[0].off_vals, lv[0].stride), (136, 4));
         assert_eq!(inline_offset(1, 1), Some(1));
         assert_eq!(inline_offset(7, 1), Some(1));
         assert_eq!(inline_offset(4, 2), Some(2));

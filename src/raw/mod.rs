@@ -18,6 +18,7 @@
 
 pub mod bitmap;
 pub mod cursor;
+pub mod forms;
 pub mod layout;
 pub mod marks;
 pub mod node;
@@ -34,8 +35,8 @@ use core::ptr;
 use crate::backend::{Backend, Store};
 use crate::geometry::{Geometry, MAX_LEVELS, Shape};
 use crate::page::Page;
-use layout::{Info, Lv};
-use node::{Slot, Tab};
+use layout::{Info, Lv, MAX_CLASSES};
+use node::{PACKED_LINK, Slot, Tab};
 
 /// Everything the table needs from a geometry's chain of levels.
 pub trait Tree: Shape {}
@@ -72,10 +73,15 @@ pub struct LevelStore<S> {
 /// - every table a store has handed out and not taken back is reachable
 ///   from `root` exactly once (between operations);
 /// - `len` is the number of entries reachable;
-/// - `stores[l].store.available() >= stores[l].credit`.
+/// - `stores[l].store.available() >= stores[l].credit`, and every store
+///   of `packs` has as many available as `stores[0].credit`: a bottom
+///   table reserved may be needed in any form.
 pub struct RawTable<V, G: Geometry, B: Backend> {
     pub(crate) root: Tab,
     pub(crate) stores: alloc::boxed::Box<ArrayVec<LevelStore<B::Store>, MAX_LEVELS>>,
+    /// The stores of packed bottom tables, one per class (none where the
+    /// backend or the layout has no packed forms).
+    pub(crate) packs: alloc::boxed::Box<ArrayVec<B::Store, MAX_CLASSES>>,
     pub(crate) len: usize,
     pub(crate) backend: B,
     /// Value-aware change tracking, when switched on.
@@ -89,6 +95,22 @@ pub struct RawTable<V, G: Geometry, B: Backend> {
 unsafe impl<V: Send, G: Geometry, B: Backend> Send for RawTable<V, G, B> {}
 // SAFETY: `&RawTable` hands out only `&V`.
 unsafe impl<V: Sync, G: Geometry, B: Backend> Sync for RawTable<V, G, B> {}
+
+/// The bottom table a lookup reached, as the word that links it (or the
+/// root's address): [`PACKED_LINK`] set when the table is packed.
+#[derive(Clone, Copy)]
+struct Bottom(*mut u8);
+
+impl Bottom {
+    /// The table, and whether it is packed.
+    #[inline(always)]
+    fn get<V, G: Geometry, B: Backend>(self) -> (Tab, bool) {
+        let packed = RawTable::<V, G, B>::PACK && self.0.addr() & PACKED_LINK != 0;
+        let p = if packed { self.0.map_addr(|a| a & !PACKED_LINK) } else { self.0 };
+        // SAFETY: a table's address, never null.
+        (Tab(unsafe { ptr::NonNull::new_unchecked(p) }), packed)
+    }
+}
 
 /// A walk's path: the table and slot taken at each level.
 pub type Path = ArrayVec<(Tab, usize), MAX_LEVELS>;
@@ -124,7 +146,16 @@ impl<V, G: Geometry, B: Backend> RawTable<V, G, B> {
         let root = Tab(p);
         // SAFETY: fresh memory of the top level's layout.
         unsafe { Self::init_table(root, Self::TOP) };
-        RawTable { root, stores, len: 0, backend, track: None, _owns: PhantomData, _g: PhantomData }
+        let mut packs = alloc::boxed::Box::new(ArrayVec::new());
+        if Self::PACK {
+            let lv = Self::lv(0);
+            for k in 0..lv.classes {
+                let layout =
+                    Layout::from_size_align(lv.pack_size(k), lv.align).expect("mem-table: table layout");
+                packs.push(backend.new_store(0, false, layout));
+            }
+        }
+        RawTable { root, stores, packs, len: 0, backend, track: None, _owns: PhantomData, _g: PhantomData }
     }
 
     // ---- table memory ----------------------------------------------------
@@ -136,7 +167,13 @@ impl<V, G: Geometry, B: Backend> RawTable<V, G, B> {
         for l in (0..Self::TOP).rev() {
             if need[l] > 0 {
                 let s = &mut self.stores[l];
-                s.store.ensure(need[l].max(s.credit)).map_err(|_| l as u8)?;
+                let n = need[l].max(s.credit);
+                s.store.ensure(n).map_err(|_| l as u8)?;
+                if l == 0 {
+                    for p in self.packs.iter_mut() {
+                        p.ensure(n).map_err(|_| 0u8)?;
+                    }
+                }
             }
         }
         Ok(())
@@ -150,6 +187,11 @@ impl<V, G: Geometry, B: Backend> RawTable<V, G, B> {
                 let s = &mut self.stores[l];
                 let total = s.credit.checked_add(need[l]).ok_or(l as u8)?;
                 s.store.ensure(total).map_err(|_| l as u8)?;
+                if l == 0 {
+                    for p in self.packs.iter_mut() {
+                        p.ensure(total).map_err(|_| 0u8)?;
+                    }
+                }
             }
         }
         for (s, n) in self.stores.iter_mut().zip(need) {
@@ -193,6 +235,14 @@ impl<V, G: Geometry, B: Backend> RawTable<V, G, B> {
     /// that needs dropping any more and is linked from nowhere.
     pub fn free_table(&mut self, l: usize, t: Tab) {
         let s = &mut self.stores[l];
+        if l == 0 {
+            // SAFETY: `t` is a live bottom table.
+            if let Some(k) = unsafe { Self::form(t) } {
+                // SAFETY: a packed table of class `k` came from its store.
+                unsafe { self.packs[k].free(t.0, s.credit) };
+                return;
+            }
+        }
         // SAFETY: `t` came from this store (type invariant) and is unlinked.
         unsafe { s.store.free(t.0, s.credit) };
     }
@@ -214,6 +264,10 @@ impl<V, G: Geometry, B: Backend> RawTable<V, G, B> {
         for s in self.stores.iter_mut() {
             s.store.shrink_to_fit(s.credit);
         }
+        let credit = self.stores[0].credit;
+        for p in self.packs.iter_mut() {
+            p.shrink_to_fit(credit);
+        }
     }
 
     /// Drops every reservation.
@@ -229,14 +283,21 @@ impl<V, G: Geometry, B: Backend> RawTable<V, G, B> {
     /// to its value.
     #[inline(always)]
     pub fn find(&self, addr: u64) -> Option<(Page, *mut V)> {
-        let t = match self.descend(addr) {
-            Ok(t) => t,
+        let b = match self.descend(addr) {
+            Ok(b) => b,
             Err(found) => return found,
         };
         let lv = Self::lv(0);
         let i = lv.index(addr);
-        // SAFETY: `t` is a live bottom table; `i` is masked to its fan-out.
-        unsafe { t.holds::<V>(lv, i).then(|| (page_at(addr, 0, lv.shift), t.val::<V>(lv, i))) }
+        let (t, packed) = b.get::<V, G, B>();
+        // SAFETY: `t` is a live bottom table; `i` is masked to its fan-out;
+        // its link said whether it is packed.
+        unsafe {
+            if packed {
+                return t.occupied(lv, i).then(|| (page_at(addr, 0, lv.shift), t.val::<V>(lv, i)));
+            }
+            t.direct_holds::<V>(lv, i).then(|| (page_at(addr, 0, lv.shift), t.direct_val::<V>(lv, i)))
+        }
     }
 
     /// The entry covering `addr`, with the path to it.
@@ -306,8 +367,9 @@ impl<V, G: Geometry, B: Backend> RawTable<V, G, B> {
     /// covers it (`Ok`), or the answer found above (`Err`: a large entry, or
     /// nothing).
     #[inline(always)]
-    fn descend(&self, addr: u64) -> Result<Tab, Option<(Page, *mut V)>> {
+    fn descend(&self, addr: u64) -> Result<Bottom, Option<(Page, *mut V)>> {
         let mut t = self.root;
+        let mut w = t.ptr();
         let mut l = Self::TOP;
         while l > 0 {
             let lv = Self::lv(l);
@@ -322,14 +384,18 @@ impl<V, G: Geometry, B: Backend> RawTable<V, G, B> {
                         let v = unsafe { t.val::<V>(lv, i) };
                         return Err(Some((page_at(addr, l as u8, lv.shift), v)));
                     }
-                    Slot::Table(c) => t = c,
+                    Slot::Table(c) => {
+                        // SAFETY: slot `i` links a table: a whole word.
+                        w = unsafe { t.word(i) };
+                        t = c;
+                    }
                 }
                 l -= 1;
                 continue;
             }
             // SAFETY: `t` is a live table of level `l` (type invariant), `i`
             // is masked to its fan-out; no value is inline at this level.
-            let w = unsafe { t.word(i) };
+            w = unsafe { t.word(i) };
             if w.addr() <= 1 {
                 if w.is_null() {
                     return Err(None);
@@ -338,11 +404,12 @@ impl<V, G: Geometry, B: Backend> RawTable<V, G, B> {
                 return Err(Some((page_at(addr, l as u8, lv.shift), unsafe { t.val::<V>(lv, i) })));
             }
             // SAFETY: a slot word other than null and LARGE links a live
-            // child table (invariant).
+            // child table (invariant); only a level-1 word (the last) may
+            // carry `PACKED_LINK`, which `Bottom` takes off.
             t = Tab(unsafe { ptr::NonNull::new_unchecked(w) });
             l -= 1;
         }
-        Ok(t)
+        Ok(Bottom(w))
     }
 
     /// Looks up several addresses at once: first every walk down to its
@@ -355,19 +422,24 @@ impl<V, G: Geometry, B: Backend> RawTable<V, G, B> {
         let lv = Self::lv(0);
         let mut out = [ptr::null_mut(); N];
         let mut leaf = [ptr::null_mut::<u8>(); N];
+        let mut packs = [false; N];
         for k in 0..N {
             let a = addrs[k];
             if !G::in_reach(a) {
                 continue;
             }
             match self.descend(a) {
-                Ok(t) => {
+                Ok(b) => {
+                    let (t, packed) = b.get::<V, G, B>();
                     let i = lv.index(a);
-                    if !node::niche::<V>() {
+                    if packed || !node::niche::<V>() {
                         prefetch(t.ptr().wrapping_add(lv.off_map + i / 64 * 8));
                     }
-                    prefetch(t.ptr().wrapping_add(lv.off_vals + i * size_of::<V>()));
+                    if !packed {
+                        prefetch(t.ptr().wrapping_add(lv.off_vals + i * size_of::<V>()));
+                    }
                     leaf[k] = t.ptr();
+                    packs[k] = packed;
                 }
                 Err(Some((_, v))) => out[k] = v,
                 Err(None) => {}
@@ -378,9 +450,14 @@ impl<V, G: Geometry, B: Backend> RawTable<V, G, B> {
                 let t = Tab(p);
                 let i = lv.index(addrs[k]);
                 // SAFETY: as in `find`.
-                if unsafe { t.holds::<V>(lv, i) } {
-                    // SAFETY: as in `find`.
-                    out[k] = unsafe { t.val::<V>(lv, i) };
+                unsafe {
+                    if packs[k] {
+                        if t.occupied(lv, i) {
+                            out[k] = t.val::<V>(lv, i);
+                        }
+                    } else if t.direct_holds::<V>(lv, i) {
+                        out[k] = t.direct_val::<V>(lv, i);
+                    }
                 }
             }
         }
@@ -398,7 +475,13 @@ impl<V, G: Geometry, B: Backend> RawTable<V, G, B> {
             path.push((t, i));
             if l == 0 {
                 // SAFETY: live bottom table, masked index.
-                return if unsafe { t.occupied(lv, i) } { Probe::Occupied } else { Probe::Vacant };
+                if unsafe { t.occupied(lv, i) } {
+                    return Probe::Occupied;
+                }
+                // A packed table at capacity moves to a larger form.
+                // SAFETY: as above.
+                need[0] += !unsafe { t.has_room(lv) } as usize;
+                return Probe::Vacant;
             }
             // SAFETY: live upper table, masked index.
             match (unsafe { t.slot(i) }, l == level) {
@@ -443,6 +526,9 @@ impl<V, G: Geometry, B: Backend> RawTable<V, G, B> {
             if l == 0 {
                 // SAFETY: live bottom table, masked index; `src` (caller).
                 unsafe {
+                    if !t.has_room(lv) && !t.occupied(lv, i) {
+                        return None;
+                    }
                     self.keep_replaced(t, 0, i, addr);
                     break t.put_from(lv, i, src, old);
                 }
@@ -478,11 +564,21 @@ impl<V, G: Geometry, B: Backend> RawTable<V, G, B> {
             let lv = Self::lv(l);
             let i = lv.index(addr);
             // SAFETY: live upper table, masked index.
-            let c = match unsafe { t.slot(i) } {
+            let mut c = match unsafe { t.slot(i) } {
                 Slot::Table(c) => c,
-                Slot::Empty => self.add_child(t, l, i, addr),
+                // A bottom table made for one entry starts packed.
+                Slot::Empty => self.add_child(t, l, i, addr, Self::PACK.then_some(0)),
                 Slot::Large => unreachable!("insert under a larger entry"),
             };
+            if l == 1 && level == 0 {
+                // SAFETY: `c` is the live bottom table linked from slot `i`.
+                unsafe {
+                    let clv = Self::lv(0);
+                    if !c.has_room(clv) && !c.occupied(clv, clv.index(addr)) {
+                        c = self.reform(t, i, c, forms::grown(clv, Self::form(c)));
+                    }
+                }
+            }
             // SAFETY: as above.
             unsafe { t.mark(lv, i) };
             t = c;
@@ -525,19 +621,24 @@ impl<V, G: Geometry, B: Backend> RawTable<V, G, B> {
     /// returns it. If the slot was marked changed since the last report (an
     /// entry or a table was removed there), every slot of the new table is
     /// marked too, so that the next report covers the whole region.
-    pub fn add_child(&mut self, t: Tab, l: usize, i: usize, addr: u64) -> Tab {
+    /// A new bottom table has the form `form` (`None`: direct; ignored
+    /// without packed forms).
+    pub fn add_child(&mut self, t: Tab, l: usize, i: usize, addr: u64, form: Option<usize>) -> Tab {
         let lv = Self::lv(l);
         if let Some(tr) = &mut self.track {
             // SAFETY: `t` is a live table of level `l`, slot `i` empty.
             unsafe { tr.touch(t, lv, i, addr & !((1u64 << lv.shift) - 1), l as u8, ptr::null()) };
         }
-        let c = self.new_table(l - 1);
+        let c = match form {
+            Some(k) if l == 1 && Self::PACK => self.new_packed(k),
+            _ => self.new_table(l - 1),
+        };
         // SAFETY: `t` is a live table of level `l`, `c` a fresh one below.
         unsafe {
             if bitmap::get(t.dirty(lv), i) {
                 c.mark_all(Self::lv(l - 1));
             }
-            t.set_word(lv, i, c.ptr());
+            t.set_word(lv, i, c.link(Self::lv(l - 1)));
         }
         c
     }
@@ -556,6 +657,8 @@ impl<V, G: Geometry, B: Backend> RawTable<V, G, B> {
         // SAFETY: the walk found an entry in slot `i` of `t`.
         let v = unsafe { if l == 0 { t.take(lv, i).expect("found") } else { t.take_large(lv, i) } };
         self.len -= 1;
+        // SAFETY: `t` is live.
+        let left = l == 0 && depth >= 2 && unsafe { t.len(lv) } > 0;
         // Free the tables left empty, bottom up.
         for (l, k) in (l..).zip((0..depth - 1).rev()) {
             let (child, _) = path[k + 1];
@@ -568,6 +671,11 @@ impl<V, G: Geometry, B: Backend> RawTable<V, G, B> {
             unsafe { parent.set_word(Self::lv(l + 1), pi, ptr::null_mut()) };
             let clv = Self::lv(l);
             self.free_emptied(l, child, addr & !((1u64 << (clv.shift + clv.bits)) - 1));
+        }
+        if left {
+            // Nothing was freed: `t` still has entries.
+            let (parent, pi) = path[depth - 2];
+            self.shrink_bottom(parent, pi, t);
         }
         Some((page, v))
     }
@@ -729,9 +837,9 @@ impl<V, G: Geometry, B: Backend> RawTable<V, G, B> {
             while let Some(j) = src.next_occupied(lv, i, lv.fanout - 1) {
                 i = j + 1;
                 if l == 0 {
-                    clone_to(src.val::<V>(lv, j), dst.val::<V>(lv, j));
-                    bitmap::set(dst.map(lv), j);
-                    *dst.len_ptr(lv) += 1;
+                    // In slot order: a packed copy's values are appended.
+                    clone_to(src.val::<V>(lv, j), dst.open::<V>(lv, j));
+                    dst.occupy(lv, j);
                     continue;
                 }
                 match src.slot(j) {
@@ -745,8 +853,11 @@ impl<V, G: Geometry, B: Backend> RawTable<V, G, B> {
                         self.prepare(&need_one(l - 1)).unwrap_or_else(|_| {
                             alloc::alloc::handle_alloc_error(alloc_layout(Self::lv(l - 1)))
                         });
-                        let d = self.new_table(l - 1);
-                        dst.set_word(lv, j, d.ptr());
+                        let d = match (l, Self::form(c)) {
+                            (1, Some(k)) => self.new_packed(k),
+                            _ => self.new_table(l - 1),
+                        };
+                        dst.set_word(lv, j, d.link(Self::lv(l - 1)));
                         self.copy_from(c, d, l - 1);
                     }
                     Slot::Empty => unreachable!("occupied"),
@@ -765,12 +876,12 @@ impl<V, G: Geometry, B: Backend> RawTable<V, G, B> {
             return Err(format!("len {} but {} entries reachable", self.len, entries));
         }
         for (l, s) in self.stores.iter().enumerate() {
-            if s.store.live() != tables[l] {
-                return Err(format!(
-                    "level {l}: store holds {} tables, {} reachable",
-                    s.store.live(),
-                    tables[l]
-                ));
+            let live = s.store.live() + if l == 0 { self.packs.iter().map(|p| p.live()).sum() } else { 0 };
+            if live != tables[l] {
+                return Err(format!("level {l}: stores hold {live} tables, {} reachable", tables[l]));
+            }
+            if l == 0 && self.packs.iter().any(|p| p.available() < s.credit) {
+                return Err(format!("level 0: {} reserved but a packed store has fewer", s.credit));
             }
             if s.store.available() < s.credit {
                 return Err(format!(
@@ -797,6 +908,7 @@ impl<V, G: Geometry, B: Backend> RawTable<V, G, B> {
                 return Err(format!("level {l} table: bits set past the fan-out"));
             }
             if l == 0 {
+                Self::check_form(t)?;
                 return Ok(t.len(lv));
             }
             let mut entries = 0;
@@ -812,6 +924,12 @@ impl<V, G: Geometry, B: Backend> RawTable<V, G, B> {
                     }
                     Slot::Large => entries += 1,
                     Slot::Table(c) => {
+                        let tagged = (*t.ptr().cast::<*mut u8>().add(i)).addr() & PACKED_LINK != 0;
+                        if tagged != (l == 1 && c.packed(Self::lv(0))) {
+                            return Err(format!(
+                                "level {l} table: slot {i}'s link says packed {tagged}, wrongly"
+                            ));
+                        }
                         if c.len(Self::lv(l - 1)) == 0 {
                             return Err(format!("empty table kept at level {}", l - 1));
                         }

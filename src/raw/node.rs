@@ -51,6 +51,11 @@ use super::layout::{Lv, TAG_BYTE};
 /// an inline value is written into the word's other bytes afterwards).
 pub const LARGE: *mut u8 = ptr::without_provenance_mut(1);
 
+/// The bit of a level-1 slot word that says the bottom table it links is
+/// packed, so that a lookup knows the form without reading the table's
+/// header (a table's address is 8-byte aligned: bits 0 to 2 are free).
+pub const PACKED_LINK: usize = 2;
+
 /// Whether `V` has a niche, so that bottom tables hold `Option<V>` cells.
 #[inline(always)]
 pub const fn niche<V>() -> bool {
@@ -90,6 +95,45 @@ impl Tab {
     #[inline(always)]
     pub fn ptr(self) -> *mut u8 {
         self.0.as_ptr()
+    }
+
+    /// The word a parent slot holds to link this table: its address, and
+    /// (a packed bottom table) [`PACKED_LINK`].
+    ///
+    /// # Safety
+    /// See above; `lv` is the level of this table.
+    #[inline]
+    pub unsafe fn link(self, lv: &Lv) -> *mut u8 {
+        // SAFETY: contract.
+        let packed = unsafe { self.packed(lv) };
+        self.ptr().map_addr(|a| if packed { a | PACKED_LINK } else { a })
+    }
+
+    /// The value cell of slot `i` of a bottom table known to be direct.
+    ///
+    /// # Safety
+    /// See above; `lv.level == 0` and the table is direct.
+    #[inline(always)]
+    pub unsafe fn direct_val<V>(self, lv: &Lv, i: usize) -> *mut V {
+        // SAFETY: contract: a direct table has a cell per slot.
+        unsafe { self.ptr().add(lv.off_vals + i * lv.stride).cast::<V>() }
+    }
+
+    /// Whether slot `i` of a bottom table known to be direct holds a value
+    /// (read from the cell when `V` has a niche).
+    ///
+    /// # Safety
+    /// As for [`direct_val`](Self::direct_val).
+    #[inline(always)]
+    pub unsafe fn direct_holds<V>(self, lv: &Lv, i: usize) -> bool {
+        // SAFETY: contract; a direct table's niche cells are initialized.
+        unsafe {
+            if niche::<V>() {
+                (*self.direct_val::<V>(lv, i).cast::<Option<V>>()).is_some()
+            } else {
+                self.occupied(lv, i)
+            }
+        }
     }
 
     /// Makes the memory at `self` an empty table of `lv`.
@@ -134,7 +178,7 @@ impl Tab {
             if *self.word_ptr(i).cast::<u8>().add(TAG_BYTE) & 1 != 0 {
                 return Slot::Large;
             }
-            match NonNull::new(*self.word_ptr(i)) {
+            match NonNull::new((*self.word_ptr(i)).map_addr(|a| a & !PACKED_LINK)) {
                 None => Slot::Empty,
                 Some(p) => Slot::Table(Tab(p)),
             }
@@ -247,30 +291,171 @@ impl Tab {
         unsafe { *self.len_ptr(lv) as usize }
     }
 
-    /// The place of value `i` (initialized or not): in the value array, or
-    /// inside slot `i`'s word (`lv.inline`).
+    /// The place of value `i`: in the value array, inside slot `i`'s word
+    /// (`lv.inline`), or (a packed bottom table) at the slot's rank among
+    /// the occupied slots; for an empty slot of a packed table, where
+    /// [`open`](Self::open) would make room for it.
     ///
     /// # Safety
     /// See above; the level holds values (`lv.level == 0 || lv.large`).
     #[inline(always)]
     pub unsafe fn val<V>(self, lv: &Lv, i: usize) -> *mut V {
-        // SAFETY: value `i` is inside the table.
-        unsafe { self.ptr().add(lv.off_vals + i * lv.stride).cast::<V>() }
+        // SAFETY: value `i` is inside the table; a packed table's rank is
+        // below its capacity for an occupied slot, at most it otherwise.
+        unsafe {
+            if self.packed(lv) {
+                return self.ptr().add(lv.off_pvals + self.rank(lv, i) * lv.stride).cast::<V>();
+            }
+            self.ptr().add(lv.off_vals + i * lv.stride).cast::<V>()
+        }
     }
 
-    /// Whether bottom slot `i` holds a value, read from the cell itself when
-    /// `V` has a niche (one cache line with the value), else from `present`.
+    /// The capacity of a packed bottom table; zero for the direct form (and
+    /// at every level without packed forms).
+    ///
+    /// # Safety
+    /// See above.
+    #[inline(always)]
+    pub unsafe fn cap(self, lv: &Lv) -> usize {
+        if !lv.packs {
+            return 0;
+        }
+        // SAFETY: the capacity is inside a bottom table's header.
+        unsafe { *self.ptr().add(lv.off_cap).cast::<u16>() as usize }
+    }
+
+    /// Whether this bottom table has a packed form.
+    ///
+    /// # Safety
+    /// See above.
+    #[inline(always)]
+    pub unsafe fn packed(self, lv: &Lv) -> bool {
+        // SAFETY: contract.
+        unsafe { self.cap(lv) != 0 }
+    }
+
+    /// The occupied slots before slot `i` of a packed bottom table.
+    ///
+    /// # Safety
+    /// See above; the table is packed.
+    #[inline(always)]
+    unsafe fn rank(self, lv: &Lv, i: usize) -> usize {
+        let (w, b) = (i / 64, i % 64);
+        // SAFETY: word `w` and its rank are inside the table.
+        unsafe {
+            let below = *self.ptr().add(lv.off_ranks).cast::<u16>().add(w) as usize;
+            below + (*self.map(lv).add(w) & ((1u64 << b) - 1)).count_ones() as usize
+        }
+    }
+
+    /// Makes the memory at `self` an empty packed bottom table of class `k`.
+    ///
+    /// # Safety
+    /// `self` points to `lv.pack_size(k)` writable bytes aligned to
+    /// `lv.align`; `k < lv.classes`.
+    #[inline]
+    pub unsafe fn init_packed(self, lv: &Lv, k: usize) {
+        // SAFETY: the header and ranks lie inside the table (caller).
+        unsafe {
+            ptr::write_bytes(self.ptr(), 0, lv.off_pvals);
+            *self.ptr().add(lv.off_cap).cast::<u16>() = lv.pack_cap(k) as u16;
+        }
+    }
+
+    /// Whether an empty slot of this bottom table can be filled without
+    /// changing its form: always in the direct form, below capacity packed.
     ///
     /// # Safety
     /// See above; `lv.level == 0`.
     #[inline(always)]
-    pub unsafe fn holds<V>(self, lv: &Lv, i: usize) -> bool {
-        // SAFETY: contract; with a niche every cell is initialized (invariant).
+    pub unsafe fn has_room(self, lv: &Lv) -> bool {
+        // SAFETY: contract.
         unsafe {
-            if niche::<V>() {
-                (*self.val::<V>(lv, i).cast::<Option<V>>()).is_some()
+            let cap = self.cap(lv);
+            cap == 0 || self.len(lv) < cap
+        }
+    }
+
+    /// Sets the occupancy bit of the empty bottom slot `i` and counts it
+    /// (and, packed, its rank in the words after it).
+    ///
+    /// # Safety
+    /// See above; `lv.level == 0`; slot `i` is empty; packed, its value was
+    /// just written where [`open`](Self::open) made room.
+    #[inline(always)]
+    pub unsafe fn occupy(self, lv: &Lv, i: usize) {
+        // SAFETY: contract.
+        unsafe {
+            bitmap::set(self.map(lv), i);
+            *self.len_ptr(lv) += 1;
+            if self.packed(lv) {
+                let ranks = self.ptr().add(lv.off_ranks).cast::<u16>();
+                for w in i / 64 + 1..lv.words {
+                    *ranks.add(w) += 1;
+                }
+            }
+        }
+    }
+
+    /// Clears the occupancy bit of the occupied bottom slot `i`, whose value
+    /// was moved out, and (packed) closes the gap it leaves.
+    ///
+    /// # Safety
+    /// See above; `lv.level == 0`; slot `i` is occupied and its value gone.
+    #[inline(always)]
+    unsafe fn unoccupy<V>(self, lv: &Lv, i: usize) {
+        // SAFETY: contract; packed, the values after the gap move down one.
+        unsafe {
+            if self.packed(lv) {
+                let r = self.rank(lv, i);
+                let p = self.ptr().add(lv.off_pvals).cast::<V>();
+                ptr::copy(p.add(r + 1), p.add(r), self.len(lv) - r - 1);
+                let ranks = self.ptr().add(lv.off_ranks).cast::<u16>();
+                for w in i / 64 + 1..lv.words {
+                    *ranks.add(w) -= 1;
+                }
             } else {
-                self.occupied(lv, i)
+                self.vacate::<V>(lv, i);
+            }
+            bitmap::clear(self.map(lv), i);
+            *self.len_ptr(lv) -= 1;
+        }
+    }
+
+    /// The place for a new value in the empty bottom slot `i`: packed, the
+    /// values from its rank on move up one to make room (undone by
+    /// [`close`](Self::close) if the value is not written after all).
+    ///
+    /// # Safety
+    /// See above; `lv.level == 0`; slot `i` is empty and
+    /// [`has_room`](Self::has_room).
+    #[inline(always)]
+    pub unsafe fn open<V>(self, lv: &Lv, i: usize) -> *mut V {
+        // SAFETY: contract: below capacity, so the last value moves to a
+        // place inside the table.
+        unsafe {
+            let p = self.val::<V>(lv, i);
+            if self.packed(lv) {
+                debug_assert!(self.len(lv) < self.cap(lv));
+                let end = self.ptr().add(lv.off_pvals).cast::<V>().add(self.len(lv));
+                ptr::copy(p, p.add(1), end.offset_from(p) as usize);
+            }
+            p
+        }
+    }
+
+    /// Undoes [`open`](Self::open) for slot `i`, whose value was not written.
+    ///
+    /// # Safety
+    /// See above; `open(lv, i)` was the last change to the table.
+    #[inline]
+    pub unsafe fn close<V>(self, lv: &Lv, i: usize) {
+        // SAFETY: contract: the values after the gap are those `open` moved.
+        unsafe {
+            if self.packed(lv) {
+                let p = self.val::<V>(lv, i);
+                let end = self.ptr().add(lv.off_pvals).cast::<V>().add(self.len(lv));
+                ptr::copy(p.add(1), p, end.offset_from(p) as usize);
             }
         }
     }
@@ -328,18 +513,17 @@ impl Tab {
     /// Puts `v` in bottom slot `i`, handing back the value it replaces.
     ///
     /// # Safety
-    /// See above; `lv.level == 0`.
+    /// See above; `lv.level == 0`; slot `i` is occupied or the table
+    /// [`has_room`](Self::has_room).
     #[inline]
     pub unsafe fn put<V>(self, lv: &Lv, i: usize, v: V) -> Option<V> {
         // SAFETY: contract; the value is initialized exactly when the bit is set.
         unsafe {
-            let p = self.val::<V>(lv, i);
             if self.occupied(lv, i) {
-                Some(ptr::replace(p, v))
+                Some(ptr::replace(self.val::<V>(lv, i), v))
             } else {
-                p.write(v);
-                bitmap::set(self.map(lv), i);
-                *self.len_ptr(lv) += 1;
+                self.open::<V>(lv, i).write(v);
+                self.occupy(lv, i);
                 None
             }
         }
@@ -350,21 +534,22 @@ impl Tab {
     /// is moved to `old`, and the result says whether there was one.
     ///
     /// # Safety
-    /// See above; `lv.level == 0`; `src` points to an initialized value,
+    /// See above; `lv.level == 0`; slot `i` is occupied or the table
+    /// [`has_room`](Self::has_room); `src` points to an initialized value,
     /// which the caller must forget; `old` is writable.
     #[inline]
     pub unsafe fn put_from<V>(self, lv: &Lv, i: usize, src: *const V, old: *mut V) -> bool {
         // SAFETY: contract; the value is initialized exactly when the bit is set.
         unsafe {
-            let p = self.val::<V>(lv, i);
             let had = self.occupied(lv, i);
             if had {
+                let p = self.val::<V>(lv, i);
                 ptr::copy_nonoverlapping(p, old, 1);
+                ptr::copy_nonoverlapping(src, p, 1);
             } else {
-                bitmap::set(self.map(lv), i);
-                *self.len_ptr(lv) += 1;
+                ptr::copy_nonoverlapping(src, self.open::<V>(lv, i), 1);
+                self.occupy(lv, i);
             }
-            ptr::copy_nonoverlapping(src, p, 1);
             had
         }
     }
@@ -400,15 +585,14 @@ impl Tab {
     /// See above; `lv.level == 0`.
     #[inline]
     pub unsafe fn take<V>(self, lv: &Lv, i: usize) -> Option<V> {
-        // SAFETY: contract; the bit is cleared before the value is read out.
+        // SAFETY: contract; the value is read out and the slot emptied with
+        // no other code in between, before the value is handed back.
         unsafe {
             if !self.occupied(lv, i) {
                 return None;
             }
-            bitmap::clear(self.map(lv), i);
-            *self.len_ptr(lv) -= 1;
             let v = self.val::<V>(lv, i).read();
-            self.vacate::<V>(lv, i);
+            self.unoccupy::<V>(lv, i);
             Some(v)
         }
     }
@@ -421,7 +605,9 @@ impl Tab {
     pub unsafe fn forget_values<V>(self, lv: &Lv) {
         // SAFETY: contract.
         unsafe {
-            if niche::<V>() {
+            if self.packed(lv) {
+                ptr::write_bytes(self.ptr().add(lv.off_ranks), 0, lv.words * 2);
+            } else if niche::<V>() {
                 let mut from = 0;
                 while let Some(i) = self.next_occupied(lv, from, lv.fanout - 1) {
                     from = i + 1;

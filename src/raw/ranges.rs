@@ -19,6 +19,7 @@
 //! and left empty is freed, and the parent slot marked, even if a clone, an
 //! op or a drop unwinds half-way.
 
+use core::marker::PhantomData;
 use core::mem::MaybeUninit;
 use core::ptr;
 
@@ -137,6 +138,18 @@ fn span(lv: &super::layout::Lv, base: u64, lo: u64, last: u64) -> (usize, usize)
     (start, end)
 }
 
+/// Closes the room [`Tab::open`] made in a bottom table if the value meant
+/// for it is not written (its maker unwinds).
+struct Close<V>(Tab, &'static super::layout::Lv, usize, PhantomData<V>);
+
+impl<V> Drop for Close<V> {
+    fn drop(&mut self) {
+        // SAFETY: `open` for slot `self.2` was the last change to the live
+        // bottom table `self.0`.
+        unsafe { self.0.close::<V>(self.1, self.2) }
+    }
+}
+
 /// A [`compact`](RawTable::compact) walk: if it unwinds (an op or a drop
 /// panics), marks the slot of every table on the cursor's path whose table
 /// has marks, bottom up, so that the change report reaches what the walk
@@ -193,14 +206,20 @@ impl<V, G: Geometry, B: Backend> RawTable<V, G, B> {
                 old.assume_init_drop();
                 return;
             }
-            make_into(p, make);
-            t.mark(lv, i);
             if l == 0 {
-                bitmap::set(t.map(lv), i);
-                *t.len_ptr(lv) += 1;
+                // A packed table makes room first, and closes it again if
+                // `make` unwinds.
+                let p = t.open::<V>(lv, i);
+                let close = Close::<V>(t, lv, i, PhantomData);
+                make_into(p, make);
+                core::mem::forget(close);
+                t.mark(lv, i);
+                t.occupy(lv, i);
                 self.len += 1;
                 return;
             }
+            make_into(p, make);
+            t.mark(lv, i);
             t.commit_large(lv, i, p);
             match slot {
                 Slot::Table(c) => {
@@ -536,7 +555,15 @@ impl<V, G: Geometry, B: Backend> RawTable<V, G, B> {
             };
             match step(set, inside, lv.large, below, l, state)? {
                 Step::Skip | Step::Replace | Step::Clear => {}
-                Step::Descend => self.plan_range(child, l - 1, a, lo, last, set, need)?,
+                Step::Descend => {
+                    // A packed bottom table that cannot take the range moves
+                    // to a larger form first.
+                    if let (true, 1, View::Real(c)) = (set, l, child) {
+                        let (s, e) = span(Self::lv(0), a, lo, last);
+                        need[0] += Self::range_form(c, s, e).is_some() as usize;
+                    }
+                    self.plan_range(child, l - 1, a, lo, last, set, need)?
+                }
                 Step::Create | Step::Split => {
                     need[l - 1] += 1;
                     self.plan_range(child, l - 1, a, lo, last, set, need)?;
@@ -582,8 +609,19 @@ impl<V, G: Geometry, B: Backend> RawTable<V, G, B> {
                 Step::Clear => self.clear_slot(t, l, i, a, slot),
                 Step::Descend | Step::Create | Step::Split => {
                     let c = match slot {
+                        Slot::Table(c) if l == 1 && value.is_some() => {
+                            let (s, e) = span(Self::lv(0), a, lo, last);
+                            match Self::range_form(c, s, e) {
+                                Some(to) => self.reform(t, i, c, to),
+                                None => c,
+                            }
+                        }
                         Slot::Table(c) => c,
-                        Slot::Empty => self.add_child(t, l, i, a),
+                        Slot::Empty if l == 1 => {
+                            let (s, e) = span(Self::lv(0), a, lo, last);
+                            self.add_child(t, l, i, a, Self::fresh_form(e - s + 1))
+                        }
+                        Slot::Empty => self.add_child(t, l, i, a, None),
                         Slot::Large => {
                             self.split_slot(t, l, i, page_at(a, l as u8, lv.shift), ops, &super::Path::new())
                         }

@@ -267,6 +267,11 @@ impl<V, G: Geometry, B: Backend> MemTable<V, G, B> {
                 holds_entries: RawTable::<V, G, B>::lv(l).large,
             })
             .collect();
+        // Packed bottom tables live in stores of their own: count them in.
+        for p in self.raw.pack_stores() {
+            levels[0].nodes += p.live();
+            levels[0].bytes += p.bytes();
+        }
         levels[G::LEVELS - 1].capacity = Some(1);
         Stats { levels }
     }

@@ -1,0 +1,238 @@
+//! Bottom-table forms: a bottom table is *direct* (a value cell per slot)
+//! or *packed* (only the values of occupied slots, in slot order), chosen by
+//! how many entries it holds and changed as it grows and shrinks.
+//!
+//! # Glossary
+//! - **direct**: the value of slot `i` sits at index `i` of a `fan-out`-long
+//!   value array; the form every bottom table had before packed forms.
+//! - **packed, class `k`**: room for `4 << k` values (up to half the
+//!   fan-out, and only while smaller than the direct form), stored in slot order;
+//!   the value of an occupied slot sits at its **rank**, the number of
+//!   occupied slots before it (HAMT/CHAMP's popcount indexing, FreeBSD
+//!   pctrie's popmap).
+//! - **rank word**: a `u16` per map word, the occupied slots before that
+//!   word, so that a rank is one load and one popcount.
+//!
+//! # Layouts (x86, 512 slots, `u64` values)
+//!
+//! ```text
+//!  direct                                 packed, class k
+//!  +-----------------------+ 0            +-----------------------+ 0
+//!  | present: 512 bits     |              | present: 512 bits     |
+//!  | dirty:   512 bits     | 64           | dirty:   512 bits     | 64
+//!  | len u32 | cap u16 = 0 | 128          | len u32 | cap = 4<<k  | 128
+//!  +-----------------------+ 136          | ranks: 8 x u16        | 136
+//!  | value cells: 512 x V  |              +-----------------------+ 152
+//!  |  (slot i at i)        |              | values: (4<<k) x V,   |
+//!  +-----------------------+ 4,232        |  slot order, len used |
+//!                                         +-----------------------+ 152 + 8 (4<<k)
+//! ```
+//!
+//! The header up to `cap` is the same in both forms, so the occupancy and
+//! change maps, the count, the cursor's walks and change reports read a
+//! bottom table the same way whatever its form; only where a value sits
+//! differs ([`Tab::val`]).
+//!
+//! | form | bytes, x86 `u64` | holds | get | insert of a new slot | remove |
+//! |---|---|---|---|---|---|
+//! | packed 0..=6 | 184, 216, 280, 408, 664, 1,176, 2,200 | 4 to 256 | a cap load, a rank word and one popcount | moves the values after it up one (at most 255) and bumps the rank words after its word | moves the values after it down one |
+//! | direct | 4,232 | 0 to 512 | one load (two without a niche) | one write | one write |
+//!
+//! # Thresholds
+//! A bottom table made for a single insert starts packed, class 0. An insert
+//! into a full packed table moves it to the next class, or from the largest
+//! class (half the fan-out) to the direct form. A remove that leaves
+//! `n` entries moves the table to the smallest form that holds `2n`, once
+//! `n` is at most half the next smaller form's capacity: the hysteresis
+//! that keeps an insert-remove pair at a boundary from moving it back and
+//! forth. Tables made full by a split, or filled by a range insert, are
+//! direct (a range insert into a packed table first moves it to a form
+//! that holds the whole range).
+//!
+//! # Why a representation, not a backend
+//! Every backend stores tables; the form is what a table is. So the forms
+//! are in the raw layer, for every backend whose stores can hold tables of
+//! several sizes: `Heap` and `Arena` (a store per packed class beside the
+//! level's store). `Pool` keeps direct tables only: its promise is a fixed
+//! number of tables per level, sized when the table is built, and packed
+//! forms would make how many tables of which size a workload needs
+//! unpredictable.
+//!
+//! # Allocation
+//! Moves to a larger form draw from memory that the operation's plan
+//! prepared (a vacant insert into a full packed table needs one bottom
+//! table), so running out leaves the table as it was. A reservation of
+//! `n` bottom tables makes `n` available in every bottom store, since a
+//! reserved insert may need any form. A move to a smaller form is an
+//! optimisation: it allocates beyond the reservations, and if that fails
+//! the table stays as it is.
+//!
+//! Upper tables are always direct, and chains of single-child upper tables
+//! are not compressed yet.
+
+use core::ptr;
+
+use super::RawTable;
+use super::layout::{Info, Lv};
+use super::node::Tab;
+use crate::backend::{Backend, Store};
+use crate::geometry::Geometry;
+use alloc::format;
+use alloc::string::String;
+
+/// The form after a full table of form `f` (`None`: direct) takes one more
+/// entry.
+pub fn grown(lv: &Lv, f: Option<usize>) -> Option<usize> {
+    match f {
+        Some(k) if k + 1 < lv.classes => Some(k + 1),
+        _ => None,
+    }
+}
+
+impl<V, G: Geometry, B: Backend> RawTable<V, G, B> {
+    /// Whether bottom tables take packed forms in this table.
+    pub const PACK: bool = B::PACKS && Info::<V, G>::LV[0].classes > 0;
+
+    /// The form of bottom table `t`: its packed class, or `None` (direct).
+    ///
+    /// # Safety
+    /// `t` is a live bottom table.
+    #[inline]
+    pub unsafe fn form(t: Tab) -> Option<usize> {
+        let lv = Self::lv(0);
+        // SAFETY: caller.
+        let cap = unsafe { t.cap(lv) };
+        (cap != 0).then(|| lv.class_of(cap))
+    }
+
+    /// A new empty packed bottom table of class `k`, from memory made
+    /// available by a plan, as [`new_table`](Self::new_table).
+    pub fn new_packed(&mut self, k: usize) -> Tab {
+        let s = &mut self.stores[0];
+        s.credit = s.credit.saturating_sub(1);
+        let t = Tab(self.packs[k].alloc().expect("mem-table: table created without a plan"));
+        // SAFETY: fresh memory of class `k`'s layout.
+        unsafe { t.init_packed(Self::lv(0), k) };
+        t
+    }
+
+    /// Moves the bottom table `c`, linked from slot `pi` of the level-1
+    /// table `parent`, into a new table of form `to` (drawn from memory a
+    /// plan made available), and returns it. The move runs no value code.
+    pub fn reform(&mut self, parent: Tab, pi: usize, c: Tab, to: Option<usize>) -> Tab {
+        let d = match to {
+            Some(k) => self.new_packed(k),
+            None => self.new_table(0),
+        };
+        self.move_into(parent, pi, c, d);
+        d
+    }
+
+    /// Moves the values, marks and count of bottom table `c` (linked from
+    /// slot `pi` of `parent`) into the empty bottom table `d`, which must
+    /// have room for them, links `d` instead and frees `c`.
+    fn move_into(&mut self, parent: Tab, pi: usize, c: Tab, d: Tab) {
+        let lv = Self::lv(0);
+        // SAFETY: `c` and `d` are live bottom tables, `d` empty with room
+        // for `c`'s entries; each value is moved by a byte copy, in slot
+        // order (so a packed `d` appends), and `c` is freed without its
+        // values being dropped.
+        unsafe {
+            debug_assert!(d.len(lv) == 0 && (d.cap(lv) == 0 || d.cap(lv) >= c.len(lv)));
+            ptr::copy_nonoverlapping(c.dirty(lv), d.dirty(lv), lv.words);
+            let mut from = 0;
+            while let Some(j) = c.next_occupied(lv, from, lv.fanout - 1) {
+                from = j + 1;
+                ptr::copy_nonoverlapping(c.val::<V>(lv, j), d.open::<V>(lv, j), 1);
+                d.occupy(lv, j);
+            }
+            parent.set_word(Self::lv(1), pi, d.link(lv));
+        }
+        self.free_table(0, c);
+    }
+
+    /// After a remove left bottom table `c` (linked from slot `pi` of
+    /// `parent`) with entries: moves it to a smaller form if it is at most
+    /// half as full as the next smaller form holds (see the module docs).
+    /// Allocates beyond every reservation; if that fails, keeps the form.
+    pub fn shrink_bottom(&mut self, parent: Tab, pi: usize, c: Tab) {
+        if !Self::PACK {
+            return;
+        }
+        let lv = Self::lv(0);
+        // SAFETY: `c` is a live bottom table.
+        let (n, f) = unsafe { (c.len(lv), Self::form(c)) };
+        let smaller = match f {
+            Some(0) => return,
+            Some(k) => lv.pack_cap(k - 1),
+            None => lv.pack_cap(lv.classes - 1),
+        };
+        if n == 0 || n > smaller / 2 {
+            return;
+        }
+        let Some(k) = lv.form_for(2 * n) else { return };
+        let credit = self.stores[0].credit;
+        let store = &mut self.packs[k];
+        if store.ensure(credit + 1).is_err() {
+            return;
+        }
+        let d = Tab(store.alloc().expect("ensured"));
+        // SAFETY: fresh memory of class `k`'s layout.
+        unsafe { d.init_packed(lv, k) };
+        self.move_into(parent, pi, c, d);
+    }
+
+    /// The form a range insert over bottom slots `start..=end` of table `c`
+    /// moves it to first, if its form cannot take them all (`None`: keep
+    /// it; `Some(None)`: direct).
+    pub fn range_form(c: Tab, start: usize, end: usize) -> Option<Option<usize>> {
+        let lv = Self::lv(0);
+        // SAFETY: `c` is a live bottom table (caller).
+        unsafe {
+            let cap = c.cap(lv);
+            let want = c.len(lv) + (end - start + 1);
+            (cap != 0 && want > cap).then(|| lv.form_for(want))
+        }
+    }
+
+    /// The form of a bottom table made for a range insert over `slots`
+    /// slots: the smallest that holds them.
+    pub fn fresh_form(slots: usize) -> Option<usize> {
+        if Self::PACK { Self::lv(0).form_for(slots) } else { None }
+    }
+
+    /// Checks the form of bottom table `t`: a capacity of a class, at
+    /// least its count, and right rank words.
+    pub fn check_form(t: Tab) -> Result<(), String> {
+        let lv = Self::lv(0);
+        // SAFETY: `t` is a live bottom table (caller).
+        unsafe {
+            let cap = t.cap(lv);
+            if cap == 0 {
+                return Ok(());
+            }
+            let k = lv.class_of(cap);
+            if !Self::PACK || k >= lv.classes || lv.pack_cap(k) != cap {
+                return Err(format!("bottom table: capacity {cap} is no packed class"));
+            }
+            if t.len(lv) > cap {
+                return Err(format!("bottom table: {} entries, capacity {cap}", t.len(lv)));
+            }
+            let ranks = t.ptr().add(lv.off_ranks).cast::<u16>();
+            let mut below = 0;
+            for w in 0..lv.words {
+                if *ranks.add(w) as usize != below {
+                    return Err(format!("bottom table: rank word {w} is {}, not {below}", *ranks.add(w)));
+                }
+                below += (*t.map(lv).add(w)).count_ones() as usize;
+            }
+            Ok(())
+        }
+    }
+
+    /// Packed bottom tables reachable, per class, and their bytes: for the
+    /// stats.
+    pub fn pack_stores(&self) -> impl Iterator<Item = &B::Store> {
+        self.packs.iter()
+    }
+}

@@ -1,0 +1,222 @@
+//! Packed bottom tables: every move between forms, both ways, against a
+//! `BTreeMap`, with the invariants (capacities, rank words, store counts)
+//! checked after every step, on every backend.
+//!
+//! - One table filled slot by slot in a scattered order up to all 512 and
+//!   emptied again passes through every packed class and the direct form
+//!   both ways; its level-0 bytes follow the form.
+//! - An insert-remove pair at a boundary does not move the table back and
+//!   forth (hysteresis: the bytes stay the same).
+//! - Range inserts into packed tables, clones of packed tables, and
+//!   reservations that a packed table's growth draws on.
+//! - `Pool` keeps direct tables.
+
+mod common;
+#[path = "common/counting.rs"]
+mod counting;
+
+use std::collections::BTreeMap;
+
+use common::{MemTable, TestBackend, every_backend};
+use mem_table::X86_4Level;
+use mem_table::backend::{Arena, Heap, Pool};
+
+type X86<B> = MemTable<u64, X86_4Level, B>;
+
+const KIB4: u64 = 0x1000;
+const MIB2: u64 = 0x20_0000;
+
+/// Slot `k` of a permutation of the 512 slots of one bottom table.
+fn scattered(k: u64) -> u64 {
+    (k * 167) % 512
+}
+
+/// The bytes of bottom tables, spares given back first (a plan keeps one
+/// table of every form ready).
+fn level0_bytes<B: TestBackend>(t: &mut X86<B>) -> usize {
+    t.shrink_to_fit();
+    t.stats().level(0).bytes
+}
+
+/// Whether to compare everything after step `k`: every step, but under
+/// Miri (slow) only around every sixteenth.
+fn full_check(k: u64) -> bool {
+    !cfg!(miri) || k % 16 < 2
+}
+
+fn agree<B: TestBackend>(t: &X86<B>, m: &BTreeMap<u64, u64>) {
+    t.check_invariants().unwrap();
+    assert_eq!(t.len(), m.len());
+    let got: Vec<(u64, u64)> = t.iter().map(|(p, v)| (p.addr(), *v)).collect();
+    let want: Vec<(u64, u64)> = m.iter().map(|(&a, &v)| (a, v)).collect();
+    assert_eq!(got, want);
+    let back: Vec<u64> = t.iter().rev().map(|(p, _)| p.addr()).collect();
+    assert_eq!(back, want.iter().rev().map(|&(a, _)| a).collect::<Vec<_>>());
+    for slot in 0..512 {
+        let a = MIB2 + slot * KIB4;
+        assert_eq!(t.get(a), m.get(&a), "slot {slot}");
+    }
+    let addrs: [u64; 8] = core::array::from_fn(|k| MIB2 + scattered(k as u64 * 61) * KIB4);
+    let many = t.get_many(&addrs);
+    for (a, v) in addrs.iter().zip(many) {
+        assert_eq!(v, m.get(a));
+    }
+}
+
+fn fill_and_empty_on<B: TestBackend>() {
+    let mut t: X86<B> = MemTable::with_backend(B::roomy());
+    let mut m = BTreeMap::new();
+    let mut sizes = Vec::new();
+    for k in 0..512 {
+        let a = MIB2 + scattered(k) * KIB4;
+        assert_eq!(t.insert(a, k), Ok(None));
+        m.insert(a, k);
+        if full_check(k) {
+            agree(&t, &m);
+        }
+        sizes.push(level0_bytes(&mut t));
+    }
+    // A full table is a direct one, whatever the backend.
+    let full = *sizes.last().unwrap();
+    if B::NAME == "heap" {
+        // The bytes grow with the entries, in steps, and one entry costs
+        // far less than the direct form. (An arena's bytes are its chunks'.)
+        assert!(sizes[0] * 10 < full, "{}: {} vs {full}", B::NAME, sizes[0]);
+        assert!(sizes.windows(2).all(|w| w[0] <= w[1]), "{}: {sizes:?}", B::NAME);
+        let steps = sizes.windows(2).filter(|w| w[0] != w[1]).count();
+        assert!(steps >= 6, "{}: {steps} form changes on the way up", B::NAME);
+    } else if B::NAME == "pool" {
+        assert!(sizes.iter().all(|&s| s == full), "pool keeps direct tables");
+    }
+    // Replacing values never changes the form.
+    for k in 0..512 {
+        let a = MIB2 + scattered(k) * KIB4;
+        assert_eq!(t.insert(a, k + 1000), Ok(Some(k)));
+        m.insert(a, k + 1000);
+    }
+    agree(&t, &m);
+    assert_eq!(level0_bytes(&mut t), full);
+    let mut down = Vec::new();
+    for k in (1..512).rev() {
+        let a = MIB2 + scattered(k) * KIB4;
+        assert_eq!(t.remove(a), Ok(Some(k + 1000)));
+        m.remove(&a);
+        if full_check(k) {
+            agree(&t, &m);
+        }
+        down.push(level0_bytes(&mut t));
+    }
+    if B::NAME == "heap" {
+        // Back to a small form, one entry left.
+        assert!(down.last().unwrap() * 10 < full, "{}: {down:?}", B::NAME);
+    }
+    assert_eq!(t.remove(MIB2 + scattered(0) * KIB4), Ok(Some(1000)));
+    m.clear();
+    agree(&t, &m);
+}
+
+#[test]
+fn one_table_through_every_form_and_back() {
+    every_backend(fill_and_empty_on::<Heap>, fill_and_empty_on::<Arena>, fill_and_empty_on::<Pool>);
+}
+
+fn no_flapping_on<B: TestBackend>() {
+    let mut t: X86<B> = MemTable::with_backend(B::roomy());
+    // Four entries fill the smallest packed class; a fifth moves it up.
+    for k in 0..5 {
+        t.insert(MIB2 + k * KIB4, k).unwrap();
+    }
+    // Heap bytes are per table, so they tell the form (an arena's are its
+    // chunks', a pool's its block: those only check invariants here).
+    let heap = B::NAME == "heap";
+    let five = level0_bytes(&mut t);
+    for round in 0..20 {
+        t.remove(MIB2 + 4 * KIB4).unwrap();
+        t.check_invariants().unwrap();
+        let now = level0_bytes(&mut t);
+        assert!(!heap || now == five, "round {round}: a remove at the boundary moved the table");
+        t.insert(MIB2 + 4 * KIB4, 4).unwrap();
+        let now = level0_bytes(&mut t);
+        assert!(!heap || now == five, "round {round}: an insert at the boundary moved the table");
+    }
+    // Down to two entries, the table does move to the smallest form.
+    for k in 2..5 {
+        t.remove(MIB2 + k * KIB4).unwrap();
+    }
+    assert!(!heap || level0_bytes(&mut t) < five, "no move to a smaller form");
+    t.check_invariants().unwrap();
+}
+
+#[test]
+fn a_boundary_pair_does_not_flap() {
+    every_backend(no_flapping_on::<Heap>, no_flapping_on::<Arena>, no_flapping_on::<Pool>);
+}
+
+fn ranges_on<B: TestBackend>() {
+    let mut t: X86<B> = MemTable::with_backend(B::roomy());
+    let mut m = BTreeMap::new();
+    for k in [3u64, 100, 300] {
+        t.insert(MIB2 + k * KIB4, k).unwrap();
+        m.insert(MIB2 + k * KIB4, k);
+    }
+    // A range that the packed table has room for, then ones it has not (not
+    // the whole table, which would be one 2 MiB entry).
+    for (lo, hi) in [(10u64, 12u64), (20, 40), (200, 330), (0, 510)] {
+        t.insert_range(MIB2 + lo * KIB4..MIB2 + (hi + 1) * KIB4, 7).unwrap();
+        for s in lo..=hi {
+            m.insert(MIB2 + s * KIB4, 7);
+        }
+        agree(&t, &m);
+    }
+    // Removing ranges down to a few entries, then clearing.
+    t.remove_range(MIB2 + 2 * KIB4..MIB2 + 510 * KIB4).unwrap();
+    m.retain(|&a, _| !(MIB2 + 2 * KIB4..MIB2 + 510 * KIB4).contains(&a));
+    agree(&t, &m);
+    // A fresh table made by a range of a few pages.
+    t.insert_range(5 * MIB2 + KIB4..5 * MIB2 + 4 * KIB4, 9).unwrap();
+    for s in 1..4 {
+        m.insert(5 * MIB2 + s * KIB4, 9);
+    }
+    t.check_invariants().unwrap();
+    assert_eq!(t.len(), m.len());
+    assert_eq!(t.iter().map(|(p, v)| (p.addr(), *v)).collect::<Vec<_>>(), m.into_iter().collect::<Vec<_>>());
+}
+
+#[test]
+fn range_inserts_into_packed_tables() {
+    every_backend(ranges_on::<Heap>, ranges_on::<Arena>, ranges_on::<Pool>);
+}
+
+fn clone_on<B: TestBackend>() {
+    let mut t: X86<B> = MemTable::with_backend(B::roomy());
+    for (k, n) in [(0u64, 1u64), (1, 5), (2, 40), (3, 129), (4, 512)] {
+        for s in 0..n {
+            t.insert(k * MIB2 + scattered(s) * KIB4, s).unwrap();
+        }
+    }
+    let mut c = t.clone();
+    c.check_invariants().unwrap();
+    if B::NAME == "heap" {
+        assert_eq!(level0_bytes(&mut c), level0_bytes(&mut t));
+    }
+    assert!(c.iter().eq(t.iter()));
+}
+
+#[test]
+fn clones_keep_forms() {
+    every_backend(clone_on::<Heap>, clone_on::<Arena>, clone_on::<Pool>);
+}
+
+#[test]
+fn growth_draws_on_a_reservation() {
+    let mut t: X86<Heap> = MemTable::new();
+    for k in 0..4 {
+        t.insert(MIB2 + k * KIB4, k).unwrap();
+    }
+    // The table is packed and full: the next vacant insert needs a table.
+    t.reserve_insert(MIB2 + 4 * KIB4, mem_table::Level::BASE).unwrap();
+    let (r, allocations, _) = counting::counted(|| t.insert(MIB2 + 4 * KIB4, 4));
+    assert_eq!(r, Ok(None));
+    assert_eq!(allocations, 0, "the move to a larger form allocated after a reservation");
+    t.check_invariants().unwrap();
+}
