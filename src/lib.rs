@@ -57,7 +57,8 @@
 //!
 //! | table | slot holds | representation | cost with `V = u64` |
 //! |---|---|---|---|
-//! | bottom (level 0) | nothing, or a base entry | a presence bit + the value in place (`MaybeUninit<V>`) | 8 bytes + 1 bit |
+//! | bottom (level 0), direct | nothing, or a base entry | a presence bit + the value in place (`MaybeUninit<V>`) | 8 bytes + 1 bit |
+//! | bottom, packed (4 to 256 entries) | nothing, or a base entry | a presence bit; the values of occupied slots packed in slot order, found by rank (a `u16` per 64 slots + one popcount) | 8 bytes per entry + 152 bytes a table, in classes of 4, 8, ..., 256 |
 //! | upper, may hold entries (x86 levels 1, 2) | nothing, a child table, or a large entry | one 8-byte word: null, the child's address, or the tag `1` with the value at the same index of the table's value array | 8 + 8 bytes |
 //! | upper, tables only (x86 level 3) | nothing, or a child table | one 8-byte word: null or the child's address | 8 bytes |
 //!
@@ -66,8 +67,18 @@
 //! construction). Every table also keeps an occupancy bitmap, one change
 //! bit per slot and a count of its used slots, so empty tables are found
 //! and freed at once. Tables are allocated where they live and initialised
-//! there: no table is ever moved or built on the stack, so a table of
-//! 4 KiB values, or with 16-bit levels, runs on a 64 KiB thread stack.
+//! there: no table is ever built on the stack or moved through it, so a
+//! table of 4 KiB values, or with 16-bit levels, runs on a 64 KiB thread
+//! stack.
+//!
+//! A bottom table takes the form its occupancy calls for (on `Heap` and
+//! `Arena`): made for one entry it is *packed*, room for 4 values; it moves
+//! to a larger class as it fills (a copy into a new table, value bytes
+//! moved, no value code run) and to the *direct* form above 256 entries; as
+//! removes empty it, it moves back, once it is at most half as full as the
+//! next smaller form holds (so an insert-remove pair at a boundary never
+//! moves it back and forth). The link to a packed table carries a tag bit,
+//! so a lookup in a direct table reads nothing it did not read before.
 //!
 //! ```text
 //!   lookup of 0x0000_4020_3123 on x86-64 (4 levels)
@@ -139,7 +150,7 @@
 //! | operation | time | allocation |
 //! |---|---|---|
 //! | `get`, `get_mut`, `contains` | O(levels) | none |
-//! | `insert`, `insert_at`, `remove`, `remove_at`, `remove_covering` | O(levels) | inserts: at most one table per level |
+//! | `insert`, `insert_at`, `remove`, `remove_at`, `remove_covering` | O(levels), and in a packed bottom table O(its entries) moved | inserts: at most one table per level (a packed table that is full moves to a larger one); a remove may move a packed table to a smaller one (if that allocation fails, it stays as it is) |
 //! | `split`, `merge` | O(fan-out) | one table (split) |
 //! | `insert_range`, `remove_range` | O(levels x tables touched + entries written) | tables touched |
 //! | `get_many` | O(levels) per address, the misses of a batch overlapped | none |
@@ -167,7 +178,9 @@
 //!
 //! All three run the same code and give identical results (apart from a
 //! pool running out); a link is an address on each, so lookups cost the
-//! same. `Heap` returns a table's memory the moment it empties; `Arena`
+//! same. `Heap` and `Arena` keep sparse bottom tables packed (a store per
+//! packed size); a `Pool` keeps every table direct, since its promise is a
+//! fixed number of tables per level, sized up front. `Heap` returns a table's memory the moment it empties; `Arena`
 //! packs neighbouring tables into shared pages and releases a chunk when its
 //! tables are all freed; the pool never grows and reports
 //! [`ErrorKind::OutOfNodes`] instead. Measured bytes per entry are in the

@@ -402,7 +402,11 @@ impl<V, G: Geometry, B: Backend> MemTable<V, G, B> {
     /// removing it is [`remove_at`](Self::remove_at) (by its level) or
     /// [`remove_covering`](Self::remove_covering); removing part of it is
     /// [`remove_range`](Self::remove_range), which splits it. Tables left
-    /// empty are freed. O(levels).
+    /// empty are freed. O(levels). A bottom table left at most a quarter
+    /// as full as its form holds moves to a smaller packed form (see the
+    /// [crate docs](crate#how-a-slot-is-represented)), which allocates; if
+    /// the allocator refuses, the table keeps its form and the remove still
+    /// succeeds. A [`Pool`](crate::backend::Pool) never allocates here.
     ///
     /// # Errors
     /// The table unchanged: [`Misaligned`](ErrorKind::Misaligned) if `addr`

@@ -294,6 +294,10 @@ impl<V, G: Geometry, B: Backend> RawTable<V, G, B> {
         // its link said whether it is packed.
         unsafe {
             if packed {
+                // The rank and the first values share a line that the map
+                // word does not: ask for it now, so that the two misses
+                // overlap instead of the value's waiting on the map's.
+                prefetch(t.ptr().wrapping_add(lv.off_ranks));
                 return t.occupied(lv, i).then(|| (page_at(addr, 0, lv.shift), t.val::<V>(lv, i)));
             }
             t.direct_holds::<V>(lv, i).then(|| (page_at(addr, 0, lv.shift), t.direct_val::<V>(lv, i)))
@@ -435,9 +439,10 @@ impl<V, G: Geometry, B: Backend> RawTable<V, G, B> {
                     if packed || !node::niche::<V>() {
                         prefetch(t.ptr().wrapping_add(lv.off_map + i / 64 * 8));
                     }
-                    if !packed {
-                        prefetch(t.ptr().wrapping_add(lv.off_vals + i * size_of::<V>()));
-                    }
+                    // A packed table's rank words and first values share a
+                    // line; a direct one's value is at its slot.
+                    let at = if packed { lv.off_ranks } else { lv.off_vals + i * size_of::<V>() };
+                    prefetch(t.ptr().wrapping_add(at));
                     leaf[k] = t.ptr();
                     packs[k] = packed;
                 }
