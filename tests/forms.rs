@@ -50,7 +50,7 @@ fn backends(heap: fn(), arena: fn(), pool: fn()) {
     if cfg!(miri) {
         heap();
     } else {
-        backends(heap, arena, pool);
+        every_backend(heap, arena, pool);
     }
 }
 
