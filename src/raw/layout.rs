@@ -8,7 +8,7 @@
 //!  |        tagged words        |                 +----------------------+ off_dirty
 //!  +----------------------------+ off_map         | dirty: 1 bit/slot    |
 //!  | used: 1 bit/slot           |                 +----------------------+ off_len
-//!  +----------------------------+ off_dirty       | len: u32             |
+//!  +----------------------------+ off_dirty       | len: u32, cap: u16   |
 //!  | dirty: 1 bit/slot          |                 +----------------------+ off_vals
 //!  +----------------------------+ off_len         | values: fan-out x V  |
 //!  | len: u32                   |                 |  (MaybeUninit, or    |
@@ -17,6 +17,11 @@
 //!  |  (MaybeUninit)             |   that hold     +----------------------+ size
 //!  +----------------------------+ size entries, values aside)
 //! ```
+//!
+//! A bottom table may also be packed (see [`forms`](super::forms)): the same
+//! header, its capacity in the `cap` field (zero in the direct form), then
+//! a `u16` rank per map word (`off_ranks`) and its values in slot order
+//! (`off_pvals`), in size classes of [`MIN_PACK`]` << k` values.
 //!
 //! Large values of at most 7 bytes live inline, inside their slot words
 //! (`inline`: no value array; `off_vals` is the value's offset in slot 0's

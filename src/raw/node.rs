@@ -11,6 +11,8 @@
 //! | upper, level holds entries | a large entry, value inline | tag byte `1`, the value in the word's other bytes (values of up to 7 bytes: [`inline_offset`](super::layout::inline_offset)); no value array |
 //! | bottom | empty / a base entry | the slot's bit in `present`, the value at its index of the value array |
 //! | bottom, `V` has a niche | empty / a base entry | as above, and the value array holds `Option<V>`: `None` in every empty slot, so a lookup reads presence from the value's own cache line |
+//! | bottom, packed (see [`forms`](super::forms)) | empty / a base entry | the slot's bit in `present`; the value at the slot's rank (the occupied slots before it) among the packed values, `Option` cells or not |
+//! | level 1, linking a packed bottom table | a child table | the child's address with [`PACKED_LINK`] set |
 //!
 //! A slot's tag byte ([`TAG_BYTE`], the word's low-order byte) is
 //! initialized in every slot, so [`Tab::slot`] reads it first: bit 0 set
@@ -28,8 +30,13 @@
 //!   header was zeroed before first use;
 //! - bit `i` of the occupancy map is set exactly when slot `i` is not empty
 //!   (upper) or value `i` is initialized (bottom), and `len` counts them;
-//! - with a niche, every bottom value cell is initialized, to `None` exactly
-//!   when its bit is clear;
+//! - with a niche, every value cell of a direct bottom table is
+//!   initialized, to `None` exactly when its bit is clear;
+//! - a packed bottom table's capacity is a class's, at least its count; its
+//!   first `len` packed values are initialized, in slot order, and each
+//!   rank word counts the bits before its word; the level-1 word that links
+//!   a bottom table has [`PACKED_LINK`] set exactly when the table is
+//!   packed (no other link has it);
 //! - an upper slot is large (tag bit set) only at a level that holds
 //!   entries, and then value `i` is initialized; a child link points to a
 //!   live table of the level below that no other slot links to;
