@@ -311,10 +311,23 @@ impl Tab {
         // below its capacity for an occupied slot, at most it otherwise.
         unsafe {
             if self.packed(lv) {
-                return self.ptr().add(lv.off_pvals + self.rank(lv, i) * lv.stride).cast::<V>();
+                return self.packed_val(lv, i);
             }
             self.ptr().add(lv.off_vals + i * lv.stride).cast::<V>()
         }
+    }
+
+    /// [`val`](Self::val) in a packed bottom table. Not forced inline: the
+    /// rare path stays out of the frames of the walks that inline `val`
+    /// (which matters for unoptimised builds on small stacks).
+    ///
+    /// # Safety
+    /// See above; the table is packed.
+    #[inline]
+    unsafe fn packed_val<V>(self, lv: &Lv, i: usize) -> *mut V {
+        // SAFETY: contract; the rank is at most the count, below capacity
+        // for an occupied slot.
+        unsafe { self.ptr().add(lv.off_pvals + self.rank(lv, i) * lv.stride).cast::<V>() }
     }
 
     /// The capacity of a packed bottom table; zero for the direct form (and
@@ -345,7 +358,7 @@ impl Tab {
     ///
     /// # Safety
     /// See above; the table is packed.
-    #[inline(always)]
+    #[inline]
     unsafe fn rank(self, lv: &Lv, i: usize) -> usize {
         let (w, b) = (i / 64, i % 64);
         // SAFETY: word `w` and its rank are inside the table.
@@ -396,11 +409,40 @@ impl Tab {
             bitmap::set(self.map(lv), i);
             *self.len_ptr(lv) += 1;
             if self.packed(lv) {
-                let ranks = self.ptr().add(lv.off_ranks).cast::<u16>();
-                for w in i / 64 + 1..lv.words {
-                    *ranks.add(w) += 1;
-                }
+                self.add_rank(lv, i, 1);
             }
+        }
+    }
+
+    /// Adds `d` (wrapping: `usize::MAX` takes one off) to the rank words
+    /// after slot `i`'s word, in a packed bottom table.
+    ///
+    /// # Safety
+    /// See above; the table is packed.
+    #[inline]
+    unsafe fn add_rank(self, lv: &Lv, i: usize, d: usize) {
+        // SAFETY: the rank words are inside the table.
+        unsafe {
+            let ranks = self.ptr().add(lv.off_ranks).cast::<u16>();
+            for w in i / 64 + 1..lv.words {
+                *ranks.add(w) = (*ranks.add(w)).wrapping_add(d as u16);
+            }
+        }
+    }
+
+    /// Closes the gap that slot `i`'s value, moved out, leaves among the
+    /// packed values, and takes it off the rank words after its word.
+    ///
+    /// # Safety
+    /// See above; the table is packed and slot `i` still occupied.
+    #[inline]
+    unsafe fn close_gap<V>(self, lv: &Lv, i: usize) {
+        // SAFETY: contract: the values after the gap are initialized.
+        unsafe {
+            let r = self.rank(lv, i);
+            let p = self.ptr().add(lv.off_pvals).cast::<V>();
+            ptr::copy(p.add(r + 1), p.add(r), self.len(lv) - r - 1);
+            self.add_rank(lv, i, usize::MAX);
         }
     }
 
@@ -414,13 +456,7 @@ impl Tab {
         // SAFETY: contract; packed, the values after the gap move down one.
         unsafe {
             if self.packed(lv) {
-                let r = self.rank(lv, i);
-                let p = self.ptr().add(lv.off_pvals).cast::<V>();
-                ptr::copy(p.add(r + 1), p.add(r), self.len(lv) - r - 1);
-                let ranks = self.ptr().add(lv.off_ranks).cast::<u16>();
-                for w in i / 64 + 1..lv.words {
-                    *ranks.add(w) -= 1;
-                }
+                self.close_gap::<V>(lv, i);
             } else {
                 self.vacate::<V>(lv, i);
             }
@@ -441,12 +477,25 @@ impl Tab {
         // SAFETY: contract: below capacity, so the last value moves to a
         // place inside the table.
         unsafe {
-            let p = self.val::<V>(lv, i);
             if self.packed(lv) {
-                debug_assert!(self.len(lv) < self.cap(lv));
-                let end = self.ptr().add(lv.off_pvals).cast::<V>().add(self.len(lv));
-                ptr::copy(p, p.add(1), end.offset_from(p) as usize);
+                return self.make_room(lv, i);
             }
+            self.val::<V>(lv, i)
+        }
+    }
+
+    /// [`open`](Self::open) in a packed bottom table.
+    ///
+    /// # Safety
+    /// As for [`open`](Self::open); the table is packed.
+    #[inline]
+    unsafe fn make_room<V>(self, lv: &Lv, i: usize) -> *mut V {
+        // SAFETY: contract.
+        unsafe {
+            debug_assert!(self.len(lv) < self.cap(lv));
+            let p = self.packed_val::<V>(lv, i);
+            let end = self.ptr().add(lv.off_pvals).cast::<V>().add(self.len(lv));
+            ptr::copy(p, p.add(1), end.offset_from(p) as usize);
             p
         }
     }
