@@ -35,7 +35,7 @@
 //!
 //! | form | bytes, x86 `u64` | holds | get | insert of a new slot | remove |
 //! |---|---|---|---|---|---|
-//! | packed 0..=6 | 184, 216, 280, 408, 664, 1,176, 2,200 | 4 to 256 | a cap load, a rank word and one popcount | moves the values after it up one (at most 255) and bumps the rank words after its word | moves the values after it down one |
+//! | packed 0..=6 | 184, 216, 280, 408, 664, 1,176, 2,200 | 4 to 256 | the link's tag bit, a rank word and one popcount | moves the values after it up one (at most 255) and bumps the rank words after its word | moves the values after it down one |
 //! | direct | 4,232 | 0 to 512 | one load (two without a niche) | one write | one write |
 //!
 //! # Thresholds
@@ -230,8 +230,7 @@ impl<V, G: Geometry, B: Backend> RawTable<V, G, B> {
         }
     }
 
-    /// Packed bottom tables reachable, per class, and their bytes: for the
-    /// stats.
+    /// The stores of packed bottom tables, one per class: for the stats.
     pub fn pack_stores(&self) -> impl Iterator<Item = &B::Store> {
         self.packs.iter()
     }

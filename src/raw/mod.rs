@@ -298,7 +298,7 @@ impl<V, G: Geometry, B: Backend> RawTable<V, G, B> {
                 // word does not: ask for it now, so that the two misses
                 // overlap instead of the value's waiting on the map's.
                 prefetch(t.ptr().wrapping_add(lv.off_ranks));
-                return t.occupied(lv, i).then(|| (page_at(addr, 0, lv.shift), t.val::<V>(lv, i)));
+                return t.occupied(lv, i).then(|| (page_at(addr, 0, lv.shift), t.packed_val::<V>(lv, i)));
             }
             t.direct_holds::<V>(lv, i).then(|| (page_at(addr, 0, lv.shift), t.direct_val::<V>(lv, i)))
         }
@@ -458,7 +458,7 @@ impl<V, G: Geometry, B: Backend> RawTable<V, G, B> {
                 unsafe {
                     if packs[k] {
                         if t.occupied(lv, i) {
-                            out[k] = t.val::<V>(lv, i);
+                            out[k] = t.packed_val::<V>(lv, i);
                         }
                     } else if t.direct_holds::<V>(lv, i) {
                         out[k] = t.direct_val::<V>(lv, i);

@@ -324,7 +324,7 @@ impl Tab {
     /// # Safety
     /// See above; the table is packed.
     #[inline]
-    unsafe fn packed_val<V>(self, lv: &Lv, i: usize) -> *mut V {
+    pub unsafe fn packed_val<V>(self, lv: &Lv, i: usize) -> *mut V {
         // SAFETY: contract; the rank is at most the count, below capacity
         // for an occupied slot.
         unsafe { self.ptr().add(lv.off_pvals + self.rank(lv, i) * lv.stride).cast::<V>() }

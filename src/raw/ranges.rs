@@ -190,7 +190,14 @@ impl<V, G: Geometry, B: Backend> RawTable<V, G, B> {
             let occupied = if l == 0 { t.occupied(lv, i) } else { slot == Slot::Large };
             // An occupied slot's value is remade in its place; a new large
             // value is made aside first when it will live in the slot's word.
-            let p = if occupied || l == 0 { t.val::<V>(lv, i) } else { t.stage::<V>(lv, i, &mut stage) };
+            // (A new bottom value's place is made by `open` below.)
+            let p = if occupied {
+                t.val::<V>(lv, i)
+            } else if l == 0 {
+                ptr::null_mut()
+            } else {
+                t.stage::<V>(lv, i, &mut stage)
+            };
             if occupied {
                 // The old value steps aside while the new one is made, and
                 // comes back if that unwinds.
