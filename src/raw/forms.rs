@@ -131,20 +131,49 @@ impl<V, G: Geometry, B: Backend> RawTable<V, G, B> {
     /// Moves the values, marks and count of bottom table `c` (linked from
     /// slot `pi` of `parent`) into the empty bottom table `d`, which must
     /// have room for them, links `d` instead and frees `c`.
+    ///
+    /// A bulk move: the maps are copied word by word, and the values in one
+    /// pass in slot order (one copy of the whole run between two packed
+    /// forms), so that a table growing through every class costs a few
+    /// bytes copied per entry, not a rank and a shift per entry.
     fn move_into(&mut self, parent: Tab, pi: usize, c: Tab, d: Tab) {
         let lv = Self::lv(0);
         // SAFETY: `c` and `d` are live bottom tables, `d` empty with room
-        // for `c`'s entries; each value is moved by a byte copy, in slot
-        // order (so a packed `d` appends), and `c` is freed without its
-        // values being dropped.
+        // for `c`'s entries (so every rank written is below its capacity);
+        // each value is moved by a byte copy to the place its slot and rank
+        // give in `d`'s form, and `c` is freed without its values being
+        // dropped.
         unsafe {
-            debug_assert!(d.len(lv) == 0 && (d.cap(lv) == 0 || d.cap(lv) >= c.len(lv)));
+            let n = c.len(lv);
+            debug_assert!(d.len(lv) == 0 && (d.cap(lv) == 0 || d.cap(lv) >= n));
+            ptr::copy_nonoverlapping(c.map(lv), d.map(lv), lv.words);
             ptr::copy_nonoverlapping(c.dirty(lv), d.dirty(lv), lv.words);
-            let mut from = 0;
-            while let Some(j) = c.next_occupied(lv, from, lv.fanout - 1) {
-                from = j + 1;
-                ptr::copy_nonoverlapping(c.val::<V>(lv, j), d.open::<V>(lv, j), 1);
-                d.occupy(lv, j);
+            *d.len_ptr(lv) = n as u32;
+            let (from_packed, to_packed) = (c.packed(lv), d.packed(lv));
+            let packed_vals = |t: Tab| t.ptr().add(lv.off_pvals).cast::<V>();
+            if from_packed && to_packed {
+                ptr::copy_nonoverlapping(c.ptr().add(lv.off_ranks), d.ptr().add(lv.off_ranks), lv.words * 2);
+                ptr::copy_nonoverlapping(packed_vals(c), packed_vals(d), n);
+            } else {
+                let (mut from, mut r) = (0, 0);
+                while let Some(j) = c.next_occupied(lv, from, lv.fanout - 1) {
+                    from = j + 1;
+                    let (src, dst) = match (from_packed, to_packed) {
+                        (true, _) => (packed_vals(c).add(r), d.val::<V>(lv, j)),
+                        (false, true) => (c.val::<V>(lv, j), packed_vals(d).add(r)),
+                        (false, false) => (c.val::<V>(lv, j), d.val::<V>(lv, j)),
+                    };
+                    ptr::copy_nonoverlapping(src, dst, 1);
+                    r += 1;
+                }
+                if to_packed {
+                    let ranks = d.ptr().add(lv.off_ranks).cast::<u16>();
+                    let mut below = 0;
+                    for w in 0..lv.words {
+                        *ranks.add(w) = below;
+                        below += (*d.map(lv).add(w)).count_ones() as u16;
+                    }
+                }
             }
             parent.set_word(Self::lv(1), pi, d.link(lv));
         }
