@@ -15,7 +15,7 @@ use core::marker::PhantomData;
 use core::ptr::NonNull;
 
 use crate::raw::RawTable;
-use crate::raw::cursor::Cursor;
+use crate::raw::cursor::{Cursor, RunVals};
 use crate::raw::track::Track;
 use crate::table::MemTable;
 
@@ -172,8 +172,9 @@ impl Ends {
 /// table goes up and down the cursor's path, never from the root.
 ///
 /// # Invariants
-/// - While `front.bits` is non-zero, the front cursor's own word bits are
-///   zero and `front` holds them: the bits of its current bottom-table word
+/// - While `front.bits` (or, in a packed table, `front.pbits`) is
+///   non-zero, the front cursor's own word bits are zero and `front` holds
+///   them: the bits of its current bottom-table word
 ///   not yet yielded, the word's first address and first value; the same
 ///   for `back` and the back cursor.
 /// - `front.end`, when `front.pending`, is the last address of the entry
@@ -207,9 +208,16 @@ pub struct Iter<'a, V, G: Geometry = crate::X86_4Level, B: Backend = crate::back
 /// would otherwise carry from step to step. The back's `wbase` and `wvals`
 /// are those of slot 63 of the word, so that a step subtracts its bit's
 /// offset from them.
+///
+/// In a packed bottom table the bits are in `pbits` (and `bits` is zero,
+/// so that a direct table's step tests nothing more), and `wvals` is the
+/// value of the next bit to be yielded: each step moves it on by one value
+/// (back by one, for the back), since the values of occupied slots follow
+/// each other in slot order. At most one of `bits` and `pbits` is non-zero.
 #[derive(Clone, Copy)]
 struct Run {
     bits: u64,
+    pbits: u64,
     wbase: u64,
     wvals: *mut u8,
     end: u64,
@@ -217,24 +225,28 @@ struct Run {
 }
 
 impl Run {
-    const NONE: Run = Run { bits: 0, wbase: 0, wvals: core::ptr::null_mut(), end: 0, pending: false };
+    const NONE: Run =
+        Run { bits: 0, pbits: 0, wbase: 0, wvals: core::ptr::null_mut(), end: 0, pending: false };
 
     /// Takes over `cursor`'s word (its bits not yet yielded), leaving the
-    /// cursor's bits zero; `rev` for the back. `shift` and `size` are the
-    /// page shift and the size of a value.
+    /// cursor's bits zero; `rev` for the back.
     #[inline]
-    fn take(&mut self, cursor: &mut Cursor, rev: bool, shift: u32, size: usize) {
-        let (bits, wbase, wvals) = cursor.take_run();
+    fn take<V, G: Geometry>(&mut self, cursor: &mut Cursor, rev: bool) {
+        let (bits, wbase, vals) = cursor.take_run::<V, G>(rev);
+        let (wvals, packed) = match vals {
+            RunVals::Slots(p) => (p, false),
+            RunVals::Packed(p) => (p, true),
+        };
+        let bits = if rev { bits.reverse_bits() } else { bits };
+        (self.bits, self.pbits) = if packed { (0, bits) } else { (bits, 0) };
         if rev {
-            self.bits = bits.reverse_bits();
             // Slot 63 of the word: past the table's end if its table is
             // smaller than a word (or past the top of the address space),
             // so computed wrapping; a step goes back from it to a slot of
             // the table before using either.
-            self.wbase = wbase.wrapping_add(63u64 << shift);
-            self.wvals = wvals.wrapping_add(63 * size);
+            self.wbase = wbase.wrapping_add(63u64 << G::PAGE_SHIFT);
+            self.wvals = if packed { wvals } else { wvals.wrapping_add(63 * size_of::<V>()) };
         } else {
-            self.bits = bits;
             self.wbase = wbase;
             self.wvals = wvals;
         }
@@ -244,9 +256,10 @@ impl Run {
     /// out; `rev` for the back.
     #[inline]
     fn put_back(&mut self, cursor: &mut Cursor, rev: bool) {
-        if self.bits != 0 {
-            cursor.put_bits(if rev { self.bits.reverse_bits() } else { self.bits });
-            self.bits = 0;
+        let bits = self.bits | self.pbits;
+        if bits != 0 {
+            cursor.put_bits(if rev { bits.reverse_bits() } else { bits });
+            (self.bits, self.pbits) = (0, 0);
         }
     }
 
@@ -312,7 +325,7 @@ impl<'a, V, G: Geometry, B: Backend> Iter<'a, V, G, B> {
         // SAFETY: as in `next`.
         let found = unsafe { ends.next::<V, G>(false) };
         if found.is_some() {
-            front.take(&mut ends.front, false, G::PAGE_SHIFT, size_of::<V>());
+            front.take::<V, G>(&mut ends.front, false);
         }
         (found, front, back)
     }
@@ -328,9 +341,78 @@ impl<'a, V, G: Geometry, B: Backend> Iter<'a, V, G, B> {
         // SAFETY: as in `next`.
         let found = unsafe { ends.next_back::<V, G>(false) };
         if found.is_some() {
-            back.take(&mut ends.back, true, G::PAGE_SHIFT, size_of::<V>());
+            back.take::<V, G>(&mut ends.back, true);
         }
         (found, front, back)
+    }
+
+    /// The front's fast step in a direct table's word (`PACKED` false: the
+    /// run's `bits`) or a packed one's (`pbits`); `None` when the step
+    /// needs the slow path.
+    #[inline(always)]
+    fn front_step<const PACKED: bool>(&mut self) -> Option<(Page, &'a V)> {
+        let bits = if PACKED { self.front.pbits } else { self.front.bits };
+        if bits == 0 || self.ends.done || self.back.pending {
+            return None;
+        }
+        let shift = G::PAGE_SHIFT;
+        let b = bits.trailing_zeros() as usize;
+        let addr = self.front.wbase + ((b as u64) << shift);
+        if addr > self.ends.last {
+            return None;
+        }
+        let p = if PACKED {
+            self.front.pbits &= bits - 1;
+            let p = self.front.wvals;
+            self.front.wvals = p.wrapping_add(size_of::<V>());
+            p
+        } else {
+            self.front.bits &= bits - 1;
+            self.front.wvals.wrapping_add(b * size_of::<V>())
+        };
+        self.front.end = addr + ((1u64 << shift) - 1);
+        self.front.pending = true;
+        self.count_one();
+        // SAFETY: the table is borrowed shared for 'a, so it does not
+        // change; bit `b` of the word was set, so the value it names (at
+        // `wvals`, the word's first value, plus `b`; in a packed table, at
+        // `wvals`, the next value) is initialized.
+        Some((Page::new(addr, 0, shift), unsafe { &*p.cast::<V>() }))
+    }
+
+    /// The back's fast step, as [`front_step`](Self::front_step).
+    #[inline(always)]
+    fn back_step<const PACKED: bool>(&mut self) -> Option<(Page, &'a V)> {
+        let bits = if PACKED { self.back.pbits } else { self.back.bits };
+        if bits == 0 || self.ends.done || self.front.pending {
+            return None;
+        }
+        let shift = G::PAGE_SHIFT;
+        // The highest slot left, `63 - t`: the lowest bit of the reversed
+        // bits.
+        let t = bits.trailing_zeros() as usize;
+        let addr = self.back.wbase.wrapping_sub((t as u64) << shift);
+        if addr + ((1u64 << shift) - 1) < self.ends.lo {
+            return None;
+        }
+        let p = if PACKED {
+            self.back.pbits &= bits - 1;
+            let p = self.back.wvals;
+            self.back.wvals = p.wrapping_sub(size_of::<V>());
+            p
+        } else {
+            self.back.bits &= bits - 1;
+            self.back.wvals.wrapping_sub(t * size_of::<V>())
+        };
+        self.back.end = addr;
+        self.back.pending = true;
+        self.count_one();
+        // SAFETY: as in `front_step`: the bit of slot `63 - t` of the
+        // back's word was set, so the value it names (`wvals`, slot 63's
+        // value, less `t` values: a pointer into the table again; in a
+        // packed table, `wvals`, the previous value) is initialized, and
+        // the table does not change while borrowed shared for 'a.
+        Some((Page::new(addr, 0, shift), unsafe { &*p.cast::<V>() }))
     }
 
     fn count_one(&mut self) {
@@ -371,23 +453,13 @@ impl<'a, V, G: Geometry, B: Backend> Iterator for Iter<'a, V, G, B> {
     #[inline]
     fn next(&mut self) -> Option<(Page, &'a V)> {
         // The common step: the next entry of the current bitmap word, while
-        // the back's bound is exact.
-        if self.front.bits != 0 && !self.ends.done && !self.back.pending {
-            let shift = G::PAGE_SHIFT;
-            let b = self.front.bits.trailing_zeros() as usize;
-            let addr = self.front.wbase + ((b as u64) << shift);
-            if addr <= self.ends.last {
-                self.front.bits &= self.front.bits - 1;
-                self.front.end = addr + ((1u64 << shift) - 1);
-                self.front.pending = true;
-                self.count_one();
-                // SAFETY: the table is borrowed shared for 'a, so it does
-                // not change; bit `b` of the word was set, so the value it
-                // names (at `wvals`, the word's first value, plus `b`) is
-                // initialized.
-                let v = unsafe { &*self.front.wvals.add(b * size_of::<V>()).cast::<V>() };
-                return Some((Page::new(addr, 0, shift), v));
-            }
+        // the back's bound is exact; a direct table's first, so that its
+        // step tests nothing a packed table needs.
+        if let Some(found) = self.front_step::<false>() {
+            return Some(found);
+        }
+        if let Some(found) = self.front_step::<true>() {
+            return Some(found);
         }
         let (found, front, back) = Self::next_slow(&mut self.ends, self.front, self.back);
         self.front = front;
@@ -421,25 +493,11 @@ impl<'a, V, G: Geometry, B: Backend> DoubleEndedIterator for Iter<'a, V, G, B> {
     fn next_back(&mut self) -> Option<(Page, &'a V)> {
         // The common step: the previous entry of the back's bitmap word,
         // while the front's bound is exact.
-        if self.back.bits != 0 && !self.ends.done && !self.front.pending {
-            let shift = G::PAGE_SHIFT;
-            // The highest slot left, `63 - t`: the lowest bit of the
-            // reversed bits.
-            let t = self.back.bits.trailing_zeros() as usize;
-            let addr = self.back.wbase.wrapping_sub((t as u64) << shift);
-            if addr + ((1u64 << shift) - 1) >= self.ends.lo {
-                self.back.bits &= self.back.bits - 1;
-                self.back.end = addr;
-                self.back.pending = true;
-                self.count_one();
-                // SAFETY: as in `next`: the bit of slot `63 - t` of the
-                // back's word was set, so the value it names (`wvals`, slot
-                // 63's value, less `t` values: a pointer into the table
-                // again) is initialized, and the table does not change
-                // while borrowed shared for 'a.
-                let v = unsafe { &*self.back.wvals.wrapping_sub(t * size_of::<V>()).cast::<V>() };
-                return Some((Page::new(addr, 0, shift), v));
-            }
+        if let Some(found) = self.back_step::<false>() {
+            return Some(found);
+        }
+        if let Some(found) = self.back_step::<true>() {
+            return Some(found);
         }
         let (found, front, back) = Self::next_back_slow(&mut self.ends, self.front, self.back);
         self.front = front;

@@ -230,3 +230,71 @@ fn growth_draws_on_a_reservation() {
     assert_eq!(allocations, 0, "the move to a larger form allocated after a reservation");
     t.check_invariants().unwrap();
 }
+
+/// Both ends of `t.range(lo..=hi)` stepped in the order `pattern` gives
+/// (a set bit: the back), a clone taken halfway and run out, against the
+/// model (of 4 KiB entries: those overlapping the range).
+fn meet<B: TestBackend>(t: &X86<B>, m: &BTreeMap<u64, u64>, lo: u64, hi: u64, pattern: u64) {
+    let want: Vec<(u64, u64)> = m.range(lo & !(KIB4 - 1)..=hi).map(|(&a, &v)| (a, v)).collect();
+    let mut it = t.range(lo..=hi);
+    let (mut front, mut back) = (Vec::new(), Vec::new());
+    let mut k = 0;
+    loop {
+        if k == want.len() / 2 {
+            let rest: Vec<(u64, u64)> = it.clone().map(|(p, v)| (p.addr(), *v)).collect();
+            let mut whole = front.clone();
+            whole.extend(&rest);
+            whole.extend(back.iter().rev());
+            assert_eq!(whole, want, "clone after {k} steps of {lo:#x}..={hi:#x}");
+        }
+        let step = if pattern >> (k % 64) & 1 == 1 { it.next_back() } else { it.next() };
+        let Some((p, v)) = step else { break };
+        if pattern >> (k % 64) & 1 == 1 {
+            back.push((p.addr(), *v));
+        } else {
+            front.push((p.addr(), *v));
+        }
+        k += 1;
+    }
+    assert!(it.next().is_none() && it.next_back().is_none());
+    front.extend(back.iter().rev());
+    assert_eq!(front, want, "{lo:#x}..={hi:#x}, pattern {pattern:#x}");
+}
+
+fn iteration_on<B: TestBackend>() {
+    let mut t: X86<B> = MemTable::with_backend(B::roomy());
+    let mut m = BTreeMap::new();
+    // Three bottom tables side by side: 24, 100 and 300 entries (two packed
+    // classes and, where the backend packs, direct), scattered.
+    for (table, n) in [(1u64, 24u64), (2, 100), (3, 300)] {
+        for k in 0..n {
+            let a = table * MIB2 + scattered(k) * KIB4;
+            t.insert(a, a ^ 0x5a5a).unwrap();
+            m.insert(a, a ^ 0x5a5a);
+        }
+    }
+    agree(&t, &m);
+    let sum: u64 = t.values().fold(0, |s, v| s.wrapping_add(*v));
+    assert_eq!(sum, m.values().fold(0u64, |s, v| s.wrapping_add(*v)));
+    let ends = [MIB2, MIB2 + 63 * KIB4, MIB2 + 64 * KIB4, 2 * MIB2 + 200 * KIB4, 3 * MIB2 - 1, 4 * MIB2 - 1];
+    let patterns: &[u64] = if cfg!(miri) {
+        &[0xaaaa_aaaa_aaaa_aaaa]
+    } else {
+        &[0, u64::MAX, 0xaaaa_aaaa_aaaa_aaaa, 0x0f0f_3c3c_9999_0ff0]
+    };
+    for (i, &lo) in ends.iter().enumerate() {
+        for &hi in &ends[i..] {
+            for &p in patterns {
+                meet(&t, &m, lo, hi, p);
+            }
+        }
+    }
+}
+
+/// The iterators' fast steps through packed words (values found by
+/// running on, not by offset) meet exactly, from both ends, in part
+/// ranges, and clone mid-way.
+#[test]
+fn iterators_step_through_packed_words() {
+    backends(iteration_on::<Heap>, iteration_on::<Arena>, iteration_on::<Pool>);
+}

@@ -64,8 +64,9 @@ pub struct Cursor {
     /// The bottom table's word being scanned, and its bits not yet yielded.
     word: usize,
     bits: u64,
-    /// The address of slot 0 of word `word`, and a pointer to its value:
-    /// the common step adds the bit's offset to these.
+    /// The address of slot 0 of word `word`, and a pointer to its value
+    /// (null in a packed table): the common step adds the bit's offset to
+    /// these.
     wbase: u64,
     wvals: *mut u8,
     done: bool,
@@ -75,6 +76,18 @@ pub struct Cursor {
     /// The last entry a marking walk yielded was not marked before: its
     /// first mark since the last report.
     pub fresh: bool,
+}
+
+/// Where the values of a run of bits handed out by
+/// [`Cursor::take_run`] are.
+#[derive(Clone, Copy, Debug)]
+pub enum RunVals {
+    /// A direct table: the value of the word's slot 0; slot `b`'s is `b`
+    /// values on.
+    Slots(*mut u8),
+    /// A packed table: the value of the run's first bit; the next bit's is
+    /// the next value (the previous one, backward).
+    Packed(*mut u8),
 }
 
 impl Cursor {
@@ -275,20 +288,35 @@ impl Cursor {
         }
     }
 
-    /// Hands out the bottom-table word being scanned (its bits not yet
-    /// yielded, its first address and value pointer), leaving the cursor's
+    /// Hands out the bottom-table word being scanned, leaving the cursor's
     /// bits zero: for an iterator that steps through the word itself, from
     /// the low bit for a forward cursor, from the high bit for a backward
-    /// one (made with `rev`), and gives the bits back with
+    /// one (`rev`), and gives the bits back with
     /// [`put_bits`](Self::put_bits). Bits zero (the cursor is not in a
     /// bottom table, or is done) hand out nothing to step through.
+    ///
+    /// Gives the bits not yet yielded, the word's first address, and where
+    /// the values are: in a direct table ([`RunVals::Slots`]) the word's
+    /// first value, the value of slot `b` being `b` values on; in a packed
+    /// one ([`RunVals::Packed`]) the value of the first bit to be yielded
+    /// (the lowest forward, the highest backward), the others following it
+    /// (preceding it, backward) one value per occupied slot, as long as the
+    /// table does not change.
     #[inline]
-    pub fn take_run(&mut self) -> (u64, u64, *mut u8) {
-        if self.wvals.is_null() {
-            return (0, 0, core::ptr::null_mut());
+    pub fn take_run<V, G: Geometry>(&mut self, rev: bool) -> (u64, u64, RunVals) {
+        if self.bits == 0 {
+            return (0, 0, RunVals::Slots(core::ptr::null_mut()));
         }
         let bits = core::mem::take(&mut self.bits);
-        (bits, self.wbase, self.wvals)
+        let vals = if self.wvals.is_null() {
+            let b = if rev { 63 - bits.leading_zeros() } else { bits.trailing_zeros() } as usize;
+            // SAFETY: the cursor is in a live bottom table (bits not zero),
+            // packed (`wvals` null), and bit `b` of its word is occupied.
+            RunVals::Packed(unsafe { self.word_val::<V, G>(b) }.cast::<u8>())
+        } else {
+            RunVals::Slots(self.wvals)
+        };
+        (bits, self.wbase, vals)
     }
 
     /// Gives back the bits [`take_run`](Self::take_run) handed out, less
@@ -308,14 +336,34 @@ impl Cursor {
         let lv = Info::<V, G>::lv(0);
         self.word = w;
         self.wbase = self.base[0] + (((w * 64) as u64) << lv.shift);
-        // A packed table's values are found by rank, on the slow path: a
-        // null `wvals` keeps the fast paths out.
+        // A packed table's values are found by rank, not by offset: a null
+        // `wvals` marks the form for `word_val` and `take_run`.
         // SAFETY: `tab[0]` is the live bottom table the cursor is in.
         self.wvals = if unsafe { self.tab[0].packed(lv) } {
             core::ptr::null_mut()
         } else {
             self.tab[0].ptr().wrapping_add(lv.off_vals + w * 64 * size_of::<V>())
         };
+    }
+
+    /// The value of bit `b` of the bottom word being scanned: at `wvals`
+    /// plus `b` in a direct table, found by its rank in a packed one (read
+    /// now, from the live table: a walk that takes entries moves the packed
+    /// values after them).
+    ///
+    /// # Safety
+    /// The cursor is in a live bottom table (`bits` was not zero), and bit
+    /// `b` of its word `word` is an occupied slot.
+    #[inline(always)]
+    unsafe fn word_val<V, G: Geometry>(&self, b: usize) -> *mut V {
+        // SAFETY: contract; `wvals` is null exactly in a packed table.
+        unsafe {
+            if self.wvals.is_null() {
+                self.tab[0].packed_val::<V>(Info::<V, G>::lv(0), self.word * 64 + b)
+            } else {
+                self.wvals.add(b * size_of::<V>()).cast::<V>()
+            }
+        }
     }
 
     /// Marks slot `i` of the current table, which a marking walk yields,
@@ -409,9 +457,8 @@ impl Cursor {
     /// As for [`next`](Self::next).
     #[inline(always)]
     pub unsafe fn next_base<V, G: Geometry>(&mut self, last: u64, mark: bool) -> Option<(u64, *mut V)> {
-        // `bits` is zero unless the cursor is in a bottom table (invariant);
-        // `wvals` is null in a packed one.
-        if self.bits == 0 || self.wvals.is_null() {
+        // `bits` is zero unless the cursor is in a bottom table (invariant).
+        if self.bits == 0 {
             return None;
         }
         let lv = Info::<V, G>::lv(0);
@@ -428,7 +475,7 @@ impl Cursor {
             if mark {
                 self.mark_yield::<V, G>(self.word * 64 + b, false);
             }
-            Some((addr, self.wvals.add(b * size_of::<V>()).cast::<V>()))
+            Some((addr, self.word_val::<V, G>(b)))
         }
     }
 
@@ -540,7 +587,7 @@ impl Cursor {
     /// As for [`next`](Self::next).
     #[inline(always)]
     pub unsafe fn next_back_base<V, G: Geometry>(&mut self, lo: u64, mark: bool) -> Option<(u64, *mut V)> {
-        if self.bits == 0 || self.wvals.is_null() {
+        if self.bits == 0 {
             return None;
         }
         let lv = Info::<V, G>::lv(0);
@@ -555,7 +602,7 @@ impl Cursor {
             if mark {
                 self.mark_yield::<V, G>(self.word * 64 + b, true);
             }
-            Some((addr, self.wvals.add(b * size_of::<V>()).cast::<V>()))
+            Some((addr, self.word_val::<V, G>(b)))
         }
     }
 
