@@ -20,7 +20,7 @@ use crate::iter::bounds;
 use crate::ops::{PageOps, SplitByClone};
 use crate::page::{Level, Page};
 use crate::raw::RawTable;
-use crate::raw::cursor::Cursor as RawCursor;
+use crate::raw::cursor::{Cursor as RawCursor, Prune};
 use crate::raw::ranges::View;
 use crate::raw::track::Track;
 use crate::table::MemTable;
@@ -55,9 +55,17 @@ impl TakeWalk {
             return None;
         }
         // SAFETY: the cursor was made for this table, changed since only by
-        // taking the values it yielded (invariant).
-        let Some((p, v)) = (unsafe { self.cur.next::<V, G>(self.lo, self.last, true) }) else {
-            self.done = true;
+        // taking the values it yielded (invariant); the tables the walk
+        // leaves are settled (moved to a smaller form, if they lost most of
+        // their entries), and it never comes back to them.
+        let found = unsafe {
+            match self.cur.next_base::<V, G>(self.last, true) {
+                Some((a, v)) => Some((Page::new(a, 0, G::PAGE_SHIFT), v)),
+                None => self.cur.next_slow::<V, G, _>(self.lo, self.last, true, &mut Prune(raw)),
+            }
+        };
+        let Some((p, v)) = found else {
+            self.finish(raw);
             return None;
         };
         if let (Some(tr), true) = (&mut raw.track, self.cur.fresh) {
@@ -65,6 +73,15 @@ impl TakeWalk {
             tr.keep(p.addr(), p.level().index() as u8, Some(unsafe { &*v }));
         }
         Some((p, v))
+    }
+
+    /// Ends the walk where it is, settling the bottom table it stopped in
+    /// (see [`RawTable::settle_child`]).
+    fn finish<V, G: Geometry, B: Backend>(&mut self, raw: &mut RawTable<V, G, B>) {
+        if !self.done {
+            self.done = true;
+            self.cur.prune_path(raw, false);
+        }
     }
 
     /// Takes out the entry `p` the walk just yielded. If that empties its
@@ -129,6 +146,15 @@ impl<V, F: FnMut(Page, &mut V) -> bool, G: Geometry, B: Backend> Iterator for Ex
 }
 
 impl<V, F: FnMut(Page, &mut V) -> bool, G: Geometry, B: Backend> FusedIterator for ExtractIf<'_, V, F, G, B> {}
+
+impl<V, F, G: Geometry, B: Backend> Drop for ExtractIf<'_, V, F, G, B> {
+    /// Leaves the entries not visited as they are, and settles the bottom
+    /// table the walk stopped in (a smaller form, if it lost most of its
+    /// entries).
+    fn drop(&mut self) {
+        self.walk.finish(&mut self.table.raw);
+    }
+}
 
 impl<V, F, G: Geometry, B: Backend> fmt::Debug for ExtractIf<'_, V, F, G, B> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

@@ -77,7 +77,9 @@
 //! moved, no value code run) and to the *direct* form above 256 entries; as
 //! removes empty it, it moves back, once it is at most half as full as the
 //! next smaller form holds (so an insert-remove pair at a boundary never
-//! moves it back and forth). The link to a packed table carries a tag bit,
+//! moves it back and forth). `remove` checks after each entry; the bulk
+//! removes (`retain`, `remove_range`, `drain_range`, `extract_if`,
+//! `pop_first`, `pop_last`) check each bottom table as they leave it. The link to a packed table carries a tag bit,
 //! so a lookup in a direct table reads nothing it did not read before.
 //!
 //! ```text

@@ -298,3 +298,75 @@ fn iteration_on<B: TestBackend>() {
 fn iterators_step_through_packed_words() {
     backends(iteration_on::<Heap>, iteration_on::<Arena>, iteration_on::<Pool>);
 }
+
+/// A full bottom table (direct) at `MIB2`, and its model.
+fn full_table<B: TestBackend>() -> (X86<B>, BTreeMap<u64, u64>) {
+    let mut t: X86<B> = MemTable::with_backend(B::roomy());
+    let mut m = BTreeMap::new();
+    for k in 0..512 {
+        let a = MIB2 + k * KIB4;
+        t.insert(a, k).unwrap();
+        m.insert(a, k);
+    }
+    (t, m)
+}
+
+fn bulk_removes_on<B: TestBackend>() {
+    let (mut t, _) = full_table::<B>();
+    let direct = level0_bytes(&mut t);
+    // Each bulk remove leaves 10 entries: a bottom table that small moves to
+    // a packed form where the backend packs, and the entries stay.
+    type Op<B> = fn(&mut X86<B>, &mut BTreeMap<u64, u64>);
+    let ops: [(&str, Op<B>); 5] = [
+        ("retain", |t, m| {
+            t.retain(|p, _| p.addr() < MIB2 + 10 * KIB4);
+            m.retain(|&a, _| a < MIB2 + 10 * KIB4);
+        }),
+        ("remove_range", |t, m| {
+            t.remove_range(MIB2 + 10 * KIB4..2 * MIB2).unwrap();
+            m.retain(|&a, _| a < MIB2 + 10 * KIB4);
+        }),
+        ("drain_range", |t, m| {
+            let gone: Vec<u64> =
+                t.drain_range(MIB2 + 5 * KIB4..MIB2 + 507 * KIB4).unwrap().map(|(p, _)| p.addr()).collect();
+            assert_eq!(gone.len(), 502);
+            m.retain(|&a, _| !(MIB2 + 5 * KIB4..MIB2 + 507 * KIB4).contains(&a));
+        }),
+        ("extract_if", |t, m| {
+            assert_eq!(t.extract_if(.., |p, _| p.addr() % (51 * KIB4) != 0).count(), 502);
+            m.retain(|&a, _| a % (51 * KIB4) == 0);
+        }),
+        ("pop_first", |t, m| {
+            for _ in 0..502 {
+                let (p, v) = t.pop_first().unwrap();
+                assert_eq!(m.pop_first(), Some((p.addr(), v)));
+            }
+        }),
+    ];
+    for (name, op) in ops {
+        let (mut t, mut m) = full_table::<B>();
+        op(&mut t, &mut m);
+        assert_eq!(m.len(), 10, "{name}");
+        agree(&t, &m);
+        let after = level0_bytes(&mut t);
+        match B::NAME {
+            "pool" => assert_eq!(after, direct, "{name}: pool keeps direct tables"),
+            _ if B::NAME == "heap" => assert!(after * 5 < direct, "{name}: {after} bytes left of {direct}"),
+            _ => {}
+        }
+        // The table goes on working in its new form.
+        for k in 100..140 {
+            t.insert(MIB2 + k * KIB4, k).unwrap();
+            m.insert(MIB2 + k * KIB4, k);
+        }
+        agree(&t, &m);
+    }
+}
+
+/// Bulk removes (`retain`, `remove_range`, `drain_range`, `extract_if`,
+/// `pop_first`) move a bottom table they leave nearly empty to a small
+/// form, as a single `remove` does.
+#[test]
+fn bulk_removes_shrink_forms() {
+    backends(bulk_removes_on::<Heap>, bulk_removes_on::<Arena>, bulk_removes_on::<Pool>);
+}

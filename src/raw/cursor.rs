@@ -424,11 +424,17 @@ impl Cursor {
         let mut prune = Prune(raw);
         for l in self.level..top {
             // SAFETY: `tab[l]` is a live table of level `l` on the path.
-            if unsafe { self.tab[l].len(Info::<V, G>::lv(l)) } != 0 {
+            let kept = unsafe { self.tab[l].len(Info::<V, G>::lv(l)) } != 0;
+            // A bottom table that keeps entries is settled too (it may move
+            // to a smaller form); the tables above it then keep a child.
+            if kept && l != 0 {
                 break;
             }
             let i = if rev { self.pos[l + 1] } else { self.pos[l + 1] - 1 };
             prune.leave(self.tab[l + 1], i, self.tab[l], l, self.base[l]);
+            if kept {
+                break;
+            }
         }
     }
 
@@ -796,24 +802,16 @@ impl Leave for Stay {
     fn leave(&mut self, _: Tab, _: usize, _: Tab, _: usize, _: u64) {}
 }
 
-/// Frees each table left empty, and marks its parent slot if it had marks:
-/// the walks that remove entries.
+/// Settles each table left ([`RawTable::settle_child`]): marks its parent
+/// slot if it has marks, frees it if empty, moves a bottom table that lost
+/// most of its entries to a smaller form. The walks that remove entries.
 pub struct Prune<'a, V, G: Geometry, B: Backend>(pub &'a mut RawTable<V, G, B>);
 
 impl<V, G: Geometry, B: Backend> Leave for Prune<'_, V, G, B> {
     fn leave(&mut self, parent: Tab, i: usize, child: Tab, l: usize, base: u64) {
-        let (lv, clv) = (Info::<V, G>::lv(l + 1), Info::<V, G>::lv(l));
-        // SAFETY: `parent` links the live table `child` in slot `i` (the
-        // cursor's path).
-        unsafe {
-            if child.has_marks(clv) {
-                parent.mark(lv, i);
-            }
-            if child.len(clv) == 0 {
-                parent.set_word(lv, i, core::ptr::null_mut());
-                self.0.free_emptied(l, child, base);
-            }
-        }
+        // `parent` links the live table `child` in slot `i` (the cursor's
+        // path), which the walk has left.
+        self.0.settle_child(parent, i, child, l, base);
     }
 }
 

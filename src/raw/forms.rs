@@ -33,10 +33,14 @@
 //! bottom table the same way whatever its form; only where a value sits
 //! differs ([`Tab::val`]).
 //!
-//! | form | bytes, x86 `u64` | holds | get | insert of a new slot | remove |
-//! |---|---|---|---|---|---|
-//! | packed 0..=6 | 184, 216, 280, 408, 664, 1,176, 2,200 | 4 to 256 | the link's tag bit, a rank word and one popcount | moves the values after it up one (at most 255) and bumps the rank words after its word | moves the values after it down one |
-//! | direct | 4,232 | 0 to 512 | one load (two without a niche) | one write | one write |
+//! | form | bytes, x86 `u64` | holds | get | insert of a new slot | remove | iteration step |
+//! |---|---|---|---|---|---|---|
+//! | packed 0..=6 | 184, 216, 280, 408, 664, 1,176, 2,200 | 4 to 256 | the link's tag bit, a rank word and one popcount | moves the values after it up one (at most 255) and bumps the rank words after its word | moves the values after it down one | a bit scan; the values are read in order (one rank per map word) |
+//! | direct | 4,232 | 0 to 512 | one load (two without a niche) | one write | one write | a bit scan; the value at the bit's offset |
+//!
+//! A move between forms copies the maps and count, and the values in one
+//! pass (one block copy between two packed forms): O(entries) bytes, no
+//! rank per entry.
 //!
 //! # Thresholds
 //! A bottom table made for a single insert starts packed, class 0. An insert
@@ -45,9 +49,12 @@
 //! `n` entries moves the table to the smallest form that holds `2n`, once
 //! `n` is at most half the next smaller form's capacity: the hysteresis
 //! that keeps an insert-remove pair at a boundary from moving it back and
-//! forth. Tables made full by a split, or filled by a range insert, are
-//! direct (a range insert into a packed table first moves it to a form
-//! that holds the whole range).
+//! forth. The walks that remove many entries (`retain`, range removes,
+//! drains, `extract_if`, pops) apply the same rule to each bottom table
+//! when they are done with it ([`RawTable::settle_child`]), in one move
+//! however many entries went. Tables made full by a split, or filled by a
+//! range insert, are direct (a range insert into a packed table first moves
+//! it to a form that holds the whole range).
 //!
 //! # Why a representation, not a backend
 //! Every backend stores tables; the form is what a table is. So the forms

@@ -17,8 +17,8 @@ use crate::geometry::Geometry;
 use crate::page::Page;
 
 /// Goes down into child `c` of slot `i` of `t` (level `l`) for a walk that
-/// may empty it; when dropped (also on unwind), marks the slot if the child
-/// has marks and frees the child if it is empty.
+/// may empty it; when dropped (also on unwind), settles the child
+/// ([`RawTable::settle_child`]).
 pub struct Down<'a, V, G: Geometry, B: Backend> {
     pub raw: &'a mut RawTable<V, G, B>,
     t: Tab,
@@ -37,21 +37,38 @@ impl<'a, V, G: Geometry, B: Backend> Down<'a, V, G, B> {
 
 impl<V, G: Geometry, B: Backend> Drop for Down<'_, V, G, B> {
     fn drop(&mut self) {
-        let (lv, clv) = (RawTable::<V, G, B>::lv(self.l), RawTable::<V, G, B>::lv(self.l - 1));
-        // SAFETY: `t` links the live table `c` in slot `i`.
-        unsafe {
-            if self.c.has_marks(clv) {
-                self.t.mark(lv, self.i);
-            }
-            if self.c.len(clv) == 0 {
-                self.t.set_word(lv, self.i, ptr::null_mut());
-                self.raw.free_emptied(self.l - 1, self.c, self.base);
-            }
-        }
+        // `t` links the live table `c` in slot `i`, which the walk is done
+        // with.
+        self.raw.settle_child(self.t, self.i, self.c, self.l - 1, self.base);
     }
 }
 
 impl<V, G: Geometry, B: Backend> RawTable<V, G, B> {
+    /// What a walk that may have removed entries below slot `i` of `parent`
+    /// does with the child `c` (level `l`, based at `base`) once it is done
+    /// with it, also on unwind: marks the slot if the child has marks, frees
+    /// the child if it is empty, and otherwise (a bottom table) moves it to
+    /// a smaller form if it lost most of its entries
+    /// ([`shrink_bottom`](Self::shrink_bottom)).
+    ///
+    /// `parent` must link the live table `c` in slot `i`, and no walk may
+    /// use `c` afterwards (it may be freed or replaced).
+    pub fn settle_child(&mut self, parent: Tab, i: usize, c: Tab, l: usize, base: u64) {
+        let (lv, clv) = (Self::lv(l + 1), Self::lv(l));
+        // SAFETY: `parent` links the live table `c` in slot `i` (caller).
+        unsafe {
+            if c.has_marks(clv) {
+                parent.mark(lv, i);
+            }
+            if c.len(clv) == 0 {
+                parent.set_word(lv, i, ptr::null_mut());
+                self.free_emptied(l, c, base);
+            } else if l == 0 {
+                self.shrink_bottom(parent, i, c);
+            }
+        }
+    }
+
     /// Whether anything is marked. O(root fan-out).
     pub fn has_changes(&self) -> bool {
         // SAFETY: the root is live.
