@@ -74,13 +74,15 @@
 //! A bottom table takes the form its occupancy calls for (on `Heap` and
 //! `Arena`): made for one entry it is *packed*, room for 4 values; it moves
 //! to a larger class as it fills (a copy into a new table, value bytes
-//! moved, no value code run) and to the *direct* form above 256 entries; as
+//! moved, no value code run) and to the *direct* form above 256 entries (or
+//! above 64, where they crowd together: a dense run filling up); as
 //! removes empty it, it moves back, once it is at most half as full as the
 //! next smaller form holds (so an insert-remove pair at a boundary never
 //! moves it back and forth). `remove` checks after each entry; the bulk
 //! removes (`retain`, `remove_range`, `drain_range`, `extract_if`,
-//! `pop_first`, `pop_last`) check each bottom table as they leave it. The link to a packed table carries a tag bit,
-//! so a lookup in a direct table reads nothing it did not read before.
+//! `pop_first`, `pop_last`) check each bottom table as they leave it. The
+//! link to a packed table carries a tag bit, so a lookup in a direct table
+//! reads nothing it did not read before.
 //!
 //! ```text
 //!   lookup of 0x0000_4020_3123 on x86-64 (4 levels)

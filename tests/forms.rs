@@ -370,3 +370,44 @@ fn bulk_removes_on<B: TestBackend>() {
 fn bulk_removes_shrink_forms() {
     backends(bulk_removes_on::<Heap>, bulk_removes_on::<Arena>, bulk_removes_on::<Pool>);
 }
+
+fn dense_run_on<B: TestBackend>() {
+    let mut t: X86<B> = MemTable::with_backend(B::roomy());
+    let mut m = BTreeMap::new();
+    let mut sizes = Vec::new();
+    for k in 0..512 {
+        let a = MIB2 + k * KIB4;
+        t.insert(a, k).unwrap();
+        m.insert(a, k);
+        if full_check(k) {
+            agree(&t, &m);
+        }
+        sizes.push(level0_bytes(&mut t));
+    }
+    agree(&t, &m);
+    if B::NAME == "heap" {
+        // Packed classes of 4, 8, 16, 32 and 64 entries, then direct: the
+        // 65th entry of a dense run skips the classes of 128 and 256.
+        let steps: Vec<usize> = sizes.windows(2).filter(|w| w[0] != w[1]).map(|w| w[1]).collect();
+        assert_eq!(steps.len(), 5, "{sizes:?}");
+        assert_eq!(sizes[63], sizes[0] + (64 - 4) * 8, "64 entries: the class of 64");
+        assert_eq!(sizes[64], sizes[511], "65 entries: direct");
+    }
+    // A scattered table of as many entries stays packed.
+    let mut s: X86<B> = MemTable::with_backend(B::roomy());
+    for k in 0..65 {
+        s.insert(MIB2 + scattered(k) * KIB4, k).unwrap();
+    }
+    s.check_invariants().unwrap();
+    if B::NAME == "heap" {
+        assert!(level0_bytes(&mut s) * 2 < sizes[511]);
+    }
+}
+
+/// A table filling up densely (ascending inserts) moves from the class of
+/// an eighth of the fan-out straight to the direct form; scattered entries
+/// as many do not.
+#[test]
+fn a_dense_run_goes_direct_early() {
+    backends(dense_run_on::<Heap>, dense_run_on::<Arena>, dense_run_on::<Pool>);
+}

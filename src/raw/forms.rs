@@ -45,7 +45,11 @@
 //! # Thresholds
 //! A bottom table made for a single insert starts packed, class 0. An insert
 //! into a full packed table moves it to the next class, or from the largest
-//! class (half the fan-out) to the direct form. A remove that leaves
+//! class (half the fan-out) to the direct form; or straight to the direct
+//! form, once it holds an eighth of the fan-out (64 entries on x86) in no
+//! more than four thirds as many slots, from its first occupied slot to its
+//! last: a dense run filling up (ascending inserts, a region mapped page
+//! by page), which would otherwise move through every larger class. A remove that leaves
 //! `n` entries moves the table to the smallest form that holds `2n`, once
 //! `n` is at most half the next smaller form's capacity: the hysteresis
 //! that keeps an insert-remove pair at a boundary from moving it back and
@@ -88,8 +92,8 @@ use alloc::format;
 use alloc::string::String;
 
 /// The form after a full table of form `f` (`None`: direct) takes one more
-/// entry.
-pub fn grown(lv: &Lv, f: Option<usize>) -> Option<usize> {
+/// entry: the next class, or direct after the largest.
+fn next_form(lv: &Lv, f: Option<usize>) -> Option<usize> {
     match f {
         Some(k) if k + 1 < lv.classes => Some(k + 1),
         _ => None,
@@ -97,6 +101,30 @@ pub fn grown(lv: &Lv, f: Option<usize>) -> Option<usize> {
 }
 
 impl<V, G: Geometry, B: Backend> RawTable<V, G, B> {
+    /// The form the full bottom table `c` moves to for one more entry: the
+    /// next class ([`next_form`]), or straight to direct once it holds an
+    /// eighth of the fan-out packed into no more than four thirds as many
+    /// slots (a dense run filling up, such as ascending inserts, which
+    /// would otherwise move through every larger class).
+    ///
+    /// # Safety
+    /// `c` is a live, full, packed bottom table.
+    pub unsafe fn grown(c: Tab) -> Option<usize> {
+        let lv = Self::lv(0);
+        // SAFETY: caller; a full table has an occupied slot.
+        unsafe {
+            let n = c.len(lv);
+            if n >= lv.fanout / 8 {
+                let first = c.next_occupied(lv, 0, lv.fanout - 1).unwrap_or(0);
+                let last = c.prev_occupied(lv, 0, lv.fanout - 1).unwrap_or(0);
+                if 3 * (last - first + 1) <= 4 * n {
+                    return None;
+                }
+            }
+            next_form(lv, Self::form(c))
+        }
+    }
+
     /// Whether bottom tables take packed forms in this table.
     pub const PACK: bool = B::PACKS && Info::<V, G>::LV[0].classes > 0;
 
@@ -162,16 +190,20 @@ impl<V, G: Geometry, B: Backend> RawTable<V, G, B> {
                 ptr::copy_nonoverlapping(c.ptr().add(lv.off_ranks), d.ptr().add(lv.off_ranks), lv.words * 2);
                 ptr::copy_nonoverlapping(packed_vals(c), packed_vals(d), n);
             } else {
-                let (mut from, mut r) = (0, 0);
-                while let Some(j) = c.next_occupied(lv, from, lv.fanout - 1) {
-                    from = j + 1;
-                    let (src, dst) = match (from_packed, to_packed) {
-                        (true, _) => (packed_vals(c).add(r), d.val::<V>(lv, j)),
-                        (false, true) => (c.val::<V>(lv, j), packed_vals(d).add(r)),
-                        (false, false) => (c.val::<V>(lv, j), d.val::<V>(lv, j)),
-                    };
-                    ptr::copy_nonoverlapping(src, dst, 1);
-                    r += 1;
+                let mut r = 0;
+                for w in 0..lv.words {
+                    let mut bits = *c.map(lv).add(w);
+                    while bits != 0 {
+                        let j = w * 64 + bits.trailing_zeros() as usize;
+                        bits &= bits - 1;
+                        let (src, dst) = match (from_packed, to_packed) {
+                            (true, _) => (packed_vals(c).add(r), d.val::<V>(lv, j)),
+                            (false, true) => (c.val::<V>(lv, j), packed_vals(d).add(r)),
+                            (false, false) => (c.val::<V>(lv, j), d.val::<V>(lv, j)),
+                        };
+                        ptr::copy_nonoverlapping(src, dst, 1);
+                        r += 1;
+                    }
                 }
                 if to_packed {
                     let ranks = d.ptr().add(lv.off_ranks).cast::<u16>();

@@ -580,7 +580,7 @@ impl<V, G: Geometry, B: Backend> RawTable<V, G, B> {
                 unsafe {
                     let clv = Self::lv(0);
                     if !c.has_room(clv) && !c.occupied(clv, clv.index(addr)) {
-                        c = self.reform(t, i, c, forms::grown(clv, Self::form(c)));
+                        c = self.reform(t, i, c, Self::grown(c));
                     }
                 }
             }

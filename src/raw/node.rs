@@ -495,7 +495,11 @@ impl Tab {
             debug_assert!(self.len(lv) < self.cap(lv));
             let p = self.packed_val::<V>(lv, i);
             let end = self.ptr().add(lv.off_pvals).cast::<V>().add(self.len(lv));
-            ptr::copy(p, p.add(1), end.offset_from(p) as usize);
+            // An append (ascending inserts) moves nothing: no call.
+            let after = end.offset_from(p) as usize;
+            if after != 0 {
+                ptr::copy(p, p.add(1), after);
+            }
             p
         }
     }
