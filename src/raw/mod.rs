@@ -294,13 +294,28 @@ impl<V, G: Geometry, B: Backend> RawTable<V, G, B> {
         // its link said whether it is packed.
         unsafe {
             if packed {
-                // The rank and the first values share a line that the map
-                // word does not: ask for it now, so that the two misses
-                // overlap instead of the value's waiting on the map's.
-                prefetch(t.ptr().wrapping_add(lv.off_ranks));
-                return t.occupied(lv, i).then(|| (page_at(addr, 0, lv.shift), t.packed_val::<V>(lv, i)));
+                return Self::find_packed(t, addr);
             }
             t.direct_holds::<V>(lv, i).then(|| (page_at(addr, 0, lv.shift), t.direct_val::<V>(lv, i)))
+        }
+    }
+
+    /// [`find`](Self::find) in the packed bottom table `t`: out of line, so
+    /// that the direct form's path is not made longer by this one's.
+    ///
+    /// # Safety
+    /// `t` is a live, packed bottom table covering `addr`.
+    #[inline(never)]
+    unsafe fn find_packed(t: Tab, addr: u64) -> Option<(Page, *mut V)> {
+        let lv = Self::lv(0);
+        let i = lv.index(addr);
+        // SAFETY: caller; `i` is masked to the fan-out.
+        unsafe {
+            // The rank and the first values share a line that the map word
+            // does not: ask for it now, so that the two misses overlap
+            // instead of the value's waiting on the map's.
+            prefetch(t.ptr().wrapping_add(lv.off_ranks));
+            t.occupied(lv, i).then(|| (page_at(addr, 0, lv.shift), t.packed_val::<V>(lv, i)))
         }
     }
 
