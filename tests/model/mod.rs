@@ -1594,6 +1594,15 @@ pub enum Op {
         addr: Addr,
         value: Val,
     },
+    /// `n` base-page inserts into the bottom table covering `addr`, at
+    /// slots `start, start + step, ...` (wrapping round the table; `step`
+    /// odd, so all distinct up to the fan-out): a table driven through the
+    /// packed classes, densely (`step` 1) or scattered.
+    Fill {
+        addr: Addr,
+        n: u8,
+        step: u8,
+    },
     InsertAt {
         addr: Addr,
         level: Lvl,
@@ -1744,6 +1753,7 @@ pub enum Mem {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Act {
     Insert { addr: u64, value: Fresh },
+    Fill { addr: u64, n: u8, step: u8 },
     InsertAt { addr: u64, level: u8, value: Fresh },
     Remove { addr: u64 },
     RemoveAt { addr: u64, level: u8 },
@@ -1793,6 +1803,7 @@ impl Op {
         let r = |range: &RangeArg| range.resolve(m);
         match self {
             Op::Insert { addr, value } => Act::Insert { addr: a(addr), value: value.fresh() },
+            Op::Fill { addr, n, step } => Act::Fill { addr: a(addr), n: *n, step: *step },
             Op::InsertAt { addr, level, value } => {
                 let (addr, level) = al(addr, level);
                 Act::InsertAt { addr, level, value: value.fresh() }
@@ -2311,6 +2322,23 @@ fn step<G: Geometry, B: Backend, W: ModelValue>(at: &At<'_>, t: &mut Table<G, B,
             let before = Snapshot::if_refused(t, &want);
             let got = t.insert(addr, value.make()).map(old);
             expect(at, t, before, got, want, Some(value.n));
+        }
+        Act::Fill { .. } if geo.levels() < 2 => {}
+        Act::Fill { addr, n, step } => {
+            let (shift, slots) = (geo.shifts[0], geo.size(1) >> geo.shifts[0]);
+            let base = addr & !(geo.size(1) - 1);
+            let first = (addr - base) >> shift;
+            // Up to 2 x the fan-out entries or at most 255, so that 8-slot
+            // tables are filled whole and 512-slot ones past half.
+            let step = u64::from(step | 1);
+            for k in 0..u64::from(n).min(2 * slots) {
+                let a = base + (((first + k * step) % slots) << shift);
+                let value = Fresh { n: (k % 4) as u32, bombs: 0 };
+                let want = m.insert_at(a, 0, value.n);
+                let before = Snapshot::if_refused(t, &want);
+                let got = t.insert(a, value.make()).map(old);
+                expect(at, t, before, got, want, Some(value.n));
+            }
         }
         Act::InsertAt { addr, level, value } => {
             let want = m.insert_at(addr, level, value.n);
