@@ -809,9 +809,9 @@ pub struct Prune<'a, V, G: Geometry, B: Backend>(pub &'a mut RawTable<V, G, B>);
 
 impl<V, G: Geometry, B: Backend> Leave for Prune<'_, V, G, B> {
     fn leave(&mut self, parent: Tab, i: usize, child: Tab, l: usize, base: u64) {
-        // `parent` links the live table `child` in slot `i` (the cursor's
-        // path), which the walk has left.
-        self.0.settle_child(parent, i, child, l, base);
+        // SAFETY: a walk calls `leave` for a table it has left, linked from
+        // slot `i` of `parent` (the cursor's path), and never uses it again.
+        unsafe { self.0.settle_child(parent, i, child, l, base) };
     }
 }
 

@@ -37,9 +37,9 @@ impl<'a, V, G: Geometry, B: Backend> Down<'a, V, G, B> {
 
 impl<V, G: Geometry, B: Backend> Drop for Down<'_, V, G, B> {
     fn drop(&mut self) {
-        // `t` links the live table `c` in slot `i`, which the walk is done
-        // with.
-        self.raw.settle_child(self.t, self.i, self.c, self.l - 1, self.base);
+        // SAFETY: `t` links the live table `c` in slot `i` (made so by
+        // `new`), which the walk is done with.
+        unsafe { self.raw.settle_child(self.t, self.i, self.c, self.l - 1, self.base) };
     }
 }
 
@@ -51,9 +51,10 @@ impl<V, G: Geometry, B: Backend> RawTable<V, G, B> {
     /// a smaller form if it lost most of its entries
     /// ([`shrink_bottom`](Self::shrink_bottom)).
     ///
-    /// `parent` must link the live table `c` in slot `i`, and no walk may
-    /// use `c` afterwards (it may be freed or replaced).
-    pub fn settle_child(&mut self, parent: Tab, i: usize, c: Tab, l: usize, base: u64) {
+    /// # Safety
+    /// `parent` links the live table `c` in slot `i`, and no walk uses `c`
+    /// afterwards (it may be freed or replaced).
+    pub unsafe fn settle_child(&mut self, parent: Tab, i: usize, c: Tab, l: usize, base: u64) {
         let (lv, clv) = (Self::lv(l + 1), Self::lv(l));
         // SAFETY: `parent` links the live table `c` in slot `i` (caller).
         unsafe {
