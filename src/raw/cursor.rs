@@ -153,7 +153,7 @@ impl Cursor {
             let t = self.tab[l];
             // SAFETY: `t` is a live table of level `l` (invariant).
             unsafe {
-                let Some(i) = bitmap::next(t.dirty(lv), self.pos[l], lv.fanout - 1) else {
+                let Some(i) = t.next_marked(lv, self.pos[l], lv.fanout - 1) else {
                     self.up(top, REV, hook);
                     continue;
                 };
@@ -162,20 +162,20 @@ impl Cursor {
                 let page = Page::new(a, l as u8, lv.shift);
                 if l == 0 {
                     if CLEAR {
-                        bitmap::clear(t.dirty(lv), i);
+                        t.unmark(lv, i);
                     }
                     return Some((page, t.occupied(lv, i).then(|| t.val::<V>(lv, i))));
                 }
                 match t.slot(i) {
                     Slot::Empty => {
                         if CLEAR {
-                            bitmap::clear(t.dirty(lv), i);
+                            t.unmark(lv, i);
                         }
                         return Some((page, None));
                     }
                     Slot::Large => {
                         if CLEAR {
-                            bitmap::clear(t.dirty(lv), i);
+                            t.unmark(lv, i);
                         }
                         return Some((page, Some(t.val::<V>(lv, i))));
                     }
@@ -280,10 +280,10 @@ impl Cursor {
             if rev {
                 let last = pos - 1;
                 self.set_word::<V, G>(last / 64);
-                self.bits = *t.map(lv).add(self.word) & (u64::MAX >> (63 - last % 64));
+                self.bits = t.occ_word(lv, self.word) & (u64::MAX >> (63 - last % 64));
             } else {
                 self.set_word::<V, G>(pos / 64);
-                self.bits = *t.map(lv).add(self.word) & (u64::MAX << (pos % 64));
+                self.bits = t.occ_word(lv, self.word) & (u64::MAX << (pos % 64));
             }
         }
     }
@@ -379,7 +379,7 @@ impl Cursor {
         let lv = Info::<V, G>::lv(l);
         // SAFETY: caller.
         unsafe {
-            self.fresh = !bitmap::get(self.tab[l].dirty(lv), i);
+            self.fresh = !self.tab[l].marked(lv, i);
             self.tab[l].mark(lv, i);
         }
         if !self.path_marked {
@@ -527,8 +527,8 @@ impl Cursor {
                         break;
                     }
                     self.set_word::<V, G>(self.word + 1);
-                    // SAFETY: the word is inside the map.
-                    self.bits = unsafe { *t.map(lv).add(self.word) };
+                    // SAFETY: the word is inside the map (or built from the indices).
+                    self.bits = unsafe { t.occ_word(lv, self.word) };
                 }
                 self.up(top, REV, hook);
                 continue;
@@ -653,8 +653,8 @@ impl Cursor {
                         break;
                     }
                     self.set_word::<V, G>(self.word - 1);
-                    // SAFETY: the word is inside the map.
-                    self.bits = unsafe { *t.map(lv).add(self.word) };
+                    // SAFETY: the word is inside the map (or built from the indices).
+                    self.bits = unsafe { t.occ_word(lv, self.word) };
                 }
                 self.up(top, REV, hook);
                 continue;
@@ -750,8 +750,8 @@ impl Cursor {
                             break;
                         }
                         w += 1;
-                        // SAFETY: the word is inside the map.
-                        bits = unsafe { *t.map(lv).add(w) };
+                        // SAFETY: the word is inside the map (or built from the indices).
+                        bits = unsafe { t.occ_word(lv, w) };
                     }
                 }
                 self.word = lv.words;

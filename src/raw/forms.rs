@@ -181,6 +181,25 @@ impl<V, G: Geometry, B: Backend> RawTable<V, G, B> {
         unsafe {
             let n = c.len(lv);
             debug_assert!(d.len(lv) == 0 && (d.cap(lv) == 0 || d.cap(lv) >= n));
+            if c.sparse(lv) || d.sparse(lv) {
+                // At most a sparse capacity of entries one way: through the
+                // accessors, the marks first (a sparse `d` gives each its
+                // index), then the values in slot order.
+                let mut i = 0;
+                while let Some(j) = c.next_marked(lv, i, lv.fanout - 1) {
+                    i = j + 1;
+                    d.mark(lv, j);
+                }
+                let mut i = 0;
+                while let Some(j) = c.next_occupied(lv, i, lv.fanout - 1) {
+                    i = j + 1;
+                    ptr::copy_nonoverlapping(c.val::<V>(lv, j), d.open::<V>(lv, j), 1);
+                    d.occupy(lv, j);
+                }
+                parent.set_word(Self::lv(1), pi, d.link(lv));
+                self.free_table(0, c);
+                return;
+            }
             ptr::copy_nonoverlapping(c.map(lv), d.map(lv), lv.words);
             ptr::copy_nonoverlapping(c.dirty(lv), d.dirty(lv), lv.words);
             *d.len_ptr(lv) = n as u32;
@@ -238,7 +257,18 @@ impl<V, G: Geometry, B: Backend> RawTable<V, G, B> {
         if n == 0 || n > smaller / 2 {
             return;
         }
-        let Some(k) = lv.form_for(2 * n) else { return };
+        let Some(mut k) = lv.form_for(2 * n) else { return };
+        if k < lv.sparse {
+            // A sparse form needs an index for every entry and every mark.
+            // SAFETY: `c` is a live bottom table.
+            let known = unsafe { c.known(lv) };
+            while k < lv.sparse && lv.pack_cap(k) < known {
+                k += 1;
+            }
+            if f.is_some_and(|f| k >= f) || k >= lv.classes {
+                return;
+            }
+        }
         let credit = self.stores[0].credit;
         let store = &mut self.packs[k];
         if store.ensure(credit + 1).is_err() {
@@ -258,7 +288,7 @@ impl<V, G: Geometry, B: Backend> RawTable<V, G, B> {
         // SAFETY: `c` is a live bottom table (caller).
         unsafe {
             let cap = c.cap(lv);
-            let want = c.len(lv) + (end - start + 1);
+            let want = c.used(lv) + (end - start + 1);
             (cap != 0 && want > cap).then(|| lv.form_for(want))
         }
     }
@@ -285,6 +315,9 @@ impl<V, G: Geometry, B: Backend> RawTable<V, G, B> {
             }
             if t.len(lv) > cap {
                 return Err(format!("bottom table: {} entries, capacity {cap}", t.len(lv)));
+            }
+            if t.sparse(lv) {
+                return t.sparse_check(lv);
             }
             let ranks = t.ptr().add(lv.off_ranks).cast::<u16>();
             let mut below = 0;

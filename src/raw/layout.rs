@@ -4,11 +4,11 @@
 //! ```text
 //!  upper table (level > 0)                        bottom table (level 0)
 //!  +----------------------------+ 0               +----------------------+ 0
-//!  | slots: fan-out x 8-byte    |                 | present: 1 bit/slot  |
-//!  |        tagged words        |                 +----------------------+ off_dirty
-//!  +----------------------------+ off_map         | dirty: 1 bit/slot    |
-//!  | used: 1 bit/slot           |                 +----------------------+ off_len
-//!  +----------------------------+ off_dirty       | len: u32, cap: u16   |
+//!  | slots: fan-out x 8-byte    |                 | len: u32, cap: u16   |
+//!  |        tagged words        |                 +----------------------+ off_map
+//!  +----------------------------+ off_map         | present: 1 bit/slot  |
+//!  | used: 1 bit/slot           |                 +----------------------+ off_dirty
+//!  +----------------------------+ off_dirty       | dirty: 1 bit/slot    |
 //!  | dirty: 1 bit/slot          |                 +----------------------+ off_vals
 //!  +----------------------------+ off_len         | values: fan-out x V  |
 //!  | len: u32                   |                 |  (MaybeUninit, or    |
@@ -21,7 +21,10 @@
 //! A bottom table may also be packed (see [`forms`](super::forms)): the same
 //! header, its capacity in the `cap` field (zero in the direct form), then
 //! a `u16` rank per map word (`off_ranks`) and its values in slot order
-//! (`off_pvals`), in size classes of [`MIN_PACK`]` << k` values.
+//! (`off_pvals`), in size classes of [`MIN_PACK`]` << k` values. The
+//! smallest classes are sparse: after the count and capacity, no maps but
+//! sorted slot indices ([`SPARSE_IDX`]) and the values
+//! ([`sparse_vals`]).
 //!
 //! Large values of at most 7 bytes live inline, inside their slot words
 //! (`inline`: no value array; `off_vals` is the value's offset in slot 0's
@@ -36,8 +39,8 @@
 //!                                               past byte 0 its alignment allows
 //! ```
 //!
-//! Everything before `off_len + 4` (the header) is zeroed when a table is
-//! created; a zeroed header is an empty table. The values are never touched
+//! The header (everything before the values or ranks) is zeroed when a
+//! table is created; a zeroed header is an empty table. The values are never touched
 //! until written, except the cells of a bottom table whose `V` has a niche,
 //! which are all written `None` when it is created.
 //!
@@ -87,6 +90,9 @@ pub struct Lv {
     /// [`pack_cap(k)`](Self::pack_cap) values. Zero: bottom tables are
     /// always direct.
     pub classes: usize,
+    /// The first `sparse` packed classes are sparse (see
+    /// [`forms`](super::forms)): sorted slot indices instead of maps.
+    pub sparse: usize,
     /// Bottom tables: offset of the `u16` capacity (zero: the direct form).
     pub off_cap: usize,
     /// Bottom tables, packed: offset of the `u16` rank of each map word
@@ -117,6 +123,7 @@ impl Lv {
         header: 0,
         packs: false,
         classes: 0,
+        sparse: 0,
         off_cap: 0,
         off_ranks: 0,
         off_pvals: 0,
@@ -145,7 +152,15 @@ impl Lv {
     /// Bytes of a packed bottom table of class `k`.
     #[inline(always)]
     pub const fn pack_size(&self, k: usize) -> usize {
-        align_up(self.off_pvals + self.pack_cap(k) * self.stride, self.align)
+        let cap = self.pack_cap(k);
+        let vals = if k < self.sparse { sparse_vals(cap, self.align) } else { self.off_pvals };
+        align_up(vals + cap * self.stride, self.align)
+    }
+
+    /// The largest capacity of a sparse class (zero: none).
+    #[inline(always)]
+    pub const fn sparse_cap(&self) -> usize {
+        if self.sparse == 0 { 0 } else { MIN_PACK << (self.sparse - 1) }
     }
 
     /// The class of a packed bottom table of capacity `cap`.
@@ -184,6 +199,45 @@ const fn align_up(x: usize, a: usize) -> usize {
 /// The smallest packed bottom table's capacity.
 pub const MIN_PACK: usize = 4;
 
+/// The largest capacity of a sparse class: its masks are `u32`s, and its
+/// slot search a scan of at most this many indices.
+pub const MAX_SPARSE: usize = 16;
+
+/// Sparse bottom tables: offsets of the header's fields (after the count
+/// and capacity every form has): the `u16` number of indices, the `u32`
+/// masks of present and marked indices, then the `u16` slot indices.
+pub const SPARSE_NK: usize = 6;
+/// See [`SPARSE_NK`].
+pub const SPARSE_PRESENT: usize = 8;
+/// See [`SPARSE_NK`].
+pub const SPARSE_MARKED: usize = 12;
+/// See [`SPARSE_NK`].
+pub const SPARSE_IDX: usize = 16;
+
+/// The index of a sparse table that is not in use: above every slot (a
+/// level has sparse forms only up to [`MAX_SPARSE_FANOUT`] slots).
+pub const SPARSE_NONE: u16 = 0x7fff;
+
+/// The largest fan-out with sparse forms: slot indices stay below
+/// [`SPARSE_NONE`] and below the top bit of a `u16`, which the index
+/// search uses.
+pub const MAX_SPARSE_FANOUT: usize = 1 << 14;
+
+/// The indices a sparse table of capacity `cap` has room for: at least 8,
+/// so that the two smallest classes are searched alike (two words of four
+/// indices, with no branch on the class).
+#[inline(always)]
+pub const fn sparse_lanes(cap: usize) -> usize {
+    if cap < 8 { 8 } else { cap }
+}
+
+/// Offset of the values of a sparse bottom table of capacity `cap`, in a
+/// table aligned to `align`.
+#[inline(always)]
+pub const fn sparse_vals(cap: usize, align: usize) -> usize {
+    align_up(SPARSE_IDX + 2 * sparse_lanes(cap), align)
+}
+
 /// The most packed classes a level has: capacities up to half the largest
 /// fan-out, `2^MAX_LEVEL_BITS`.
 pub const MAX_CLASSES: usize = 14;
@@ -215,13 +269,13 @@ pub const fn inline_offset(vsize: usize, valign: usize) -> Option<usize> {
 const fn level(level: u8, shift: u32, bits: u32, large: bool, vsize: usize, valign: usize) -> Lv {
     let fanout = 1usize << bits;
     let words = fanout.div_ceil(64);
-    let slots = if level == 0 { 0 } else { fanout * WORD };
-    let off_map = slots;
+    // A bottom table's header starts with its count and `u16` capacity, so
+    // that every form (the sparse one has no maps) reads them in one place;
+    // an upper table's count follows its slots and maps.
+    let (off_len, off_map) = if level == 0 { (0, 8) } else { (fanout * WORD + words * 16, fanout * WORD) };
     let off_dirty = off_map + words * 8;
-    let off_len = off_dirty + words * 8;
-    // A bottom table's header also holds its `u16` capacity.
     let off_cap = off_len + 4;
-    let header = if level == 0 { off_len + 8 } else { off_len + 4 };
+    let header = if level == 0 { off_dirty + words * 8 } else { off_len + 4 };
     let align = if valign > 8 { valign } else { 8 };
     let inline = match inline_offset(vsize, valign) {
         Some(off) if level > 0 && large => Some(off),
@@ -240,11 +294,21 @@ const fn level(level: u8, shift: u32, bits: u32, large: bool, vsize: usize, vali
     let off_ranks = header;
     let off_pvals = align_up(off_ranks + words * 2, valign);
     let mut classes = 0;
+    let mut sparse = 0;
     if level == 0 {
-        while classes < MAX_CLASSES
-            && (MIN_PACK << classes) <= fanout / 2
-            && align_up(off_pvals + (MIN_PACK << classes) * vsize, align) < size
-        {
+        loop {
+            let cap = MIN_PACK << classes;
+            if classes >= MAX_CLASSES || cap > fanout / 2 {
+                break;
+            }
+            let packed = align_up(off_pvals + cap * vsize, align);
+            let small = align_up(sparse_vals(cap, align) + cap * vsize, align);
+            let is_sparse =
+                cap <= MAX_SPARSE && fanout <= MAX_SPARSE_FANOUT && sparse == classes && small <= packed;
+            if (if is_sparse { small } else { packed }) >= size {
+                break;
+            }
+            sparse += is_sparse as usize;
             classes += 1;
         }
     }
@@ -263,6 +327,7 @@ const fn level(level: u8, shift: u32, bits: u32, large: bool, vsize: usize, vali
         header,
         packs: classes > 0,
         classes,
+        sparse,
         off_cap,
         off_ranks,
         off_pvals,
@@ -308,8 +373,8 @@ mod tests {
     #[test]
     fn x86_u64_layouts() {
         let lv = Info::<u64, X86_4Level>::LV;
-        // Bottom: 64 + 64 + 4 header bytes, values from 136.
-        assert_eq!((lv[0].off_vals, lv[0].size), (136, 136 + 4096));
+        // Bottom: count and capacity, then 64 + 64 map bytes, values from 136.
+        assert_eq!((lv[0].off_len, lv[0].off_map, lv[0].off_vals, lv[0].size), (0, 8, 136, 136 + 4096));
         // Level 1 holds 2 MiB entries: slots, bitmaps, len, then values.
         assert_eq!(lv[1].off_map, 4096);
         assert_eq!(lv[1].size, 4096 + 136 + 4096);
@@ -323,9 +388,10 @@ mod tests {
     fn packed_bottom_forms() {
         let lv = Info::<u64, X86_4Level>::LV[0];
         // Seven classes, 4 to 256 values, after the header and 8 rank words.
-        assert_eq!((lv.classes, lv.off_cap, lv.off_ranks, lv.off_pvals), (7, 132, 136, 152));
+        assert_eq!((lv.classes, lv.sparse, lv.off_cap, lv.off_ranks, lv.off_pvals), (7, 3, 4, 136, 152));
         let sizes: [usize; 7] = core::array::from_fn(|k| lv.pack_size(k));
-        assert_eq!(sizes, [184, 216, 280, 408, 664, 1176, 2200]);
+        assert_eq!(sizes, [64, 96, 176, 408, 664, 1176, 2200]);
+        assert_eq!(lv.sparse_cap(), 16);
         assert_eq!(
             (lv.form_for(1), lv.form_for(5), lv.form_for(256), lv.form_for(257)),
             (Some(0), Some(1), Some(6), None)
@@ -336,10 +402,12 @@ mod tests {
             (typenum::U3, crate::geometry::Large<typenum::U3>, typenum::U3),
         >;
         let tiny = Info::<u64, Tiny>::LV[0];
-        assert_eq!((tiny.fanout, tiny.classes, tiny.pack_size(0), tiny.size), (8, 1, 64, 88));
+        assert_eq!((tiny.fanout, tiny.classes, tiny.sparse, tiny.pack_size(0), tiny.size), (8, 1, 1, 64, 88));
         assert_eq!(lv.class_of(lv.pack_cap(3)), 3);
-        // Upper levels and zero-sized values have none.
-        assert!(!Info::<u64, X86_4Level>::LV[1].packs && Info::<(), X86_4Level>::LV[0].classes == 0);
+        // Upper levels have none; zero-sized values only the sparse ones.
+        let unit = Info::<(), X86_4Level>::LV[0];
+        assert!(!Info::<u64, X86_4Level>::LV[1].packs && (unit.classes, unit.sparse) == (3, 3));
+        assert_eq!([unit.pack_size(0), unit.pack_size(2), unit.size], [32, 48, 136]);
     }
 
     #[test]

@@ -23,6 +23,7 @@ pub mod layout;
 pub mod marks;
 pub mod node;
 pub mod ranges;
+pub mod sparse;
 pub mod track;
 
 use alloc::format;
@@ -36,7 +37,7 @@ use crate::backend::{Backend, Store};
 use crate::geometry::{Geometry, MAX_LEVELS, Shape};
 use crate::page::Page;
 use layout::{Info, Lv, MAX_CLASSES};
-use node::{PACKED_LINK, Slot, Tab};
+use node::{PACKED_LINK, SPARSE_LINK, Slot, Tab};
 
 /// Everything the table needs from a geometry's chain of levels.
 pub trait Tree: Shape {}
@@ -106,9 +107,15 @@ impl Bottom {
     #[inline(always)]
     fn get<V, G: Geometry, B: Backend>(self) -> (Tab, bool) {
         let packed = RawTable::<V, G, B>::PACK && self.0.addr() & PACKED_LINK != 0;
-        let p = if packed { self.0.map_addr(|a| a & !PACKED_LINK) } else { self.0 };
+        let p = if packed { self.0.map_addr(|a| a & !(PACKED_LINK | SPARSE_LINK)) } else { self.0 };
         // SAFETY: a table's address, never null.
         (Tab(unsafe { ptr::NonNull::new_unchecked(p) }), packed)
+    }
+
+    /// Whether the link says sparse (only if it says packed).
+    #[inline(always)]
+    fn sparse(self) -> bool {
+        self.0.addr() & SPARSE_LINK != 0
     }
 }
 
@@ -291,10 +298,10 @@ impl<V, G: Geometry, B: Backend> RawTable<V, G, B> {
         let i = lv.index(addr);
         let (t, packed) = b.get::<V, G, B>();
         // SAFETY: `t` is a live bottom table; `i` is masked to its fan-out;
-        // its link said whether it is packed.
+        // its link said whether it is packed, and sparse.
         unsafe {
             if packed {
-                return Self::find_packed(t, addr);
+                return Self::find_packed(t, addr, b.sparse());
             }
             t.direct_holds::<V>(lv, i).then(|| (page_at(addr, 0, lv.shift), t.direct_val::<V>(lv, i)))
         }
@@ -304,13 +311,17 @@ impl<V, G: Geometry, B: Backend> RawTable<V, G, B> {
     /// that the direct form's path is not made longer by this one's.
     ///
     /// # Safety
-    /// `t` is a live, packed bottom table covering `addr`.
+    /// `t` is a live, packed bottom table covering `addr`, sparse exactly
+    /// when `sparse`.
     #[inline(never)]
-    unsafe fn find_packed(t: Tab, addr: u64) -> Option<(Page, *mut V)> {
+    unsafe fn find_packed(t: Tab, addr: u64, sparse: bool) -> Option<(Page, *mut V)> {
         let lv = Self::lv(0);
         let i = lv.index(addr);
         // SAFETY: caller; `i` is masked to the fan-out.
         unsafe {
+            if sparse {
+                return t.sparse_get::<V>(lv, i).map(|v| (page_at(addr, 0, lv.shift), v));
+            }
             // The rank and the first values share a line that the map word
             // does not: ask for it now, so that the two misses overlap
             // instead of the value's waiting on the map's.
@@ -424,7 +435,7 @@ impl<V, G: Geometry, B: Backend> RawTable<V, G, B> {
             }
             // SAFETY: a slot word other than null and LARGE links a live
             // child table (invariant); only a level-1 word (the last) may
-            // carry `PACKED_LINK`, which `Bottom` takes off.
+            // carry `PACKED_LINK` and `SPARSE_LINK`, which `Bottom` takes off.
             t = Tab(unsafe { ptr::NonNull::new_unchecked(w) });
             l -= 1;
         }
@@ -451,12 +462,17 @@ impl<V, G: Geometry, B: Backend> RawTable<V, G, B> {
                 Ok(b) => {
                     let (t, packed) = b.get::<V, G, B>();
                     let i = lv.index(a);
-                    if packed || !node::niche::<V>() {
+                    if (packed && !b.sparse()) || !node::niche::<V>() {
                         prefetch(t.ptr().wrapping_add(lv.off_map + i / 64 * 8));
                     }
                     // A packed table's rank words and first values share a
-                    // line; a direct one's value is at its slot.
-                    let at = if packed { lv.off_ranks } else { lv.off_vals + i * size_of::<V>() };
+                    // line; a direct one's value is at its slot; a sparse
+                    // one's indices and first values are in its first line.
+                    let at = match (packed, b.sparse()) {
+                        (true, true) => 0,
+                        (true, false) => lv.off_ranks,
+                        _ => lv.off_vals + i * size_of::<V>(),
+                    };
                     prefetch(t.ptr().wrapping_add(at));
                     leaf[k] = t.ptr();
                     packs[k] = packed;
@@ -472,7 +488,9 @@ impl<V, G: Geometry, B: Backend> RawTable<V, G, B> {
                 // SAFETY: as in `find`.
                 unsafe {
                     if packs[k] {
-                        if t.occupied(lv, i) {
+                        if t.sparse(lv) {
+                            out[k] = t.sparse_get::<V>(lv, i).unwrap_or(ptr::null_mut());
+                        } else if t.occupied(lv, i) {
                             out[k] = t.packed_val::<V>(lv, i);
                         }
                     } else if t.direct_holds::<V>(lv, i) {
@@ -649,13 +667,21 @@ impl<V, G: Geometry, B: Backend> RawTable<V, G, B> {
             // SAFETY: `t` is a live table of level `l`, slot `i` empty.
             unsafe { tr.touch(t, lv, i, addr & !((1u64 << lv.shift) - 1), l as u8, ptr::null()) };
         }
+        // SAFETY: `t` is a live table of level `l`.
+        let marked = unsafe { t.marked(lv, i) };
         let c = match form {
+            // Every slot of a sparse table cannot be marked: the smallest
+            // form with maps instead.
+            Some(k) if marked && k < Self::lv(0).sparse => match Self::lv(0).sparse {
+                s if s < Self::lv(0).classes && l == 1 && Self::PACK => self.new_packed(s),
+                _ => self.new_table(l - 1),
+            },
             Some(k) if l == 1 && Self::PACK => self.new_packed(k),
             _ => self.new_table(l - 1),
         };
         // SAFETY: `t` is a live table of level `l`, `c` a fresh one below.
         unsafe {
-            if bitmap::get(t.dirty(lv), i) {
+            if marked {
                 c.mark_all(Self::lv(l - 1));
             }
             t.set_word(lv, i, c.link(Self::lv(l - 1)));
@@ -852,7 +878,17 @@ impl<V, G: Geometry, B: Backend> RawTable<V, G, B> {
         // live empty one of this table; each value is cloned before its slot
         // is marked occupied, so a panicking clone leaves `dst` consistent.
         unsafe {
-            ptr::copy_nonoverlapping(src.dirty(lv), dst.dirty(lv), lv.words);
+            if l == 0 {
+                // A sparse copy gives each marked slot its index as the
+                // slot is marked (in slot order, within the same capacity).
+                let mut i = 0;
+                while let Some(j) = src.next_marked(lv, i, lv.fanout - 1) {
+                    i = j + 1;
+                    dst.mark(lv, j);
+                }
+            } else {
+                ptr::copy_nonoverlapping(src.dirty(lv), dst.dirty(lv), lv.words);
+            }
             let mut i = 0;
             while let Some(j) = src.next_occupied(lv, i, lv.fanout - 1) {
                 i = j + 1;
@@ -919,6 +955,10 @@ impl<V, G: Geometry, B: Backend> RawTable<V, G, B> {
         let lv = Self::lv(l);
         // SAFETY: `t` is a live table of level `l`.
         unsafe {
+            if l == 0 && t.sparse(lv) {
+                Self::check_form(t)?;
+                return Ok(t.len(lv));
+            }
             let bits = bitmap::count(t.map(lv), lv.words);
             if bits != t.len(lv) {
                 return Err(format!("level {l} table: len {} but {} bits set", t.len(lv), bits));
@@ -944,10 +984,14 @@ impl<V, G: Geometry, B: Backend> RawTable<V, G, B> {
                     }
                     Slot::Large => entries += 1,
                     Slot::Table(c) => {
-                        let tagged = (*t.ptr().cast::<*mut u8>().add(i)).addr() & PACKED_LINK != 0;
-                        if tagged != (l == 1 && c.packed(Self::lv(0))) {
+                        let word = (*t.ptr().cast::<*mut u8>().add(i)).addr();
+                        let (tagged, sparse) = (word & PACKED_LINK != 0, word & SPARSE_LINK != 0);
+                        let bottom = l == 1;
+                        if tagged != (bottom && c.packed(Self::lv(0)))
+                            || sparse != (bottom && c.sparse(Self::lv(0)))
+                        {
                             return Err(format!(
-                                "level {l} table: slot {i}'s link says packed {tagged}, wrongly"
+                                "level {l} table: slot {i}'s link says packed {tagged}, sparse {sparse}, wrongly"
                             ));
                         }
                         if c.len(Self::lv(l - 1)) == 0 {

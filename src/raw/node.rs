@@ -12,7 +12,8 @@
 //! | bottom | empty / a base entry | the slot's bit in `present`, the value at its index of the value array |
 //! | bottom, `V` has a niche | empty / a base entry | as above, and the value array holds `Option<V>`: `None` in every empty slot, so a lookup reads presence from the value's own cache line |
 //! | bottom, packed (see [`forms`](super::forms)) | empty / a base entry | the slot's bit in `present`; the value at the slot's rank (the occupied slots before it) among the packed values, `Option` cells or not |
-//! | level 1, linking a packed bottom table | a child table | the child's address with [`PACKED_LINK`] set |
+//! | level 1, linking a packed bottom table | a child table | the child's address with [`PACKED_LINK`] set (and [`SPARSE_LINK`], sparse) |
+//! | bottom, sparse (see [`sparse`](super::sparse)) | empty / a base entry | the slot's index among the sorted indices, present in the present mask; the value at its rank among the present ones |
 //!
 //! A slot's tag byte ([`TAG_BYTE`], the word's low-order byte) is
 //! initialized in every slot, so [`Tab::slot`] reads it first: bit 0 set
@@ -36,7 +37,8 @@
 //!   first `len` packed values are initialized, in slot order, and each
 //!   rank word counts the bits before its word; the level-1 word that links
 //!   a bottom table has [`PACKED_LINK`] set exactly when the table is
-//!   packed (no other link has it);
+//!   packed, and [`SPARSE_LINK`] exactly when it is sparse (no other link
+//!   has them);
 //! - an upper slot is large (tag bit set) only at a level that holds
 //!   entries, and then value `i` is initialized; a child link points to a
 //!   live table of the level below that no other slot links to;
@@ -62,6 +64,11 @@ pub const LARGE: *mut u8 = ptr::without_provenance_mut(1);
 /// packed, so that a lookup knows the form without reading the table's
 /// header (a table's address is 8-byte aligned: bits 0 to 2 are free).
 pub const PACKED_LINK: usize = 2;
+
+/// The bit of a level-1 slot word that says the packed bottom table it
+/// links is sparse (set with [`PACKED_LINK`]), so that a lookup goes
+/// straight to the index search.
+pub const SPARSE_LINK: usize = 4;
 
 /// Whether `V` has a niche, so that bottom tables hold `Option<V>` cells.
 #[inline(always)]
@@ -112,8 +119,14 @@ impl Tab {
     #[inline]
     pub unsafe fn link(self, lv: &Lv) -> *mut u8 {
         // SAFETY: contract.
-        let packed = unsafe { self.packed(lv) };
-        self.ptr().map_addr(|a| if packed { a | PACKED_LINK } else { a })
+        let tag = unsafe {
+            match (self.packed(lv), self.sparse(lv)) {
+                (true, true) => PACKED_LINK | SPARSE_LINK,
+                (true, false) => PACKED_LINK,
+                _ => 0,
+            }
+        };
+        self.ptr().map_addr(|a| a | tag)
     }
 
     /// The value cell of slot `i` of a bottom table known to be direct.
@@ -138,7 +151,7 @@ impl Tab {
             if niche::<V>() {
                 (*self.direct_val::<V>(lv, i).cast::<Option<V>>()).is_some()
             } else {
-                self.occupied(lv, i)
+                bitmap::get(self.map(lv), i)
             }
         }
     }
@@ -185,7 +198,7 @@ impl Tab {
             if *self.word_ptr(i).cast::<u8>().add(TAG_BYTE) & 1 != 0 {
                 return Slot::Large;
             }
-            match NonNull::new((*self.word_ptr(i)).map_addr(|a| a & !PACKED_LINK)) {
+            match NonNull::new((*self.word_ptr(i)).map_addr(|a| a & !(PACKED_LINK | SPARSE_LINK))) {
                 None => Slot::Empty,
                 Some(p) => Slot::Table(Tab(p)),
             }
@@ -219,20 +232,22 @@ impl Tab {
         }
     }
 
-    /// The occupancy map (`used` above, `present` at the bottom).
+    /// The occupancy map (`used` above, `present` at the bottom). A sparse
+    /// bottom table has none: read it through [`occ_word`](Self::occ_word)
+    /// and the other accessors.
     ///
     /// # Safety
-    /// See above.
+    /// See above; not a sparse table.
     #[inline(always)]
     pub unsafe fn map(self, lv: &Lv) -> *mut u64 {
         // SAFETY: the map is inside the table.
         unsafe { self.ptr().add(lv.off_map).cast() }
     }
 
-    /// The change map.
+    /// The change map; as [`map`](Self::map), none in a sparse table.
     ///
     /// # Safety
-    /// See above.
+    /// See above; not a sparse table.
     #[inline(always)]
     pub unsafe fn dirty(self, lv: &Lv) -> *mut u64 {
         // SAFETY: the map is inside the table.
@@ -246,7 +261,87 @@ impl Tab {
     #[inline(always)]
     pub unsafe fn mark(self, lv: &Lv, i: usize) {
         // SAFETY: contract.
-        unsafe { bitmap::set(self.dirty(lv), i) }
+        unsafe {
+            if self.sparse(lv) {
+                return self.sparse_mark(lv, i);
+            }
+            bitmap::set(self.dirty(lv), i)
+        }
+    }
+
+    /// Clears slot `i`'s change mark.
+    ///
+    /// # Safety
+    /// See above.
+    #[inline]
+    pub unsafe fn unmark(self, lv: &Lv, i: usize) {
+        // SAFETY: contract.
+        unsafe {
+            if self.sparse(lv) {
+                return self.sparse_unmark(lv, i);
+            }
+            bitmap::clear(self.dirty(lv), i)
+        }
+    }
+
+    /// Whether slot `i` is marked changed.
+    ///
+    /// # Safety
+    /// See above.
+    #[inline]
+    pub unsafe fn marked(self, lv: &Lv, i: usize) -> bool {
+        // SAFETY: contract.
+        unsafe {
+            if self.sparse(lv) {
+                return self.sparse_marked(lv, i);
+            }
+            bitmap::get(self.dirty(lv), i)
+        }
+    }
+
+    /// The first marked slot in `from..=to`.
+    ///
+    /// # Safety
+    /// See above; `to < lv.fanout`.
+    #[inline]
+    pub unsafe fn next_marked(self, lv: &Lv, from: usize, to: usize) -> Option<usize> {
+        // SAFETY: contract.
+        unsafe {
+            if self.sparse(lv) {
+                return self.sparse_next(lv, from, to, true);
+            }
+            bitmap::next(self.dirty(lv), from, to)
+        }
+    }
+
+    /// Word `w` of the occupancy map, in every form.
+    ///
+    /// # Safety
+    /// See above; `w < lv.words`.
+    #[inline(always)]
+    pub unsafe fn occ_word(self, lv: &Lv, w: usize) -> u64 {
+        // SAFETY: contract.
+        unsafe {
+            if self.sparse(lv) {
+                return self.sparse_word(w, false);
+            }
+            *self.map(lv).add(w)
+        }
+    }
+
+    /// Word `w` of the change map, in every form.
+    ///
+    /// # Safety
+    /// See above; `w < lv.words`.
+    #[inline]
+    pub unsafe fn mark_word(self, lv: &Lv, w: usize) -> u64 {
+        // SAFETY: contract.
+        unsafe {
+            if self.sparse(lv) {
+                return self.sparse_word(w, true);
+            }
+            *self.dirty(lv).add(w)
+        }
     }
 
     /// Whether any slot is marked changed.
@@ -256,16 +351,25 @@ impl Tab {
     #[inline]
     pub unsafe fn has_marks(self, lv: &Lv) -> bool {
         // SAFETY: contract.
-        unsafe { bitmap::any(self.dirty(lv), lv.words) }
+        unsafe {
+            if self.sparse(lv) {
+                return self.sparse_has_marks();
+            }
+            bitmap::any(self.dirty(lv), lv.words)
+        }
     }
 
     /// Marks every slot changed.
     ///
     /// # Safety
-    /// See above.
+    /// See above; not a sparse table (whose indices cannot name every
+    /// slot).
     pub unsafe fn mark_all(self, lv: &Lv) {
         // SAFETY: contract.
-        unsafe { bitmap::set_first(self.dirty(lv), lv.words, lv.fanout) }
+        unsafe {
+            debug_assert!(!self.sparse(lv), "mem-table: every slot marked in a sparse table");
+            bitmap::set_first(self.dirty(lv), lv.words, lv.fanout)
+        }
     }
 
     /// Whether slot `i` is occupied.
@@ -275,7 +379,12 @@ impl Tab {
     #[inline(always)]
     pub unsafe fn occupied(self, lv: &Lv, i: usize) -> bool {
         // SAFETY: contract.
-        unsafe { bitmap::get(self.map(lv), i) }
+        unsafe {
+            if self.sparse(lv) {
+                return self.sparse_occupied(lv, i);
+            }
+            bitmap::get(self.map(lv), i)
+        }
     }
 
     /// The count of occupied slots.
@@ -327,7 +436,12 @@ impl Tab {
     pub unsafe fn packed_val<V>(self, lv: &Lv, i: usize) -> *mut V {
         // SAFETY: contract; the rank is at most the count, below capacity
         // for an occupied slot.
-        unsafe { self.ptr().add(lv.off_pvals + self.rank(lv, i) * lv.stride).cast::<V>() }
+        unsafe {
+            if self.sparse(lv) {
+                return self.sparse_val(lv, i);
+            }
+            self.ptr().add(lv.off_pvals + self.rank(lv, i) * lv.stride).cast::<V>()
+        }
     }
 
     /// The capacity of a packed bottom table; zero for the direct form (and
@@ -375,25 +489,38 @@ impl Tab {
     /// `lv.align`; `k < lv.classes`.
     #[inline]
     pub unsafe fn init_packed(self, lv: &Lv, k: usize) {
-        // SAFETY: the header and ranks lie inside the table (caller).
+        // SAFETY: the header and ranks (sparse: indices) lie inside the
+        // table (caller).
         unsafe {
+            if k < lv.sparse {
+                return self.sparse_init(lv, lv.pack_cap(k));
+            }
             ptr::write_bytes(self.ptr(), 0, lv.off_pvals);
             *self.ptr().add(lv.off_cap).cast::<u16>() = lv.pack_cap(k) as u16;
         }
     }
 
     /// Whether an empty slot of this bottom table can be filled without
-    /// changing its form: always in the direct form, below capacity packed.
+    /// changing its form: always in the direct form, below capacity packed,
+    /// with an index to spare sparse.
     ///
     /// # Safety
     /// See above; `lv.level == 0`.
     #[inline(always)]
     pub unsafe fn has_room(self, lv: &Lv) -> bool {
         // SAFETY: contract.
-        unsafe {
-            let cap = self.cap(lv);
-            cap == 0 || self.len(lv) < cap
-        }
+        unsafe { self.cap(lv) == 0 || self.used(lv) < self.cap(lv) }
+    }
+
+    /// What a packed bottom table's capacity bounds: its count, or (sparse)
+    /// its indices in use.
+    ///
+    /// # Safety
+    /// See above; `lv.level == 0`.
+    #[inline(always)]
+    pub unsafe fn used(self, lv: &Lv) -> usize {
+        // SAFETY: contract.
+        unsafe { if self.sparse(lv) { self.sparse_used() } else { self.len(lv) } }
     }
 
     /// Sets the occupancy bit of the empty bottom slot `i` and counts it
@@ -406,6 +533,9 @@ impl Tab {
     pub unsafe fn occupy(self, lv: &Lv, i: usize) {
         // SAFETY: contract.
         unsafe {
+            if self.sparse(lv) {
+                return self.sparse_occupy(lv, i);
+            }
             bitmap::set(self.map(lv), i);
             *self.len_ptr(lv) += 1;
             if self.packed(lv) {
@@ -455,6 +585,9 @@ impl Tab {
     unsafe fn unoccupy<V>(self, lv: &Lv, i: usize) {
         // SAFETY: contract; packed, the values after the gap move down one.
         unsafe {
+            if self.sparse(lv) {
+                return self.sparse_unoccupy::<V>(lv, i);
+            }
             if self.packed(lv) {
                 self.close_gap::<V>(lv, i);
             } else {
@@ -492,6 +625,9 @@ impl Tab {
     unsafe fn make_room<V>(self, lv: &Lv, i: usize) -> *mut V {
         // SAFETY: contract.
         unsafe {
+            if self.sparse(lv) {
+                return self.sparse_open(lv, i);
+            }
             debug_assert!(self.len(lv) < self.cap(lv));
             let p = self.packed_val::<V>(lv, i);
             let end = self.ptr().add(lv.off_pvals).cast::<V>().add(self.len(lv));
@@ -512,6 +648,9 @@ impl Tab {
     pub unsafe fn close<V>(self, lv: &Lv, i: usize) {
         // SAFETY: contract: the values after the gap are those `open` moved.
         unsafe {
+            if self.sparse(lv) {
+                return self.sparse_close::<V>(lv, i);
+            }
             if self.packed(lv) {
                 let p = self.val::<V>(lv, i);
                 let end = self.ptr().add(lv.off_pvals).cast::<V>().add(self.len(lv));
@@ -555,7 +694,12 @@ impl Tab {
     #[inline(always)]
     pub unsafe fn next_occupied(self, lv: &Lv, from: usize, to: usize) -> Option<usize> {
         // SAFETY: contract.
-        unsafe { bitmap::next(self.map(lv), from, to) }
+        unsafe {
+            if self.sparse(lv) {
+                return self.sparse_next(lv, from, to, false);
+            }
+            bitmap::next(self.map(lv), from, to)
+        }
     }
 
     /// The last occupied slot in `from..=to`.
@@ -565,7 +709,12 @@ impl Tab {
     #[inline(always)]
     pub unsafe fn prev_occupied(self, lv: &Lv, from: usize, to: usize) -> Option<usize> {
         // SAFETY: contract.
-        unsafe { bitmap::prev(self.map(lv), from, to) }
+        unsafe {
+            if self.sparse(lv) {
+                return self.sparse_prev(lv, from, to);
+            }
+            bitmap::prev(self.map(lv), from, to)
+        }
     }
 
     // Bottom tables.
@@ -665,6 +814,9 @@ impl Tab {
     pub unsafe fn forget_values<V>(self, lv: &Lv) {
         // SAFETY: contract.
         unsafe {
+            if self.sparse(lv) {
+                return self.sparse_forget(lv);
+            }
             if self.packed(lv) {
                 ptr::write_bytes(self.ptr().add(lv.off_ranks), 0, lv.words * 2);
             } else if niche::<V>() {

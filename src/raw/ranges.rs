@@ -23,7 +23,6 @@ use core::marker::PhantomData;
 use core::mem::MaybeUninit;
 use core::ptr;
 
-use super::bitmap;
 use super::cursor::{Cursor, Leave, Left, Prune};
 use super::marks::Down;
 use super::node::{Slot, Stage, Tab};
@@ -336,7 +335,7 @@ impl<V, G: Geometry, B: Backend> RawTable<V, G, B> {
         }
         let (lv, clv) = (Self::lv(l), Self::lv(l - 1));
         // SAFETY: `t` is live, `i` in its fan-out.
-        let was_marked = unsafe { bitmap::get(t.dirty(lv), i) };
+        let was_marked = unsafe { t.marked(lv, i) };
         let eq = self.track.as_ref().map(|tr| tr.eq);
         let c = self.new_table(l - 1);
         let aside = Aside(self, c, l - 1);
@@ -425,7 +424,7 @@ impl<V, G: Geometry, B: Backend> RawTable<V, G, B> {
                 let cv = &*c.val::<V>(lv, j);
                 let a = page.addr() + ((j as u64) << lv.shift);
                 (!O::KEEPS_VALUES && !(tr.eq)(cv, v))
-                    || (bitmap::get(c.dirty(lv), j) && !tr.unchanged(a, l as u8, Some(cv)))
+                    || (c.marked(lv, j) && !tr.unchanged(a, l as u8, Some(cv)))
             });
             core::mem::forget(undo);
             Ok(changed)
@@ -447,7 +446,7 @@ impl<V, G: Geometry, B: Backend> RawTable<V, G, B> {
             } else {
                 // The slot's mark said only that the table below had marks,
                 // none of which changed a value.
-                bitmap::clear(t.dirty(lv), i);
+                t.unmark(lv, i);
             }
         }
         self.len -= Self::lv(l - 1).fanout - 1;

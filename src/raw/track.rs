@@ -26,7 +26,6 @@
 use alloc::collections::BTreeMap;
 use alloc::vec::Vec;
 
-use super::bitmap;
 use super::layout::{Info, Lv};
 use super::node::Tab;
 use crate::geometry::Geometry;
@@ -73,7 +72,7 @@ impl<V> Track<V> {
     #[inline]
     pub unsafe fn touch(&mut self, t: Tab, lv: &Lv, i: usize, addr: u64, level: u8, v: *const V) {
         // SAFETY: caller.
-        if unsafe { bitmap::get(t.dirty(lv), i) } {
+        if unsafe { t.marked(lv, i) } {
             return;
         }
         // SAFETY: caller.
@@ -93,8 +92,12 @@ impl<V> Track<V> {
     /// `t` is a live table of layout `lv`.
     pub unsafe fn freed_table(&mut self, t: Tab, lv: &Lv, base: u64, level: u8) {
         self.freed.entry((base, level)).or_insert_with(|| {
-            // SAFETY: caller; the change map has `lv.words` words.
-            unsafe { core::slice::from_raw_parts(t.dirty(lv), lv.words).to_vec() }
+            (0..lv.words)
+                .map(|w| {
+                    // SAFETY: caller; the change map has `lv.words` words.
+                    unsafe { t.mark_word(lv, w) }
+                })
+                .collect()
         });
     }
 
