@@ -421,3 +421,117 @@ fn dense_run_on<B: TestBackend>() {
 fn a_dense_run_goes_direct_early() {
     backends(dense_run_on::<Heap>, dense_run_on::<Arena>, dense_run_on::<Pool>);
 }
+
+/// The pages a report names, each with its value (`None`: removed).
+fn reported<B: TestBackend>(t: &mut X86<B>) -> BTreeMap<u64, Option<u64>> {
+    let mut out = BTreeMap::new();
+    for c in t.changes() {
+        let mut a = c.start;
+        while a <= c.last {
+            out.insert(a, c.value.copied());
+            a += KIB4;
+        }
+    }
+    out
+}
+
+/// A sparse table keeps an index for each removed slot until a report
+/// takes its mark: inserts, removes and reports in one bottom table of at
+/// most 16 entries, against a model of the values and of the marks.
+fn sparse_marks_on<B: TestBackend>() {
+    let mut t: X86<B> = MemTable::with_backend(B::roomy());
+    let mut m = BTreeMap::new();
+    let mut marked = std::collections::BTreeSet::new();
+    let mut x = 0x9e37_79b9_7f4a_7c15u64;
+    let rounds = if cfg!(miri) { 120 } else { 3000 };
+    for step in 0..rounds {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        // Slots at both ends of the table and a few between: 0, 511 and
+        // the SWAR search's lane neighbours.
+        let slot =
+            [0, 1, 3, 4, 5, 7, 8, 15, 16, 63, 64, 200, 255, 256, 300, 400, 510, 511][(x % 18) as usize];
+        let a = MIB2 + slot * KIB4;
+        match (x >> 8) % 8 {
+            0..=3 if m.len() < 16 || m.contains_key(&a) => {
+                assert_eq!(t.insert(a, step), Ok(m.insert(a, step)));
+                marked.insert(a);
+            }
+            0..=5 => {
+                let old = m.remove(&a);
+                assert_eq!(t.remove(a), Ok(old));
+                if old.is_some() {
+                    marked.insert(a);
+                }
+            }
+            6 => {
+                let want: BTreeMap<u64, Option<u64>> =
+                    marked.iter().map(|&a| (a, m.get(&a).copied())).collect();
+                assert_eq!(reported(&mut t), want, "step {step}");
+                if (x >> 16) % 2 == 0 {
+                    t.changes().commit();
+                    marked.clear();
+                }
+            }
+            _ => {
+                // A value changed in place is marked too.
+                if let Some((&a, _)) = m.iter().nth((x >> 20) as usize % m.len().max(1)) {
+                    *t.get_mut(a).unwrap() += 1;
+                    *m.get_mut(&a).unwrap() += 1;
+                    marked.insert(a);
+                }
+            }
+        }
+        t.check_invariants().unwrap();
+        if full_check(step) {
+            agree(&t, &m);
+        }
+    }
+    let want: BTreeMap<u64, Option<u64>> = marked.iter().map(|&a| (a, m.get(&a).copied())).collect();
+    assert_eq!(reported(&mut t), want);
+}
+
+#[test]
+fn sparse_tables_keep_removed_slots_until_reported() {
+    backends(sparse_marks_on::<Heap>, sparse_marks_on::<Arena>, sparse_marks_on::<Pool>);
+}
+
+/// A bottom table made where a removed table's mark still stands has every
+/// slot marked, which the sparse form cannot say: it gets a form with maps,
+/// and the report covers the whole region.
+fn marked_region_on<B: TestBackend>() {
+    let mut t: X86<B> = MemTable::with_backend(B::roomy());
+    // A neighbour keeps the level-1 table, so that only the bottom table
+    // goes.
+    t.insert(MIB2, 1).unwrap();
+    t.insert(2 * MIB2, 0).unwrap();
+    let sparse = level0_bytes(&mut t) / 2;
+    t.changes().commit();
+    // The table is freed, its parent slot marked.
+    assert_eq!(t.remove(MIB2), Ok(Some(1)));
+    t.insert(MIB2 + 7 * KIB4, 2).unwrap();
+    t.check_invariants().unwrap();
+    if B::NAME == "heap" {
+        assert!(level0_bytes(&mut t) > 2 * sparse, "a sparse table with every slot marked");
+    }
+    let r = reported(&mut t);
+    assert_eq!(r.len(), 512);
+    assert_eq!(r[&(MIB2 + 7 * KIB4)], Some(2));
+    assert_eq!(r[&MIB2], None);
+    t.changes().commit();
+    // Its marks taken, a remove moves it back to the sparse form.
+    t.insert(MIB2 + 8 * KIB4, 3).unwrap();
+    assert_eq!(t.remove(MIB2 + 8 * KIB4), Ok(Some(3)));
+    t.check_invariants().unwrap();
+    if B::NAME == "heap" {
+        assert_eq!(level0_bytes(&mut t), 2 * sparse);
+    }
+    assert_eq!(t.get(MIB2 + 7 * KIB4), Some(&2));
+    assert_eq!(t.get(2 * MIB2), Some(&0));
+}
+
+#[test]
+fn a_marked_region_gets_a_table_with_maps() {
+    backends(marked_region_on::<Heap>, marked_region_on::<Arena>, marked_region_on::<Pool>);
+}
