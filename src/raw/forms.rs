@@ -1,6 +1,8 @@
 //! Bottom-table forms: a bottom table is *direct* (a value cell per slot)
 //! or *packed* (only the values of occupied slots, in slot order), chosen by
-//! how many entries it holds and changed as it grows and shrinks.
+//! how many entries it holds and changed as it grows and shrinks. The
+//! smallest packed classes are *sparse*: sorted slot indices instead of the
+//! slot maps (see [`sparse`](super::sparse)).
 //!
 //! # Glossary
 //! - **direct**: the value of slot `i` sits at index `i` of a `fan-out`-long
@@ -12,6 +14,10 @@
 //!   pctrie's popmap).
 //! - **rank word**: a `u16` per map word, the occupied slots before that
 //!   word, so that a rank is one load and one popcount.
+//! - **sparse class**: a packed class of at most 16 values whose table
+//!   keeps, instead of the two 64-byte maps and the ranks, up to `cap`
+//!   sorted `u16` slot indices and two `u32` masks (present, marked); a
+//!   removed slot keeps its index, marked, until a report takes the mark.
 //!
 //! # Layouts (x86, 512 slots, `u64` values)
 //!
@@ -35,12 +41,14 @@
 //!
 //! | form | bytes, x86 `u64` | holds | get | insert of a new slot | remove | iteration step |
 //! |---|---|---|---|---|---|---|
-//! | packed 0..=6 | 184, 216, 280, 408, 664, 1,176, 2,200 | 4 to 256 | the link's tag bit, a rank word and one popcount | moves the values after it up one (at most 255) and bumps the rank words after its word | moves the values after it down one | a bit scan; the values are read in order (one rank per map word) |
+//! | sparse 0..=2 | 64, 96, 176 | 4, 8, 16 indices | the link's two tag bits, a branch-free count of the indices below the slot (four per word), one popcount of a mask | moves at most 15 indices and values up one | moves the values down one; the index stays while marked | a word built from the indices; the values read in order |
+//! | packed 3..=6 | 408, 664, 1,176, 2,200 | 32 to 256 | the link's tag bit, a rank word and one popcount | moves the values after it up one (at most 255) and bumps the rank words after its word | moves the values after it down one | a bit scan; the values are read in order (one rank per map word) |
 //! | direct | 4,232 | 0 to 512 | one load (two without a niche) | one write | one write | a bit scan; the value at the bit's offset |
 //!
 //! A move between forms copies the maps and count, and the values in one
 //! pass (one block copy between two packed forms): O(entries) bytes, no
-//! rank per entry.
+//! rank per entry. A move from or to a sparse form (at most 16 entries one
+//! way) goes through the accessors: the marks first, then the values.
 //!
 //! # Thresholds
 //! A bottom table made for a single insert starts packed, class 0. An insert
@@ -56,7 +64,12 @@
 //! forth. The walks that remove many entries (`retain`, range removes,
 //! drains, `extract_if`, pops) apply the same rule to each bottom table
 //! when they are done with it ([`RawTable::settle_child`]), in one move
-//! however many entries went. Tables made full by a split, or filled by a
+//! however many entries went. A sparse form needs an index for every entry
+//! and every marked slot, so a move to one waits until the table's marks
+//! fit ([`Tab::known`]): removes mark their slots, so a sparse table
+//! shrinks once a report has taken the marks. A table made where every
+//! slot must be marked (the region of a removed table, not yet reported)
+//! takes the smallest form with maps instead of a sparse one. Tables made full by a split, or filled by a
 //! range insert, are direct (a range insert into a packed table first moves
 //! it to a form that holds the whole range).
 //!
