@@ -25,7 +25,7 @@ use core::ptr::NonNull;
 use crate::backend::Backend;
 use crate::geometry::Geometry;
 use crate::raw::RawTable;
-use crate::raw::cursor::Cursor;
+use crate::raw::cursor::{Cleared, Cursor};
 use crate::raw::track::Track;
 use crate::table::MemTable;
 
@@ -150,7 +150,7 @@ impl<'a, V, G: Geometry, B: Backend> Changes<'a, V, G, B> {
         unsafe {
             let raw = self.raw.as_mut();
             let mut walk = Cursor::marks::<G>(raw.root);
-            while walk.next_mark::<V, G, true>().is_some() {}
+            while walk.next_mark_leaving::<V, G, true, _>(&mut Cleared(&mut *raw)).is_some() {}
             if let Some(tr) = &mut raw.track {
                 tr.before.clear();
                 tr.freed.clear();
@@ -254,7 +254,10 @@ impl<V, G: Geometry, B: Backend> MemTable<V, G, B> {
     ///   too.
     ///
     /// Costs O(marked slots x levels): only marked paths are visited.
-    /// Allocates nothing.
+    /// Allocates nothing. The commit moves each bottom table whose marks it
+    /// clears, and which lost most of its entries, to a smaller form (as a
+    /// remove does) when its store holds a free table of that form: the
+    /// removed slots' marks, gone now, kept it from the smallest forms.
     ///
     /// ```
     /// use mem_table::MemTable;

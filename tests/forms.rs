@@ -520,7 +520,9 @@ fn marked_region_on<B: TestBackend>() {
     assert_eq!(r[&(MIB2 + 7 * KIB4)], Some(2));
     assert_eq!(r[&MIB2], None);
     t.changes().commit();
-    // Its marks taken, a remove moves it back to the sparse form.
+    // Its marks taken, a remove moves it back to the sparse form (the
+    // commit did not: `level0_bytes` gave back the free tables it could
+    // have moved it into).
     t.insert(MIB2 + 8 * KIB4, 3).unwrap();
     assert_eq!(t.remove(MIB2 + 8 * KIB4), Ok(Some(3)));
     t.check_invariants().unwrap();
@@ -534,4 +536,77 @@ fn marked_region_on<B: TestBackend>() {
 #[test]
 fn a_marked_region_gets_a_table_with_maps() {
     backends(marked_region_on::<Heap>, marked_region_on::<Arena>, marked_region_on::<Pool>);
+}
+
+/// A table that lost most of its entries keeps a form with maps while the
+/// removed slots are marked (a sparse form would need an index for each);
+/// the commit that takes the marks moves it to the sparse form at once
+/// (into a free table of its store), and a report that is not committed
+/// moves nothing.
+fn commit_shrinks_on<B: TestBackend>() {
+    let mut t: X86<B> = MemTable::with_backend(B::roomy());
+    let mut m = BTreeMap::new();
+    for k in 0..40 {
+        t.insert(MIB2 + scattered(k) * KIB4, k).unwrap();
+        m.insert(MIB2 + scattered(k) * KIB4, k);
+    }
+    // A neighbour with four entries, never removed: its form is the one
+    // the shrunk table must reach.
+    for k in 0..4 {
+        t.insert(2 * MIB2 + scattered(k) * KIB4, k).unwrap();
+        m.insert(2 * MIB2 + scattered(k) * KIB4, k);
+    }
+    t.changes().commit();
+    let heap = B::NAME == "heap";
+    // The bytes of one table holding `n` entries from the start.
+    let fresh = |n: u64| {
+        let mut one: X86<B> = MemTable::with_backend(B::roomy());
+        for k in 0..n {
+            one.insert(2 * MIB2 + scattered(k) * KIB4, k).unwrap();
+        }
+        level0_bytes(&mut one)
+    };
+    // Four entries left take the form that holds twice as many (the
+    // hysteresis): the second sparse class, as for five to eight.
+    let (small, want) = (fresh(4), fresh(4) + fresh(5));
+    for k in 4..40 {
+        assert_eq!(t.remove(MIB2 + scattered(k) * KIB4), Ok(Some(k)));
+        m.remove(&(MIB2 + scattered(k) * KIB4));
+        t.check_invariants().unwrap();
+    }
+    // Measured on a clone (which keeps the forms), so that `t` keeps the
+    // free tables its stores hold: a commit moves a table only into one.
+    let marked = level0_bytes(&mut t.clone());
+    assert!(!heap || marked > 2 * small, "the table moved to a sparse form with its slots marked");
+    // A report read and dropped, not committed: the marks stay, so does
+    // the form.
+    assert_eq!(t.changes().count(), 36);
+    assert!(
+        !heap || level0_bytes(&mut t.clone()) == marked,
+        "a report that was not committed moved the table"
+    );
+    t.changes().commit();
+    t.check_invariants().unwrap();
+    assert!(!heap || level0_bytes(&mut t) == want, "the commit did not move the table to the sparse form");
+    agree(&t, &m);
+    // The same through `take_changes`, read half-way.
+    for k in 4..20 {
+        t.insert(MIB2 + scattered(k) * KIB4, k).unwrap();
+        m.insert(MIB2 + scattered(k) * KIB4, k);
+    }
+    t.changes().commit();
+    for k in 4..20 {
+        t.remove(MIB2 + scattered(k) * KIB4).unwrap();
+        m.remove(&(MIB2 + scattered(k) * KIB4));
+    }
+    assert_eq!(t.take_changes().take(3).count(), 3);
+    t.check_invariants().unwrap();
+    assert!(!heap || level0_bytes(&mut t) == want, "take_changes did not move the table");
+    assert!(!t.has_changes());
+    agree(&t, &m);
+}
+
+#[test]
+fn a_commit_shrinks_the_tables_it_unmarks() {
+    backends(commit_shrinks_on::<Heap>, commit_shrinks_on::<Arena>, commit_shrinks_on::<Pool>);
 }

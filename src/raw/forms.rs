@@ -66,8 +66,11 @@
 //! when they are done with it ([`RawTable::settle_child`]), in one move
 //! however many entries went. A sparse form needs an index for every entry
 //! and every marked slot, so a move to one waits until the table's marks
-//! fit ([`Tab::known`]): removes mark their slots, so a sparse table
-//! shrinks once a report has taken the marks. A table made where every
+//! fit ([`Tab::known`]): removes mark their slots, so a table that lost
+//! most of its entries keeps a form with maps until a report is committed;
+//! the commit's walk then applies the rule to every bottom table whose
+//! marks it cleared ([`Cleared`](super::cursor::Cleared)), with a table
+//! its store already holds (a commit allocates nothing). A table made where every
 //! slot must be marked (the region of a removed table, not yet reported)
 //! takes the smallest form with maps instead of a sparse one. Tables made full by a split, or filled by a
 //! range insert, are direct (a range insert into a packed table first moves
@@ -254,8 +257,10 @@ impl<V, G: Geometry, B: Backend> RawTable<V, G, B> {
     /// After a remove left bottom table `c` (linked from slot `pi` of
     /// `parent`) with entries: moves it to a smaller form if it is at most
     /// half as full as the next smaller form holds (see the module docs).
-    /// Allocates beyond every reservation; if that fails, keeps the form.
-    pub fn shrink_bottom(&mut self, parent: Tab, pi: usize, c: Tab) {
+    /// With `alloc`, allocates beyond every reservation; without, only
+    /// takes a table its store holds beyond the reservations. If there is
+    /// none, keeps the form.
+    pub fn shrink_bottom(&mut self, parent: Tab, pi: usize, c: Tab, alloc: bool) {
         if !Self::PACK {
             return;
         }
@@ -284,7 +289,8 @@ impl<V, G: Geometry, B: Backend> RawTable<V, G, B> {
         }
         let credit = self.stores[0].credit;
         let store = &mut self.packs[k];
-        if store.ensure(credit + 1).is_err() {
+        let room = if alloc { store.ensure(credit + 1).is_ok() } else { store.available() > credit };
+        if !room {
             return;
         }
         let d = Tab(store.alloc().expect("ensured"));

@@ -721,7 +721,7 @@ impl<V, G: Geometry, B: Backend> RawTable<V, G, B> {
         if left {
             // Nothing was freed: `t` still has entries.
             let (parent, pi) = path[depth - 2];
-            self.shrink_bottom(parent, pi, t);
+            self.shrink_bottom(parent, pi, t, true);
         }
         Some((page, v))
     }
