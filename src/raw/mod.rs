@@ -363,10 +363,24 @@ impl<V, G: Geometry, B: Backend> RawTable<V, G, B> {
     }
 
     /// Marks every slot of `path` changed.
+    ///
+    /// Upper tables are never sparse, so their marks are set in the change
+    /// map directly; only a bottom table's goes through the form-aware
+    /// [`Tab::mark`], with its level's layout known at compile time (a hot
+    /// path: every insert and `get_mut` takes it).
+    #[inline]
     pub fn mark_path(path: &Path) {
         for (k, &(t, i)) in path.iter().enumerate() {
-            // SAFETY: the path was just walked; level of entry `k` is TOP - k.
-            unsafe { t.mark(Self::lv(Self::TOP - k), i) };
+            let l = Self::TOP - k;
+            // SAFETY: the path was just walked; level of entry `k` is TOP - k,
+            // and only a bottom table may be sparse.
+            unsafe {
+                if l == 0 {
+                    t.mark(Self::lv(0), i);
+                } else {
+                    bitmap::set(t.dirty(Self::lv(l)), i);
+                }
+            }
         }
     }
 
@@ -562,8 +576,14 @@ impl<V, G: Geometry, B: Backend> RawTable<V, G, B> {
             let i = lv.index(addr);
             path.push((t, i));
             if l == 0 {
+                // The bottom level's layout, known at compile time.
+                let lv = Self::lv(0);
                 // SAFETY: live bottom table, masked index; `src` (caller).
                 unsafe {
+                    if !t.packed(lv) {
+                        self.keep_replaced(t, 0, i, addr);
+                        break t.put_direct_from(lv, i, src, old);
+                    }
                     if !t.has_room(lv) && !t.occupied(lv, i) {
                         return None;
                     }

@@ -750,6 +750,9 @@ impl Tab {
     pub unsafe fn put_from<V>(self, lv: &Lv, i: usize, src: *const V, old: *mut V) -> bool {
         // SAFETY: contract; the value is initialized exactly when the bit is set.
         unsafe {
+            if !self.packed(lv) {
+                return self.put_direct_from(lv, i, src, old);
+            }
             let had = self.occupied(lv, i);
             if had {
                 let p = self.val::<V>(lv, i);
@@ -759,6 +762,29 @@ impl Tab {
                 ptr::copy_nonoverlapping(src, self.open::<V>(lv, i), 1);
                 self.occupy(lv, i);
             }
+            had
+        }
+    }
+
+    /// [`put_from`](Self::put_from) in a bottom table known to be direct:
+    /// the form read once, not by each accessor (the hot insert path).
+    ///
+    /// # Safety
+    /// As for [`put_from`](Self::put_from); the table is direct.
+    #[inline(always)]
+    pub unsafe fn put_direct_from<V>(self, lv: &Lv, i: usize, src: *const V, old: *mut V) -> bool {
+        // SAFETY: contract; a direct table has a cell per slot, initialized
+        // (as a value) exactly when the slot's bit is set.
+        unsafe {
+            let p = self.direct_val::<V>(lv, i);
+            let had = bitmap::get(self.map(lv), i);
+            if had {
+                ptr::copy_nonoverlapping(p, old, 1);
+            } else {
+                bitmap::set(self.map(lv), i);
+                *self.len_ptr(lv) += 1;
+            }
+            ptr::copy_nonoverlapping(src, p, 1);
             had
         }
     }
