@@ -838,10 +838,8 @@ impl<V, G: Geometry, B: Backend> Leave for Prune<'_, V, G, B> {
 pub struct Cleared<'a, V, G: Geometry, B: Backend>(pub &'a mut RawTable<V, G, B>);
 
 impl<V, G: Geometry, B: Backend> Leave for Cleared<'_, V, G, B> {
-    fn leave(&mut self, parent: Tab, i: usize, child: Tab, l: usize, _: u64) {
-        // SAFETY: `parent` is a live table of level `l + 1` on the path, `i`
-        // its slot the walk came down through.
-        unsafe { bitmap::clear(parent.dirty(Info::<V, G>::lv(l + 1)), i) };
+    fn leave(&mut self, parent: Tab, i: usize, child: Tab, l: usize, base: u64) {
+        Unmark::<V, G, true>(core::marker::PhantomData).leave(parent, i, child, l, base);
         if l == 0 {
             // The walk has left `child`, linked from slot `i`, and does not
             // use it again.

@@ -580,6 +580,9 @@ impl<V, G: Geometry, B: Backend> RawTable<V, G, B> {
                 let lv = Self::lv(0);
                 // SAFETY: live bottom table, masked index; `src` (caller).
                 unsafe {
+                    // A direct table always has room: skip the checks
+                    // (`put_from` would dispatch the same way, after them;
+                    // this saves about 18 instructions per insert).
                     if !t.packed(lv) {
                         self.keep_replaced(t, 0, i, addr);
                         break t.put_direct_from(lv, i, src, old);
