@@ -136,3 +136,53 @@ fn reserved_heap_insert_makes_no_allocation() {
 fn reserved_arena_insert_makes_no_allocation() {
     reserved_inserts_on(Arena);
 }
+
+/// A commit allocates nothing on `Heap` and `Arena` either, also when it
+/// moves the tables whose marks it clears to smaller forms: a table that
+/// held 40 entries and lost 36 moves to a sparse form at the commit, into
+/// a table its store already holds (the test checks that it moved, by the
+/// level's node bytes on `Heap`).
+fn commit_on<B: Backend>(backend: B) {
+    let mut t: MemTable<u64, X86_4Level, B> = MemTable::with_backend(backend);
+    for k in 0..40u64 {
+        t.insert(MIB2 + (k * 167 % 512) * KIB4, k).unwrap();
+    }
+    t.take_changes().for_each(drop);
+    for k in 4..40u64 {
+        t.remove(MIB2 + (k * 167 % 512) * KIB4).unwrap();
+    }
+    // Measured on a clone (which keeps the forms), so that `t` keeps the
+    // free tables its stores hold.
+    let before = {
+        let mut c = t.clone();
+        c.shrink_to_fit();
+        c.stats().level(0).bytes
+    };
+    let mut allocating = Vec::with_capacity(4);
+    let n = step(&mut allocating, "take_changes", || t.take_changes().count());
+    assert!(n > 0, "take_changes() reports the removes");
+    step(&mut allocating, "changes().commit()", || t.changes().commit());
+    t.check_invariants().unwrap();
+    assert_eq!(t.len(), 4);
+    t.shrink_to_fit();
+    if B::NAME == "heap" {
+        assert!(t.stats().level(0).bytes < before, "the commit did not move the table to a smaller form");
+    }
+    assert!(
+        allocating.is_empty(),
+        "{}: expected no allocation by a commit; these allocated (operation, allocations): {allocating:?}",
+        B::NAME
+    );
+}
+
+#[test]
+#[cfg_attr(miri, ignore = "x86 tables are slow under Miri; the defect is not about unsafe code")]
+fn heap_commit_makes_no_allocation() {
+    commit_on(Heap);
+}
+
+#[test]
+#[cfg_attr(miri, ignore = "x86 tables are slow under Miri; the defect is not about unsafe code")]
+fn arena_commit_makes_no_allocation() {
+    commit_on(Arena);
+}
