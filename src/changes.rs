@@ -25,7 +25,7 @@ use core::ptr::NonNull;
 use crate::backend::Backend;
 use crate::geometry::Geometry;
 use crate::raw::RawTable;
-use crate::raw::cursor::{Cleared, Cursor};
+use crate::raw::cursor::Cursor;
 use crate::raw::track::Track;
 use crate::table::MemTable;
 
@@ -146,11 +146,15 @@ impl<'a, V, G: Geometry, B: Backend> Changes<'a, V, G, B> {
     /// becomes the one the next is measured against.
     fn clear(&mut self) {
         // SAFETY: the table is borrowed mutably for 'a; a fresh walk over its
-        // marks, which clears them.
+        // marks, which clears them. It clears bits only: the regions this
+        // report yielded hold references to values for 'a, so no table may
+        // move or be freed until the borrow ends (a table that could now
+        // take a smaller form moves at its next remove, or at
+        // `shrink_to_fit`).
         unsafe {
             let raw = self.raw.as_mut();
             let mut walk = Cursor::marks::<G>(raw.root);
-            while walk.next_mark_leaving::<V, G, true, _>(&mut Cleared(&mut *raw)).is_some() {}
+            while walk.next_mark::<V, G, true>().is_some() {}
             if let Some(tr) = &mut raw.track {
                 tr.before.clear();
                 tr.freed.clear();
@@ -254,10 +258,30 @@ impl<V, G: Geometry, B: Backend> MemTable<V, G, B> {
     ///   too.
     ///
     /// Costs O(marked slots x levels): only marked paths are visited.
-    /// Allocates nothing. The commit moves each bottom table whose marks it
-    /// clears, and which lost most of its entries, to a smaller form (as a
-    /// remove does) when its store holds a free table of that form: the
-    /// removed slots' marks, gone now, kept it from the smallest forms.
+    /// Allocates nothing, and moves or frees no table: the regions yielded
+    /// borrow their values for as long as the table is borrowed, past the
+    /// report's end. A bottom table that lost most of its entries, kept
+    /// from the smallest (sparse) forms by the removed slots' marks, moves
+    /// to one at its next remove, or at
+    /// [`shrink_to_fit`](MemTable::shrink_to_fit).
+    ///
+    /// The values outlive the report:
+    ///
+    /// ```
+    /// use mem_table::MemTable;
+    /// let mut t: MemTable<u64> = MemTable::new();
+    /// for i in 0..40u64 {
+    ///     t.insert(i << 12, i).unwrap();
+    /// }
+    /// t.take_changes().for_each(drop);
+    /// for i in 4..40u64 {
+    ///     t.remove(i << 12).unwrap();
+    /// }
+    /// t.insert(0, 100).unwrap();
+    /// let report: Vec<_> = t.take_changes().collect(); // committed as it drops
+    /// assert_eq!(report[0].value, Some(&100));
+    /// assert_eq!((report[1].start, report[1].last, report[1].value), (0x4000, 0x27fff, None));
+    /// ```
     ///
     /// ```
     /// use mem_table::MemTable;

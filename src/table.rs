@@ -366,6 +366,13 @@ impl<V, G: Geometry, B: Backend> MemTable<V, G, B> {
     /// for a reservation that was dropped), keeping reserved tables.
     /// A [`Pool`](crate::backend::Pool) keeps its block.
     ///
+    /// First, on `Heap` and `Arena`, it moves each bottom table that lost
+    /// most of its entries to the sparse form a remove would have chosen
+    /// had the removed slots' marks not been standing (a committed report
+    /// clears marks but moves no table). Each move allocates the smaller
+    /// table first; if that fails, the table keeps its form. Costs
+    /// O(upper-table slots) plus a copy of each table moved.
+    ///
     /// ```
     /// use mem_table::{MemTable, backend::Arena, geometry::X86_4Level};
     /// let mut t: MemTable<u64, X86_4Level, Arena> = MemTable::new();

@@ -141,27 +141,12 @@ impl Cursor {
     /// The cursor was made by [`marks`](Self::marks) for this table, which has
     /// not changed since except through the walk.
     pub unsafe fn next_mark<V, G: Geometry, const CLEAR: bool>(&mut self) -> Option<(Page, Option<*mut V>)> {
-        // SAFETY: caller.
-        unsafe {
-            self.next_mark_leaving::<V, G, CLEAR, _>(&mut Unmark::<V, G, CLEAR>(core::marker::PhantomData))
-        }
-    }
-
-    /// As [`next_mark`](Self::next_mark), with `hook` told of every table
-    /// the walk leaves. With `CLEAR`, the hook clears the parent slot's
-    /// mark: a table slot's mark is cleared when the walk leaves the table,
-    /// so that a walk stopped half-way (a report leaked, not dropped)
-    /// leaves the path to the marks it did not reach.
-    ///
-    /// # Safety
-    /// As for [`next_mark`](Self::next_mark); the hook may replace or free
-    /// only the table just left (the walk does not use it again).
-    pub unsafe fn next_mark_leaving<V, G: Geometry, const CLEAR: bool, H: Leave>(
-        &mut self,
-        hook: &mut H,
-    ) -> Option<(Page, Option<*mut V>)> {
         const REV: bool = false;
         let top = G::LEVELS - 1;
+        // A table slot's mark is cleared when the walk leaves the table, so
+        // that a walk stopped half-way (a report leaked, not dropped) leaves
+        // the path to the marks it did not reach.
+        let hook = &mut Unmark::<V, G, CLEAR>(core::marker::PhantomData);
         while !self.done {
             let l = self.level;
             let lv = Info::<V, G>::lv(l);
@@ -827,24 +812,6 @@ impl<V, G: Geometry, B: Backend> Leave for Prune<'_, V, G, B> {
         // SAFETY: a walk calls `leave` for a table it has left, linked from
         // slot `i` of `parent` (the cursor's path), and never uses it again.
         unsafe { self.0.settle_child(parent, i, child, l, base) };
-    }
-}
-
-/// Clears the mark of the parent slot of each table a clearing change walk
-/// leaves, and moves each bottom table it leaves to a smaller form if it
-/// lost most of its entries ([`RawTable::shrink_bottom`]), if its store
-/// holds a free table of that form (the walk allocates nothing): its
-/// marks are gone now, so it may fit a sparse form.
-pub struct Cleared<'a, V, G: Geometry, B: Backend>(pub &'a mut RawTable<V, G, B>);
-
-impl<V, G: Geometry, B: Backend> Leave for Cleared<'_, V, G, B> {
-    fn leave(&mut self, parent: Tab, i: usize, child: Tab, l: usize, base: u64) {
-        Unmark::<V, G, true>(core::marker::PhantomData).leave(parent, i, child, l, base);
-        if l == 0 {
-            // The walk has left `child`, linked from slot `i`, and does not
-            // use it again.
-            self.0.shrink_bottom(parent, i, child, false);
-        }
     }
 }
 

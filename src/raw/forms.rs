@@ -67,10 +67,11 @@
 //! however many entries went. A sparse form needs an index for every entry
 //! and every marked slot, so a move to one waits until the table's marks
 //! fit ([`Tab::known`]): removes mark their slots, so a table that lost
-//! most of its entries keeps a form with maps until a report is committed;
-//! the commit's walk then applies the rule to every bottom table whose
-//! marks it cleared ([`Cleared`](super::cursor::Cleared)), with a table
-//! its store already holds (a commit allocates nothing). A table made where every
+//! most of its entries keeps a form with maps until a report is committed.
+//! The commit itself moves nothing, since the regions the report yielded
+//! borrow values for as long as the table is borrowed; the table moves at
+//! its next remove, or when [`shrink_to_fit`](RawTable::shrink_to_fit)
+//! applies the rule to every bottom table. A table made where every
 //! slot must be marked (the region of a removed table, not yet reported)
 //! takes the smallest form with maps instead of a sparse one. Tables made full by a split, or filled by a
 //! range insert, are direct (a range insert into a packed table first moves
@@ -257,10 +258,11 @@ impl<V, G: Geometry, B: Backend> RawTable<V, G, B> {
     /// After a remove left bottom table `c` (linked from slot `pi` of
     /// `parent`) with entries: moves it to a smaller form if it is at most
     /// half as full as the next smaller form holds (see the module docs).
-    /// With `alloc`, allocates beyond every reservation; without, only
-    /// takes a table its store holds beyond the reservations. If there is
-    /// none, keeps the form.
-    pub fn shrink_bottom(&mut self, parent: Tab, pi: usize, c: Tab, alloc: bool) {
+    /// Allocates beyond every reservation; if that fails, keeps the form.
+    /// With `sparse_only`, moves the table only to a sparse form: the moves
+    /// that marks held back, without undoing a dense run's early move to
+    /// the direct form.
+    pub fn shrink_bottom(&mut self, parent: Tab, pi: usize, c: Tab, sparse_only: bool) {
         if !Self::PACK {
             return;
         }
@@ -287,10 +289,12 @@ impl<V, G: Geometry, B: Backend> RawTable<V, G, B> {
                 return;
             }
         }
+        if sparse_only && k >= lv.sparse {
+            return;
+        }
         let credit = self.stores[0].credit;
         let store = &mut self.packs[k];
-        let room = if alloc { store.ensure(credit + 1).is_ok() } else { store.available() > credit };
-        if !room {
+        if store.ensure(credit + 1).is_err() {
             return;
         }
         let d = Tab(store.alloc().expect("ensured"));

@@ -65,7 +65,7 @@ impl<V, G: Geometry, B: Backend> RawTable<V, G, B> {
                 parent.set_word(lv, i, ptr::null_mut());
                 self.free_emptied(l, c, base);
             } else if l == 0 {
-                self.shrink_bottom(parent, i, c, true);
+                self.shrink_bottom(parent, i, c, false);
             }
         }
     }

@@ -36,6 +36,7 @@ use core::ptr;
 use crate::backend::{Backend, Store};
 use crate::geometry::{Geometry, MAX_LEVELS, Shape};
 use crate::page::Page;
+use cursor::{Cursor, Left};
 use layout::{Info, Lv, MAX_CLASSES};
 use node::{PACKED_LINK, SPARSE_LINK, Slot, Tab};
 
@@ -266,8 +267,22 @@ impl<V, G: Geometry, B: Backend> RawTable<V, G, B> {
         self.free_table(l, t);
     }
 
-    /// Releases memory no table uses, keeping reserved tables.
+    /// Moves every bottom table that lost most of its entries, and that
+    /// marks kept from a sparse form, to one
+    /// ([`shrink_bottom`](Self::shrink_bottom): the moves a commit cannot
+    /// make), then releases memory no table uses, keeping reserved tables.
+    /// O(upper slots + bottom tables moved).
     pub fn shrink_to_fit(&mut self) {
+        if Self::PACK {
+            let mut walk = Cursor::tables::<G>(self.root);
+            // SAFETY: the cursor was made for this table, which the loop
+            // changes only by replacing the bottom table just left.
+            while let Some(Left { parent, i, child, l, .. }) = unsafe { walk.next_left::<V, G>() } {
+                if l == 0 {
+                    self.shrink_bottom(parent, i, child, true);
+                }
+            }
+        }
         for s in self.stores.iter_mut() {
             s.store.shrink_to_fit(s.credit);
         }
@@ -744,7 +759,7 @@ impl<V, G: Geometry, B: Backend> RawTable<V, G, B> {
         if left {
             // Nothing was freed: `t` still has entries.
             let (parent, pi) = path[depth - 2];
-            self.shrink_bottom(parent, pi, t, true);
+            self.shrink_bottom(parent, pi, t, false);
         }
         Some((page, v))
     }
