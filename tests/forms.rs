@@ -62,7 +62,9 @@ fn agree<B: TestBackend>(t: &X86<B>, m: &BTreeMap<u64, u64>) {
     assert_eq!(got, want);
     let back: Vec<u64> = t.iter().rev().map(|(p, _)| p.addr()).collect();
     assert_eq!(back, want.iter().rev().map(|&(a, _)| a).collect::<Vec<_>>());
-    for slot in 0..512 {
+    // Every slot; under Miri (slow) every seventh, which still meets
+    // occupied and vacant slots of every map word.
+    for slot in (0..512).step_by(if cfg!(miri) { 7 } else { 1 }) {
         let a = MIB2 + slot * KIB4;
         assert_eq!(t.get(a), m.get(&a), "slot {slot}");
     }
@@ -84,7 +86,9 @@ fn fill_and_empty_on<B: TestBackend>() {
         if full_check(k) {
             agree(&t, &m);
         }
-        sizes.push(level0_bytes(&mut t));
+        if !cfg!(miri) || k == 0 || k == 511 {
+            sizes.push(level0_bytes(&mut t));
+        }
     }
     // A full table is a direct one, whatever the backend.
     let full = *sizes.last().unwrap();
@@ -94,7 +98,7 @@ fn fill_and_empty_on<B: TestBackend>() {
         assert!(sizes[0] * 10 < full, "{}: {} vs {full}", B::NAME, sizes[0]);
         assert!(sizes.windows(2).all(|w| w[0] <= w[1]), "{}: {sizes:?}", B::NAME);
         let steps = sizes.windows(2).filter(|w| w[0] != w[1]).count();
-        assert!(steps >= 6, "{}: {steps} form changes on the way up", B::NAME);
+        assert!(cfg!(miri) || steps >= 6, "{}: {steps} form changes on the way up", B::NAME);
     } else if B::NAME == "pool" {
         assert!(sizes.iter().all(|&s| s == full), "pool keeps direct tables");
     }
@@ -114,7 +118,9 @@ fn fill_and_empty_on<B: TestBackend>() {
         if full_check(k) {
             agree(&t, &m);
         }
-        down.push(level0_bytes(&mut t));
+        if !cfg!(miri) || k == 1 {
+            down.push(level0_bytes(&mut t));
+        }
     }
     if B::NAME == "heap" {
         // Back to a small form, one entry left.
@@ -390,10 +396,13 @@ fn dense_run_on<B: TestBackend>() {
         if full_check(k) {
             agree(&t, &m);
         }
-        sizes.push(level0_bytes(&mut t));
+        // (Miri runs the moves; the sizes are checked natively.)
+        if !cfg!(miri) {
+            sizes.push(level0_bytes(&mut t));
+        }
     }
     agree(&t, &m);
-    if B::NAME == "heap" {
+    if B::NAME == "heap" && !cfg!(miri) {
         // Packed classes of 4, 8, 16, 32 and 64 entries, then direct: the
         // 65th entry of a dense run skips the classes of 128 and 256.
         let steps: Vec<usize> = sizes.windows(2).filter(|w| w[0] != w[1]).map(|w| w[1]).collect();
@@ -409,7 +418,7 @@ fn dense_run_on<B: TestBackend>() {
         s.insert(MIB2 + scattered(k) * KIB4, k).unwrap();
     }
     s.check_invariants().unwrap();
-    if B::NAME == "heap" {
+    if B::NAME == "heap" && !cfg!(miri) {
         assert!(level0_bytes(&mut s) * 2 < sizes[511]);
     }
 }
@@ -483,7 +492,11 @@ fn sparse_marks_on<B: TestBackend>() {
                 }
             }
         }
-        t.check_invariants().unwrap();
+        // (Under Miri, every fourth step: the structure is checked
+        // natively after each.)
+        if !cfg!(miri) || step % 4 == 0 {
+            t.check_invariants().unwrap();
+        }
         if full_check(step) {
             agree(&t, &m);
         }
