@@ -42,7 +42,7 @@ use crate::page::Page;
 
 use super::RawTable;
 use super::bitmap;
-use super::layout::Info;
+use super::layout::{Info, Lv};
 use super::node::{Slot, Tab};
 use crate::backend::Backend;
 
@@ -724,35 +724,18 @@ impl Cursor {
                 };
                 let last_word = end / 64;
                 if self.word <= last_word {
-                    let mut bits = self.bits;
-                    let mut w = self.word;
-                    loop {
-                        if w == last_word {
-                            bits &= u64::MAX >> (63 - end % 64);
-                        }
-                        let first = w * 64;
-                        if bits == u64::MAX {
-                            for i in first..first + 64 {
-                                let a = base + ((i as u64) << lv.shift);
-                                // SAFETY: every bit of the word is set.
-                                acc = f(acc, Page::new(a, 0, lv.shift), unsafe { t.val::<V>(lv, i) });
-                            }
+                    let (w, bits) = (self.word, self.bits);
+                    // The form is read once per table, not per value: `f`
+                    // may write memory, so the compiler could not hoist it.
+                    // SAFETY: `t` is the live bottom table the walk is in;
+                    // `val` and `direct_val` are asked for occupied slots.
+                    acc = unsafe {
+                        if t.packed(lv) {
+                            fold_words(t, lv, base, w, bits, end, acc, &mut f, |i| t.val::<V>(lv, i))
                         } else {
-                            while bits != 0 {
-                                let i = first + bits.trailing_zeros() as usize;
-                                bits &= bits - 1;
-                                let a = base + ((i as u64) << lv.shift);
-                                // SAFETY: bit `i` is set.
-                                acc = f(acc, Page::new(a, 0, lv.shift), unsafe { t.val::<V>(lv, i) });
-                            }
+                            fold_words(t, lv, base, w, bits, end, acc, &mut f, |i| t.direct_val::<V>(lv, i))
                         }
-                        if w == last_word {
-                            break;
-                        }
-                        w += 1;
-                        // SAFETY: the word is inside the map (or built from the indices).
-                        bits = unsafe { t.occ_word(lv, w) };
-                    }
+                    };
                 }
                 self.word = lv.words;
                 self.bits = 0;
@@ -763,6 +746,55 @@ impl Cursor {
                 None => return acc,
             }
         }
+    }
+}
+
+/// [`Cursor::fold`]'s loop over bottom table `t` (based at `base`), from
+/// map word `w` (its bits left to visit: `bits`) up to slot `end`: a whole
+/// word of set bits in one run, others a bit at a time. `at` gives the
+/// value of an occupied slot.
+///
+/// # Safety
+/// `t` is a live bottom table; `bits` are occupied slots of word `w`;
+/// `at` is valid for every occupied slot of `t`.
+#[allow(clippy::too_many_arguments)]
+#[inline]
+unsafe fn fold_words<V, Acc>(
+    t: Tab,
+    lv: &Lv,
+    base: u64,
+    mut w: usize,
+    mut bits: u64,
+    end: usize,
+    mut acc: Acc,
+    f: &mut impl FnMut(Acc, Page, *mut V) -> Acc,
+    at: impl Fn(usize) -> *mut V,
+) -> Acc {
+    let last_word = end / 64;
+    loop {
+        if w == last_word {
+            bits &= u64::MAX >> (63 - end % 64);
+        }
+        let first = w * 64;
+        if bits == u64::MAX {
+            for i in first..first + 64 {
+                let a = base + ((i as u64) << lv.shift);
+                acc = f(acc, Page::new(a, 0, lv.shift), at(i));
+            }
+        } else {
+            while bits != 0 {
+                let i = first + bits.trailing_zeros() as usize;
+                bits &= bits - 1;
+                let a = base + ((i as u64) << lv.shift);
+                acc = f(acc, Page::new(a, 0, lv.shift), at(i));
+            }
+        }
+        if w == last_word {
+            return acc;
+        }
+        w += 1;
+        // SAFETY: the word is inside the map (or built from the indices).
+        bits = unsafe { t.occ_word(lv, w) };
     }
 }
 
