@@ -42,7 +42,7 @@
 //! | form | bytes, x86 `u64` | holds | get | insert of a new slot | remove | iteration step |
 //! |---|---|---|---|---|---|---|
 //! | sparse 0..=2 | 64, 96, 176 | 4, 8, 16 indices | the link's two tag bits, a branch-free count of the indices below the slot (four per word), one popcount of a mask | moves at most 15 indices and values up one | moves the values down one; the index stays while marked | a word built from the indices; the values read in order |
-//! | packed 3..=6 | 408, 664, 1,176, 2,200 | 32 to 256 | the link's tag bit, a rank word and one popcount | moves the values after it up one (at most 255) and bumps the rank words after its word | moves the values after it down one | a bit scan; the values are read in order (one rank per map word) |
+//! | packed 3..=6 | 408, 664, 1,176, 2,200 | 32 to 256 | the link's tag bit, a rank word and one popcount | moves the values after it up one (at most 255; growth stops at 128, then goes direct) and bumps the rank words after its word | moves the values after it down one | a bit scan; the values are read in order (one rank per map word) |
 //! | direct | 4,232 | 0 to 512 | one load (two without a niche) | one write | one write | a bit scan; the value at the bit's offset |
 //!
 //! A move between forms copies the maps and count, and the values in one
@@ -52,8 +52,15 @@
 //!
 //! # Thresholds
 //! A bottom table made for a single insert starts packed, class 0. An insert
-//! into a full packed table moves it to the next class, or from the largest
-//! class (half the fan-out) to the direct form; or straight to the direct
+//! into a full packed table moves it to the next class, up to the class of
+//! a quarter of the fan-out (128 values on x86), and from there to the
+//! direct form: the class of half the fan-out (256) is reached by shrinking
+//! only, since an insert into a packed table moves the values after its
+//! slot, and those moves, in memory a random fill leaves cold, made dense
+//! random inserts on `Heap` about twice as slow as into direct tables
+//! while growth went through it (1.6 x now; measured in the compare
+//! report's dense section against the code before packed forms). Or an
+//! insert moves a full table straight to the direct
 //! form, once it holds an eighth of the fan-out (64 entries on x86) in no
 //! more than four thirds as many slots, from its first occupied slot to its
 //! last: a dense run filling up (ascending inserts, a region mapped page
@@ -109,10 +116,16 @@ use alloc::format;
 use alloc::string::String;
 
 /// The form after a full table of form `f` (`None`: direct) takes one more
-/// entry: the next class, or direct after the largest.
+/// entry: the next class, or direct after the largest class that growth
+/// enters, the largest holding at most a quarter of the fan-out. A larger
+/// class (half the fan-out, on x86 256 values) is reached by shrinking
+/// only: an insert into a packed table moves the values after its slot,
+/// and those moves, in memory a random fill leaves cold, made dense random
+/// inserts twice as slow as into direct tables when growth went through
+/// it.
 fn next_form(lv: &Lv, f: Option<usize>) -> Option<usize> {
     match f {
-        Some(k) if k + 1 < lv.classes => Some(k + 1),
+        Some(k) if k + 1 < lv.classes && lv.pack_cap(k + 1) <= lv.fanout / 4 => Some(k + 1),
         _ => None,
     }
 }
