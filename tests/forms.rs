@@ -99,6 +99,17 @@ fn fill_and_empty_on<B: TestBackend>() {
         assert!(sizes.windows(2).all(|w| w[0] <= w[1]), "{}: {sizes:?}", B::NAME);
         let steps = sizes.windows(2).filter(|w| w[0] != w[1]).count();
         assert!(cfg!(miri) || steps >= 6, "{}: {steps} form changes on the way up", B::NAME);
+        // Growth stops at the class of a quarter of the fan-out: the 129th
+        // entry goes direct (the class of 256 is for shrinking tables).
+        if !cfg!(miri) {
+            assert!(
+                sizes[127] * 3 < full && sizes[128] == full,
+                "{}: {} then {}",
+                B::NAME,
+                sizes[127],
+                sizes[128]
+            );
+        }
     } else if B::NAME == "pool" {
         assert!(sizes.iter().all(|&s| s == full), "pool keeps direct tables");
     }
