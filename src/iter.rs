@@ -176,7 +176,10 @@ impl Ends {
 ///   non-zero, the front cursor's own word bits are zero and `front` holds
 ///   them: the bits of its current bottom-table word
 ///   not yet yielded, the word's first address and first value; the same
-///   for `back` and the back cursor.
+///   for `back` and the back cursor. While `front.sbits` is non-zero (a
+///   sparse table), `front` holds the table's present positions not yet
+///   yielded, and the front cursor waits at the table's last word with no
+///   bits (the back cursor at its first word).
 /// - `front.end`, when `front.pending`, is the last address of the entry
 ///   the front's fast path yielded last, not yet folded into `ends.lo`;
 ///   `back.end`, when `back.pending`, is the address of the entry the
@@ -213,11 +216,20 @@ pub struct Iter<'a, V, G: Geometry = crate::X86_4Level, B: Backend = crate::back
 /// so that a direct table's step tests nothing more), and `wvals` is the
 /// value of the next bit to be yielded: each step moves it on by one value
 /// (back by one, for the back), since the values of occupied slots follow
-/// each other in slot order. At most one of `bits` and `pbits` is non-zero.
+/// each other in slot order.
+///
+/// In a sparse bottom table the run is the rest of the table, not a word:
+/// `sbits` has a bit per *position* among the table's sorted slot indices
+/// `sidx` (the back's reversed, bit `k` for position `63 - k`), `wbase` is
+/// the table's base, and `wvals` moves on (back) by one value per step, as
+/// in a packed table. At most one of `bits`, `pbits` and `sbits` is
+/// non-zero.
 #[derive(Clone, Copy)]
 struct Run {
     bits: u64,
     pbits: u64,
+    sbits: u64,
+    sidx: *const u16,
     wbase: u64,
     wvals: *mut u8,
     end: u64,
@@ -225,8 +237,16 @@ struct Run {
 }
 
 impl Run {
-    const NONE: Run =
-        Run { bits: 0, pbits: 0, wbase: 0, wvals: core::ptr::null_mut(), end: 0, pending: false };
+    const NONE: Run = Run {
+        bits: 0,
+        pbits: 0,
+        sbits: 0,
+        sidx: core::ptr::null(),
+        wbase: 0,
+        wvals: core::ptr::null_mut(),
+        end: 0,
+        pending: false,
+    };
 
     /// Takes over `cursor`'s word (its bits not yet yielded), leaving the
     /// cursor's bits zero; `rev` for the back.
@@ -236,6 +256,14 @@ impl Run {
         let (wvals, packed) = match vals {
             RunVals::Slots(p) => (p, false),
             RunVals::Packed(p) => (p, true),
+            RunVals::Sparse { idx, vals } => {
+                (self.bits, self.pbits) = (0, 0);
+                self.sbits = if rev { bits.reverse_bits() } else { bits };
+                self.sidx = idx;
+                self.wbase = wbase;
+                self.wvals = vals;
+                return;
+            }
         };
         let bits = if rev { bits.reverse_bits() } else { bits };
         (self.bits, self.pbits) = if packed { (0, bits) } else { (bits, 0) };
@@ -255,11 +283,20 @@ impl Run {
     /// Gives the bits not yet yielded back to `cursor`, which handed them
     /// out; `rev` for the back.
     #[inline]
-    fn put_back(&mut self, cursor: &mut Cursor, rev: bool) {
+    fn put_back<V, G: Geometry>(&mut self, cursor: &mut Cursor, rev: bool) {
         let bits = self.bits | self.pbits;
         if bits != 0 {
             cursor.put_bits(if rev { bits.reverse_bits() } else { bits });
             (self.bits, self.pbits) = (0, 0);
+        }
+        if self.sbits != 0 {
+            let t = self.sbits.trailing_zeros() as usize;
+            let p = if rev { 63 - t } else { t };
+            // SAFETY: the run is a sparse run `cursor` handed out, of a
+            // table borrowed shared since, and position `p` is one of its
+            // present positions not yet yielded.
+            unsafe { cursor.put_slot::<V, G>(*self.sidx.add(p) as usize, rev) };
+            self.sbits = 0;
         }
     }
 
@@ -308,8 +345,8 @@ impl<'a, V, G: Geometry, B: Backend> Iter<'a, V, G, B> {
     fn sync(&mut self) {
         self.front.settle_front(&mut self.ends);
         self.back.settle_back(&mut self.ends);
-        self.front.put_back(&mut self.ends.front, false);
-        self.back.put_back(&mut self.ends.back, true);
+        self.front.put_back::<V, G>(&mut self.ends.front, false);
+        self.back.put_back::<V, G>(&mut self.ends.back, true);
     }
 
     /// [`next`](Iterator::next) past the fast path: a new word, table or
@@ -321,7 +358,7 @@ impl<'a, V, G: Geometry, B: Backend> Iter<'a, V, G, B> {
         front.settle_front(ends);
         // The back keeps its bits: the bounds keep the ends apart.
         back.settle_back(ends);
-        front.put_back(&mut ends.front, false);
+        front.put_back::<V, G>(&mut ends.front, false);
         // SAFETY: as in `next`.
         let found = unsafe { ends.next::<V, G>(false) };
         if found.is_some() {
@@ -337,7 +374,7 @@ impl<'a, V, G: Geometry, B: Backend> Iter<'a, V, G, B> {
         // The front keeps its bits: the bounds keep the ends apart.
         front.settle_front(ends);
         back.settle_back(ends);
-        back.put_back(&mut ends.back, true);
+        back.put_back::<V, G>(&mut ends.back, true);
         // SAFETY: as in `next`.
         let found = unsafe { ends.next_back::<V, G>(false) };
         if found.is_some() {
@@ -415,6 +452,61 @@ impl<'a, V, G: Geometry, B: Backend> Iter<'a, V, G, B> {
         Some((Page::new(addr, 0, shift), unsafe { &*p.cast::<V>() }))
     }
 
+    /// The front's fast step in a sparse table's run: the next present
+    /// position's slot, from the indices.
+    #[inline(always)]
+    fn front_sparse(&mut self) -> Option<(Page, &'a V)> {
+        let bits = self.front.sbits;
+        if bits == 0 || self.ends.done || self.back.pending {
+            return None;
+        }
+        let shift = G::PAGE_SHIFT;
+        let p = bits.trailing_zeros() as usize;
+        // SAFETY: `sidx` is the live table's index array and `p` one of its
+        // positions in use (the run's bits are present positions).
+        let i = unsafe { *self.front.sidx.add(p) } as u64;
+        let addr = self.front.wbase + (i << shift);
+        if addr > self.ends.last {
+            return None;
+        }
+        self.front.sbits &= bits - 1;
+        let v = self.front.wvals;
+        self.front.wvals = v.wrapping_add(size_of::<V>());
+        self.front.end = addr + ((1u64 << shift) - 1);
+        self.front.pending = true;
+        self.count_one();
+        // SAFETY: the value of a present position, at its rank: `wvals`
+        // started at the run's first and moves on one per position yielded;
+        // the table does not change while borrowed shared for 'a.
+        Some((Page::new(addr, 0, shift), unsafe { &*v.cast::<V>() }))
+    }
+
+    /// The back's fast step in a sparse table's run, as
+    /// [`front_sparse`](Self::front_sparse).
+    #[inline(always)]
+    fn back_sparse(&mut self) -> Option<(Page, &'a V)> {
+        let bits = self.back.sbits;
+        if bits == 0 || self.ends.done || self.front.pending {
+            return None;
+        }
+        let shift = G::PAGE_SHIFT;
+        let p = 63 - bits.trailing_zeros() as usize;
+        // SAFETY: as in `front_sparse`.
+        let i = unsafe { *self.back.sidx.add(p) } as u64;
+        let addr = self.back.wbase + (i << shift);
+        if addr + ((1u64 << shift) - 1) < self.ends.lo {
+            return None;
+        }
+        self.back.sbits &= bits - 1;
+        let v = self.back.wvals;
+        self.back.wvals = v.wrapping_sub(size_of::<V>());
+        self.back.end = addr;
+        self.back.pending = true;
+        self.count_one();
+        // SAFETY: as in `front_sparse`, the values stepped back through.
+        Some((Page::new(addr, 0, shift), unsafe { &*v.cast::<V>() }))
+    }
+
     fn count_one(&mut self) {
         if let Some(r) = &mut self.remaining {
             *r -= 1;
@@ -461,6 +553,9 @@ impl<'a, V, G: Geometry, B: Backend> Iterator for Iter<'a, V, G, B> {
         if let Some(found) = self.front_step::<true>() {
             return Some(found);
         }
+        if let Some(found) = self.front_sparse() {
+            return Some(found);
+        }
         let (found, front, back) = Self::next_slow(&mut self.ends, self.front, self.back);
         self.front = front;
         self.back = back;
@@ -497,6 +592,9 @@ impl<'a, V, G: Geometry, B: Backend> DoubleEndedIterator for Iter<'a, V, G, B> {
             return Some(found);
         }
         if let Some(found) = self.back_step::<true>() {
+            return Some(found);
+        }
+        if let Some(found) = self.back_sparse() {
             return Some(found);
         }
         let (found, front, back) = Self::next_back_slow(&mut self.ends, self.front, self.back);

@@ -324,6 +324,80 @@ fn iterators_step_through_packed_words() {
     backends(iteration_on::<Heap>, iteration_on::<Arena>, iteration_on::<Pool>);
 }
 
+fn sparse_iteration_on<B: TestBackend>() {
+    let mut t: X86<B> = MemTable::with_backend(B::roomy());
+    let mut m = BTreeMap::new();
+    // Bottom tables of each sparse class's sizes (1 and 3 entries: 4
+    // indices; 7: 8; 16: 16), their slots in several map words, at the
+    // words' edges (0, 63, 64, 511) among them.
+    let tables: [(u64, &[u64]); 5] = [
+        (1, &[0]),
+        (2, &[63, 64, 511]),
+        (3, &[5, 70, 130, 200, 300, 400, 510]),
+        (4, &[0, 1, 2, 62, 63, 64, 65, 127, 128, 255, 256, 300, 383, 384, 500, 511]),
+        (6, &[64]),
+    ];
+    for (table, slots) in tables {
+        for &k in slots {
+            let a = table * MIB2 + k * KIB4;
+            t.insert(a, a ^ 0x3c3c).unwrap();
+            m.insert(a, a ^ 0x3c3c);
+        }
+    }
+    agree(&t, &m);
+    if B::NAME == "heap" {
+        // Every bottom table is sparse: 64, 64, 96 and 176 bytes, and 64.
+        assert_eq!(level0_bytes(&mut t), 64 + 64 + 96 + 176 + 64);
+    }
+    let sum: u64 = t.iter().fold(0, |s, (p, v)| s.wrapping_add(p.addr() ^ *v));
+    assert_eq!(sum, m.iter().fold(0u64, |s, (a, v)| s.wrapping_add(a ^ v)));
+    // Bounds inside tables, between entries of one word and of two, on
+    // entries and beside them.
+    let ends = [
+        0,
+        MIB2 + KIB4,
+        2 * MIB2 + 63 * KIB4,
+        2 * MIB2 + 64 * KIB4 - 1,
+        3 * MIB2 + 131 * KIB4,
+        4 * MIB2 + 64 * KIB4,
+        4 * MIB2 + 300 * KIB4 - 1,
+        5 * MIB2,
+        7 * MIB2 - 1,
+    ];
+    let patterns: &[u64] = if cfg!(miri) {
+        &[0x9999_9999_9999_9999]
+    } else {
+        &[0, u64::MAX, 0xaaaa_aaaa_aaaa_aaaa, 0x0f0f_3c3c_9999_0ff0, 0x8421_8421_8421_8421]
+    };
+    for (i, &lo) in ends.iter().enumerate() {
+        for &hi in &ends[i..] {
+            for &p in patterns {
+                meet(&t, &m, lo, hi, p);
+            }
+        }
+    }
+    // A partial walk, then the rest by fold, from each end.
+    for k in 0..m.len() {
+        let mut it = t.iter();
+        let head: Vec<u64> = it.by_ref().take(k).map(|(p, _)| p.addr()).collect();
+        let tail = it.rev().fold(Vec::new(), |mut v, (p, _)| {
+            v.push(p.addr());
+            v
+        });
+        let want: Vec<u64> = m.keys().copied().collect();
+        assert_eq!(head, want[..k]);
+        assert_eq!(tail, want[k..].iter().rev().copied().collect::<Vec<_>>(), "after {k}");
+    }
+}
+
+/// The iterators' runs through sparse tables (a whole table's positions,
+/// not a map word) meet exactly, from both ends, in part ranges, clone
+/// mid-way, and give the rest back to a fold.
+#[test]
+fn iterators_step_through_sparse_runs() {
+    backends(sparse_iteration_on::<Heap>, sparse_iteration_on::<Arena>, sparse_iteration_on::<Pool>);
+}
+
 /// A full bottom table (direct) at `MIB2`, and its model.
 fn full_table<B: TestBackend>() -> (X86<B>, BTreeMap<u64, u64>) {
     let mut t: X86<B> = MemTable::with_backend(B::roomy());

@@ -88,6 +88,13 @@ pub enum RunVals {
     /// A packed table: the value of the run's first bit; the next bit's is
     /// the next value (the previous one, backward).
     Packed(*mut u8),
+    /// A sparse table: the run's bits are *positions* among the table's
+    /// sorted slot indices `idx`, for every present slot to the table's
+    /// end (to its start, backward), not just the word's; `vals` is the
+    /// value of the first position to be yielded, the next position's the
+    /// next value (the previous one, backward), and the run's address is
+    /// the table's base.
+    Sparse { idx: *const u16, vals: *mut u8 },
 }
 
 impl Cursor {
@@ -304,6 +311,30 @@ impl Cursor {
     /// table does not change.
     #[inline]
     pub fn take_run<V, G: Geometry>(&mut self, rev: bool) -> (u64, u64, RunVals) {
+        let lv = Info::<V, G>::lv(0);
+        let t = self.tab[0];
+        // SAFETY: at level 0 and not done, the cursor is in the live bottom
+        // table `t`.
+        if self.level == 0 && !self.done && unsafe { t.sparse(lv) } {
+            // The rest of the table, from the first slot not yet yielded
+            // (its bits, or the word after them): every present slot on
+            // that side of it is ahead of the cursor.
+            let bits = core::mem::take(&mut self.bits);
+            let from = match (bits != 0, rev) {
+                (true, false) => self.word * 64 + bits.trailing_zeros() as usize,
+                (true, true) => self.word * 64 + 63 - bits.leading_zeros() as usize,
+                (false, false) => (self.word + 1) * 64,
+                (false, true) if self.word == 0 => return (0, 0, RunVals::Slots(core::ptr::null_mut())),
+                (false, true) => self.word * 64 - 1,
+            };
+            // SAFETY: as above; `from` is at most the fan-out.
+            let (pos, idx, vals) = unsafe { t.sparse_run::<V>(lv, from, rev) };
+            // The run holds the rest of the table: the cursor waits at its
+            // far word, from where its next step leaves the table, until
+            // `put_slot` gives it what the run did not yield.
+            self.word = if rev { 0 } else { lv.words - 1 };
+            return (pos, self.base[0], RunVals::Sparse { idx, vals: vals.cast::<u8>() });
+        }
         if self.bits == 0 {
             return (0, 0, RunVals::Slots(core::ptr::null_mut()));
         }
@@ -327,6 +358,24 @@ impl Cursor {
     pub fn put_bits(&mut self, bits: u64) {
         debug_assert!(self.bits == 0 && self.level == 0 && !self.done);
         self.bits = bits;
+    }
+
+    /// Gives back a sparse run of [`take_run`](Self::take_run) that stopped
+    /// before its end: the cursor goes on from slot `i`, the run's first
+    /// position not yielded (its last, backward), as if it had yielded
+    /// every entry before it (after it, backward).
+    ///
+    /// # Safety
+    /// The cursor handed out a sparse run of the live bottom table it is
+    /// in, unchanged since, and `i` is a present slot of that run.
+    #[inline]
+    pub unsafe fn put_slot<V, G: Geometry>(&mut self, i: usize, rev: bool) {
+        debug_assert!(self.bits == 0 && self.level == 0 && !self.done);
+        let lv = Info::<V, G>::lv(0);
+        self.set_word::<V, G>(i / 64);
+        let keep = if rev { u64::MAX >> (63 - i % 64) } else { u64::MAX << (i % 64) };
+        // SAFETY: caller; the word is one of the table's.
+        self.bits = unsafe { self.tab[0].occ_word(lv, self.word) } & keep;
     }
 
     /// Makes word `w` of the current bottom table the one scanned (its bits
@@ -523,10 +572,11 @@ impl Cursor {
                             return Some((Page::new(addr, 0, lv.shift), t.val::<V>(lv, i)));
                         }
                     }
-                    if self.word + 1 >= lv.words {
+                    // SAFETY: `t` is the live bottom table, `word` one of its words.
+                    let Some(w) = (unsafe { next_word(t, lv, self.word, false) }) else {
                         break;
-                    }
-                    self.set_word::<V, G>(self.word + 1);
+                    };
+                    self.set_word::<V, G>(w);
                     // SAFETY: the word is inside the map (or built from the indices).
                     self.bits = unsafe { t.occ_word(lv, self.word) };
                 }
@@ -649,10 +699,11 @@ impl Cursor {
                             return Some((Page::new(addr, 0, lv.shift), t.val::<V>(lv, i)));
                         }
                     }
-                    if self.word == 0 {
+                    // SAFETY: as forward.
+                    let Some(w) = (unsafe { next_word(t, lv, self.word, true) }) else {
                         break;
-                    }
-                    self.set_word::<V, G>(self.word - 1);
+                    };
+                    self.set_word::<V, G>(w);
                     // SAFETY: the word is inside the map (or built from the indices).
                     self.bits = unsafe { t.occ_word(lv, self.word) };
                 }
@@ -730,7 +781,22 @@ impl Cursor {
                     // SAFETY: `t` is the live bottom table the walk is in;
                     // `val` and `direct_val` are asked for occupied slots.
                     acc = unsafe {
-                        if t.packed(lv) {
+                        if t.sparse(lv) {
+                            // The indices in order: no map word is built.
+                            let from = if bits != 0 {
+                                w * 64 + bits.trailing_zeros() as usize
+                            } else {
+                                (w + 1) * 64
+                            };
+                            if from > end {
+                                acc
+                            } else {
+                                t.sparse_fold::<V, Acc>(lv, from, end, acc, |acc, i, v| {
+                                    let a = base + ((i as u64) << lv.shift);
+                                    f(acc, Page::new(a, 0, lv.shift), v)
+                                })
+                            }
+                        } else if t.packed(lv) {
                             fold_words(t, lv, base, w, bits, end, acc, &mut f, |i| t.val::<V>(lv, i))
                         } else {
                             fold_words(t, lv, base, w, bits, end, acc, &mut f, |i| t.direct_val::<V>(lv, i))
@@ -747,6 +813,22 @@ impl Cursor {
             }
         }
     }
+}
+
+/// The word of bottom table `t` a walk scans after word `w` (before it,
+/// `rev`): the next one, or in a sparse table the next that holds an entry
+/// (`None`: no more).
+///
+/// # Safety
+/// `t` is a live bottom table of `lv`, `w < lv.words`.
+#[inline(always)]
+unsafe fn next_word(t: Tab, lv: &Lv, w: usize, rev: bool) -> Option<usize> {
+    // SAFETY: contract (both blocks).
+    if unsafe { t.sparse(lv) } {
+        // SAFETY: as above; the table is sparse.
+        return unsafe { t.sparse_next_word(lv, w, rev) };
+    }
+    if rev { w.checked_sub(1) } else { Some(w + 1).filter(|&w| w < lv.words) }
 }
 
 /// [`Cursor::fold`]'s loop over bottom table `t` (based at `base`), from

@@ -41,7 +41,7 @@
 //!
 //! | form | bytes, x86 `u64` | holds | get | insert of a new slot | remove | iteration step |
 //! |---|---|---|---|---|---|---|
-//! | sparse 0..=2 | 64, 96, 176 | 4, 8, 16 indices | the link's two tag bits, a branch-free count of the indices below the slot (four per word), one popcount of a mask | moves at most 15 indices and values up one | moves the values down one; the index stays while marked | a word built from the indices; the values read in order |
+//! | sparse 0..=2 | 64, 96, 176 | 4, 8, 16 indices | the link's two tag bits, a branch-free count of the indices below the slot (four per word), one popcount of a mask | moves at most 15 indices and values up one | moves the values down one; the index stays while marked | the rest of the table in one run over the indices, for `Iter` (the next index and the next value) and `fold`; the cursor's own steps jump to the next word that holds an entry |
 //! | packed 3..=6 | 408, 664, 1,176, 2,200 | 32 to 256 | the link's tag bit, a rank word and one popcount | moves the values after it up one (at most 255; growth stops at 128, then goes direct) and bumps the rank words after its word | moves the values after it down one | a bit scan; the values are read in order (one rank per map word) |
 //! | direct | 4,232 | 0 to 512 | one load (two without a niche) | one write | one write | a bit scan; the value at the bit's offset |
 //!

@@ -46,7 +46,12 @@
 //! A lookup scans at most `cap` (16) indices of one or two cache lines and
 //! counts bits of one mask; an insert or remove moves at most `cap`
 //! indices and values. A map word, read by the walks, is built from the
-//! indices that fall in it.
+//! indices that fall in it; the walks that go through every entry do not
+//! build words: `Iter` takes the rest of a sparse table as one run of
+//! positions ([`sparse_run`](Tab::sparse_run)), `fold` makes one pass over
+//! the indices ([`sparse_fold`](Tab::sparse_fold)), and the cursor moves
+//! to the next word that holds an entry ([`sparse_next_word`](Tab::sparse_next_word)),
+//! not through the empty ones.
 
 use core::ptr;
 
@@ -300,6 +305,84 @@ impl Tab {
                 }
             }
             None
+        }
+    }
+
+    /// The map word after `w` (before it, `rev`) that holds a present slot:
+    /// where a walk's next word is, found from the indices instead of
+    /// building every word between.
+    ///
+    /// # Safety
+    /// See above; `w < lv.words`.
+    #[inline]
+    pub unsafe fn sparse_next_word(self, lv: &Lv, w: usize, rev: bool) -> Option<usize> {
+        // SAFETY: contract; the bounds are slots of the table.
+        unsafe {
+            if rev {
+                if w == 0 { None } else { self.sparse_prev(lv, 0, w * 64 - 1).map(|i| i / 64) }
+            } else if w + 1 >= lv.words {
+                None
+            } else {
+                self.sparse_next(lv, (w + 1) * 64, lv.fanout - 1, false).map(|i| i / 64)
+            }
+        }
+    }
+
+    /// The present positions from slot `i` on (`rev`: up to slot `i`), as
+    /// a mask; the indices; and the value of the first of those positions
+    /// (`rev`: the last; any value pointer when there are none): a walk's
+    /// run over the rest of the table.
+    ///
+    /// # Safety
+    /// See above; `i` is at most the fan-out.
+    #[inline]
+    pub unsafe fn sparse_run<V>(self, lv: &Lv, i: usize, rev: bool) -> (u64, *const u16, *mut V) {
+        // SAFETY: contract; the ranks are at most `len`.
+        unsafe {
+            let (p, found) = self.position(lv, i);
+            let pm = *self.present_mask() as u64;
+            let (mask, rank) = if rev {
+                let mask = pm & ((1u64 << (p + found as usize)) - 1);
+                (mask, (mask.count_ones() as usize).saturating_sub(1))
+            } else {
+                (pm & !((1u64 << p) - 1), (pm & ((1u64 << p) - 1)).count_ones() as usize)
+            };
+            (mask, self.indices(), self.sparse_vals::<V>(lv).add(rank))
+        }
+    }
+
+    /// Folds `f` over each present slot in `from..=to` and its value,
+    /// ascending: one pass over the indices, each value the one after the
+    /// last (the walks' fold, without building map words).
+    ///
+    /// # Safety
+    /// See above; `f` does not change the table.
+    #[inline]
+    pub unsafe fn sparse_fold<V, A>(
+        self,
+        lv: &Lv,
+        from: usize,
+        to: usize,
+        mut acc: A,
+        mut f: impl FnMut(A, usize, *mut V) -> A,
+    ) -> A {
+        // SAFETY: contract; a present position's rank is below `len`.
+        unsafe {
+            let (n, idx, pm) = (self.sparse_used(), self.indices(), *self.present_mask());
+            let (mut p, _) = self.position(lv, from);
+            let mut v = self.sparse_vals::<V>(lv).add((pm & below(p)).count_ones() as usize);
+            while p < n {
+                let i = *idx.add(p) as usize;
+                if i > to {
+                    break;
+                }
+                if pm >> p & 1 != 0 {
+                    acc = f(acc, i, v);
+                    v = v.add(1);
+                }
+                p += 1;
+            }
+            acc
         }
     }
 
