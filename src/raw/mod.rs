@@ -385,8 +385,11 @@ impl<V, G: Geometry, B: Backend> RawTable<V, G, B> {
     /// path: every insert and `get_mut` takes it).
     #[inline]
     pub fn mark_path(path: &Path) {
-        for (k, &(t, i)) in path.iter().enumerate() {
-            let l = Self::TOP - k;
+        // Over the levels, not the path: a loop of a constant count, which
+        // the compiler unrolls, each level's layout folded to constants.
+        for l in (0..=Self::TOP).rev() {
+            let k = Self::TOP - l;
+            let Some(&(t, i)) = path.get(k) else { return };
             // SAFETY: the path was just walked; level of entry `k` is TOP - k,
             // and only a bottom table may be sparse.
             unsafe {
@@ -396,6 +399,22 @@ impl<V, G: Geometry, B: Backend> RawTable<V, G, B> {
                     bitmap::set(t.dirty(Self::lv(l)), i);
                 }
             }
+        }
+    }
+
+    /// Marks the slots of `path` above its last (the slots that lead to the
+    /// last entry's table), as [`mark_path`](Self::mark_path) does.
+    #[inline]
+    fn mark_above(path: &Path) {
+        for l in (1..=Self::TOP).rev() {
+            let k = Self::TOP - l;
+            if k + 1 >= path.len() {
+                return;
+            }
+            let (t, i) = path[k];
+            // SAFETY: the path was just walked; entry `k` is a slot of a
+            // live upper table of level `l`, never sparse.
+            unsafe { bitmap::set(t.dirty(Self::lv(l)), i) };
         }
     }
 
@@ -600,13 +619,17 @@ impl<V, G: Geometry, B: Backend> RawTable<V, G, B> {
                     // this saves about 18 instructions per insert).
                     if !t.packed(lv) {
                         self.keep_replaced(t, 0, i, addr);
+                        bitmap::set(t.dirty(lv), i);
                         break t.put_direct_from(lv, i, src, old);
                     }
                     if !t.has_room(lv) && !t.occupied(lv, i) {
                         return None;
                     }
                     self.keep_replaced(t, 0, i, addr);
-                    break t.put_from(lv, i, src, old);
+                    // A sparse table's mark needs the slot's index: after.
+                    let had = t.put_from(lv, i, src, old);
+                    t.mark(lv, i);
+                    break had;
                 }
             }
             // SAFETY: live upper table, masked index.
@@ -616,13 +639,15 @@ impl<V, G: Geometry, B: Backend> RawTable<V, G, B> {
                 // place); `src` (caller).
                 (Slot::Empty | Slot::Large, true) => unsafe {
                     self.keep_replaced(t, l, i, addr);
+                    bitmap::set(t.dirty(lv), i);
                     break t.put_large_from(lv, i, src, old);
                 },
                 _ => return None,
             }
             l -= 1;
         };
-        Self::mark_path(&path);
+        // The entry's own slot is marked above, where its form is known.
+        Self::mark_above(&path);
         self.len += !had as usize;
         Some(had)
     }
