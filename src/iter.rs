@@ -49,6 +49,32 @@ struct Ends {
     lo: u64,
     last: u64,
     done: bool,
+    /// [`Iter`]'s runs through sparse tables, one per end: kept here, beside
+    /// the cursors, not in [`Run`], so that the runs a loop keeps in
+    /// registers stay the size a map word's needs.
+    sfront: SparseRun,
+    sback: SparseRun,
+}
+
+/// One end's run through the rest of a sparse bottom table, for [`Iter`]'s
+/// sparse steps: `bits` has a bit per *position* among the table's sorted
+/// slot indices `idx` not yet yielded (the back's reversed, bit `k` for
+/// position `63 - k`), `base` is the table's base address, and `vals` the
+/// value of the next position to be yielded, moving on (back, for the back)
+/// by one value per step, as in a packed table. While `bits` is non-zero,
+/// the end's cursor waits at the table's far word with no bits, and the
+/// end's [`Run`] has none either.
+#[derive(Clone, Copy)]
+struct SparseRun {
+    bits: u64,
+    idx: *const u16,
+    base: u64,
+    vals: *mut u8,
+}
+
+impl SparseRun {
+    const NONE: SparseRun =
+        SparseRun { bits: 0, idx: core::ptr::null(), base: 0, vals: core::ptr::null_mut() };
 }
 
 impl Ends {
@@ -63,6 +89,8 @@ impl Ends {
             lo,
             last,
             done,
+            sfront: SparseRun::NONE,
+            sback: SparseRun::NONE,
         }
     }
 
@@ -176,10 +204,10 @@ impl Ends {
 ///   non-zero, the front cursor's own word bits are zero and `front` holds
 ///   them: the bits of its current bottom-table word
 ///   not yet yielded, the word's first address and first value; the same
-///   for `back` and the back cursor. While `front.sbits` is non-zero (a
-///   sparse table), `front` holds the table's present positions not yet
+///   for `back` and the back cursor. While `ends.sfront.bits` is non-zero
+///   (a sparse table), it holds the table's present positions not yet
 ///   yielded, and the front cursor waits at the table's last word with no
-///   bits (the back cursor at its first word).
+///   bits (`ends.sback` and the back cursor, at its first word).
 /// - `front.end`, when `front.pending`, is the last address of the entry
 ///   the front's fast path yielded last, not yet folded into `ends.lo`;
 ///   `back.end`, when `back.pending`, is the address of the entry the
@@ -216,20 +244,14 @@ pub struct Iter<'a, V, G: Geometry = crate::X86_4Level, B: Backend = crate::back
 /// so that a direct table's step tests nothing more), and `wvals` is the
 /// value of the next bit to be yielded: each step moves it on by one value
 /// (back by one, for the back), since the values of occupied slots follow
-/// each other in slot order.
+/// each other in slot order. At most one of `bits` and `pbits` is non-zero.
 ///
-/// In a sparse bottom table the run is the rest of the table, not a word:
-/// `sbits` has a bit per *position* among the table's sorted slot indices
-/// `sidx` (the back's reversed, bit `k` for position `63 - k`), `wbase` is
-/// the table's base, and `wvals` moves on (back) by one value per step, as
-/// in a packed table. At most one of `bits`, `pbits` and `sbits` is
-/// non-zero.
+/// In a sparse bottom table the run is the rest of the table, in
+/// [`SparseRun`] (and `bits` and `pbits` are zero).
 #[derive(Clone, Copy)]
 struct Run {
     bits: u64,
     pbits: u64,
-    sbits: u64,
-    sidx: *const u16,
     wbase: u64,
     wvals: *mut u8,
     end: u64,
@@ -237,32 +259,22 @@ struct Run {
 }
 
 impl Run {
-    const NONE: Run = Run {
-        bits: 0,
-        pbits: 0,
-        sbits: 0,
-        sidx: core::ptr::null(),
-        wbase: 0,
-        wvals: core::ptr::null_mut(),
-        end: 0,
-        pending: false,
-    };
+    const NONE: Run =
+        Run { bits: 0, pbits: 0, wbase: 0, wvals: core::ptr::null_mut(), end: 0, pending: false };
 
-    /// Takes over `cursor`'s word (its bits not yet yielded), leaving the
-    /// cursor's bits zero; `rev` for the back.
+    /// Takes over the word of the end's cursor (its bits not yet yielded),
+    /// leaving the cursor's bits zero; `rev` for the back. In a sparse
+    /// table, the end's [`SparseRun`] takes the rest of the table instead.
     #[inline]
-    fn take<V, G: Geometry>(&mut self, cursor: &mut Cursor, rev: bool) {
+    fn take<V, G: Geometry>(&mut self, ends: &mut Ends, rev: bool) {
+        let cursor = if rev { &mut ends.back } else { &mut ends.front };
         let (bits, wbase, vals) = cursor.take_run::<V, G>(rev);
         let (wvals, packed) = match vals {
             RunVals::Slots(p) => (p, false),
             RunVals::Packed(p) => (p, true),
             RunVals::Sparse { idx, vals } => {
                 (self.bits, self.pbits) = (0, 0);
-                self.sbits = if rev { bits.reverse_bits() } else { bits };
-                self.sidx = idx;
-                self.wbase = wbase;
-                self.wvals = vals;
-                return;
+                return Self::take_sparse(ends, SparseRun { bits, idx, base: wbase, vals }, rev);
             }
         };
         let bits = if rev { bits.reverse_bits() } else { bits };
@@ -280,23 +292,36 @@ impl Run {
         }
     }
 
-    /// Gives the bits not yet yielded back to `cursor`, which handed them
-    /// out; `rev` for the back.
+    /// Makes `run` (bits as the cursor gave them) the end's sparse run.
+    #[inline(never)]
+    fn take_sparse(ends: &mut Ends, mut run: SparseRun, rev: bool) {
+        if rev {
+            run.bits = run.bits.reverse_bits();
+            ends.sback = run;
+        } else {
+            ends.sfront = run;
+        }
+    }
+
+    /// Gives the bits not yet yielded back to the end's cursor, which
+    /// handed them out (and the end's sparse run's); `rev` for the back.
     #[inline]
-    fn put_back<V, G: Geometry>(&mut self, cursor: &mut Cursor, rev: bool) {
+    fn put_back<V, G: Geometry>(&mut self, ends: &mut Ends, rev: bool) {
+        let (cursor, sparse) =
+            if rev { (&mut ends.back, &mut ends.sback) } else { (&mut ends.front, &mut ends.sfront) };
         let bits = self.bits | self.pbits;
         if bits != 0 {
             cursor.put_bits(if rev { bits.reverse_bits() } else { bits });
             (self.bits, self.pbits) = (0, 0);
         }
-        if self.sbits != 0 {
-            let t = self.sbits.trailing_zeros() as usize;
+        if sparse.bits != 0 {
+            let t = sparse.bits.trailing_zeros() as usize;
             let p = if rev { 63 - t } else { t };
             // SAFETY: the run is a sparse run `cursor` handed out, of a
             // table borrowed shared since, and position `p` is one of its
             // present positions not yet yielded.
-            unsafe { cursor.put_slot::<V, G>(*self.sidx.add(p) as usize, rev) };
-            self.sbits = 0;
+            unsafe { cursor.put_slot::<V, G>(*sparse.idx.add(p) as usize, rev) };
+            sparse.bits = 0;
         }
     }
 
@@ -345,8 +370,8 @@ impl<'a, V, G: Geometry, B: Backend> Iter<'a, V, G, B> {
     fn sync(&mut self) {
         self.front.settle_front(&mut self.ends);
         self.back.settle_back(&mut self.ends);
-        self.front.put_back::<V, G>(&mut self.ends.front, false);
-        self.back.put_back::<V, G>(&mut self.ends.back, true);
+        self.front.put_back::<V, G>(&mut self.ends, false);
+        self.back.put_back::<V, G>(&mut self.ends, true);
     }
 
     /// [`next`](Iterator::next) past the fast path: a new word, table or
@@ -358,11 +383,11 @@ impl<'a, V, G: Geometry, B: Backend> Iter<'a, V, G, B> {
         front.settle_front(ends);
         // The back keeps its bits: the bounds keep the ends apart.
         back.settle_back(ends);
-        front.put_back::<V, G>(&mut ends.front, false);
+        front.put_back::<V, G>(ends, false);
         // SAFETY: as in `next`.
         let found = unsafe { ends.next::<V, G>(false) };
         if found.is_some() {
-            front.take::<V, G>(&mut ends.front, false);
+            front.take::<V, G>(ends, false);
         }
         (found, front, back)
     }
@@ -374,11 +399,11 @@ impl<'a, V, G: Geometry, B: Backend> Iter<'a, V, G, B> {
         // The front keeps its bits: the bounds keep the ends apart.
         front.settle_front(ends);
         back.settle_back(ends);
-        back.put_back::<V, G>(&mut ends.back, true);
+        back.put_back::<V, G>(ends, true);
         // SAFETY: as in `next`.
         let found = unsafe { ends.next_back::<V, G>(false) };
         if found.is_some() {
-            back.take::<V, G>(&mut ends.back, true);
+            back.take::<V, G>(ends, true);
         }
         (found, front, back)
     }
@@ -456,26 +481,27 @@ impl<'a, V, G: Geometry, B: Backend> Iter<'a, V, G, B> {
     /// position's slot, from the indices.
     #[inline(always)]
     fn front_sparse(&mut self) -> Option<(Page, &'a V)> {
-        let bits = self.front.sbits;
+        let run = &mut self.ends.sfront;
+        let bits = run.bits;
         if bits == 0 || self.ends.done || self.back.pending {
             return None;
         }
         let shift = G::PAGE_SHIFT;
         let p = bits.trailing_zeros() as usize;
-        // SAFETY: `sidx` is the live table's index array and `p` one of its
+        // SAFETY: `idx` is the live table's index array and `p` one of its
         // positions in use (the run's bits are present positions).
-        let i = unsafe { *self.front.sidx.add(p) } as u64;
-        let addr = self.front.wbase + (i << shift);
+        let i = unsafe { *run.idx.add(p) } as u64;
+        let addr = run.base + (i << shift);
         if addr > self.ends.last {
             return None;
         }
-        self.front.sbits &= bits - 1;
-        let v = self.front.wvals;
-        self.front.wvals = v.wrapping_add(size_of::<V>());
+        run.bits &= bits - 1;
+        let v = run.vals;
+        run.vals = v.wrapping_add(size_of::<V>());
         self.front.end = addr + ((1u64 << shift) - 1);
         self.front.pending = true;
         self.count_one();
-        // SAFETY: the value of a present position, at its rank: `wvals`
+        // SAFETY: the value of a present position, at its rank: `vals`
         // started at the run's first and moves on one per position yielded;
         // the table does not change while borrowed shared for 'a.
         Some((Page::new(addr, 0, shift), unsafe { &*v.cast::<V>() }))
@@ -485,21 +511,22 @@ impl<'a, V, G: Geometry, B: Backend> Iter<'a, V, G, B> {
     /// [`front_sparse`](Self::front_sparse).
     #[inline(always)]
     fn back_sparse(&mut self) -> Option<(Page, &'a V)> {
-        let bits = self.back.sbits;
+        let run = &mut self.ends.sback;
+        let bits = run.bits;
         if bits == 0 || self.ends.done || self.front.pending {
             return None;
         }
         let shift = G::PAGE_SHIFT;
         let p = 63 - bits.trailing_zeros() as usize;
         // SAFETY: as in `front_sparse`.
-        let i = unsafe { *self.back.sidx.add(p) } as u64;
-        let addr = self.back.wbase + (i << shift);
+        let i = unsafe { *run.idx.add(p) } as u64;
+        let addr = run.base + (i << shift);
         if addr + ((1u64 << shift) - 1) < self.ends.lo {
             return None;
         }
-        self.back.sbits &= bits - 1;
-        let v = self.back.wvals;
-        self.back.wvals = v.wrapping_sub(size_of::<V>());
+        run.bits &= bits - 1;
+        let v = run.vals;
+        run.vals = v.wrapping_sub(size_of::<V>());
         self.back.end = addr;
         self.back.pending = true;
         self.count_one();

@@ -69,6 +69,9 @@ pub struct Cursor {
     /// these.
     wbase: u64,
     wvals: *mut u8,
+    /// The bottom table the cursor is in is sparse (read with its form when
+    /// it entered the table, as `wvals`).
+    sparse: bool,
     done: bool,
     /// The slots on the path above the current table are marked (by a
     /// marking walk's yield since it entered the table).
@@ -111,6 +114,7 @@ impl Cursor {
             bits: 0,
             wbase: 0,
             wvals: core::ptr::null_mut(),
+            sparse: false,
             done: false,
             path_marked: false,
             fresh: false,
@@ -132,6 +136,7 @@ impl Cursor {
             bits: 0,
             wbase: 0,
             wvals: core::ptr::null_mut(),
+            sparse: false,
             done: false,
             path_marked: false,
             fresh: false,
@@ -311,29 +316,10 @@ impl Cursor {
     /// table does not change.
     #[inline]
     pub fn take_run<V, G: Geometry>(&mut self, rev: bool) -> (u64, u64, RunVals) {
-        let lv = Info::<V, G>::lv(0);
-        let t = self.tab[0];
-        // SAFETY: at level 0 and not done, the cursor is in the live bottom
-        // table `t`.
-        if self.level == 0 && !self.done && unsafe { t.sparse(lv) } {
-            // The rest of the table, from the first slot not yet yielded
-            // (its bits, or the word after them): every present slot on
-            // that side of it is ahead of the cursor.
-            let bits = core::mem::take(&mut self.bits);
-            let from = match (bits != 0, rev) {
-                (true, false) => self.word * 64 + bits.trailing_zeros() as usize,
-                (true, true) => self.word * 64 + 63 - bits.leading_zeros() as usize,
-                (false, false) => (self.word + 1) * 64,
-                (false, true) if self.word == 0 => return (0, 0, RunVals::Slots(core::ptr::null_mut())),
-                (false, true) => self.word * 64 - 1,
-            };
-            // SAFETY: as above; `from` is at most the fan-out.
-            let (pos, idx, vals) = unsafe { t.sparse_run::<V>(lv, from, rev) };
-            // The run holds the rest of the table: the cursor waits at its
-            // far word, from where its next step leaves the table, until
-            // `put_slot` gives it what the run did not yield.
-            self.word = if rev { 0 } else { lv.words - 1 };
-            return (pos, self.base[0], RunVals::Sparse { idx, vals: vals.cast::<u8>() });
+        // At level 0 and not done, the cursor is in a bottom table, whose
+        // form `sparse` and `wvals` say.
+        if self.level == 0 && !self.done && self.sparse {
+            return self.take_sparse_run::<V, G>(rev);
         }
         if self.bits == 0 {
             return (0, 0, RunVals::Slots(core::ptr::null_mut()));
@@ -348,6 +334,31 @@ impl Cursor {
             RunVals::Slots(self.wvals)
         };
         (bits, self.wbase, vals)
+    }
+
+    /// [`take_run`](Self::take_run) in a sparse table: the rest of the
+    /// table, from the first slot not yet yielded (its bits, or the word
+    /// after them), since every present slot on that side of it is ahead of
+    /// the cursor.
+    #[inline]
+    fn take_sparse_run<V, G: Geometry>(&mut self, rev: bool) -> (u64, u64, RunVals) {
+        let lv = Info::<V, G>::lv(0);
+        let bits = core::mem::take(&mut self.bits);
+        let from = match (bits != 0, rev) {
+            (true, false) => self.word * 64 + bits.trailing_zeros() as usize,
+            (true, true) => self.word * 64 + 63 - bits.leading_zeros() as usize,
+            (false, false) => (self.word + 1) * 64,
+            (false, true) if self.word == 0 => return (0, 0, RunVals::Slots(core::ptr::null_mut())),
+            (false, true) => self.word * 64 - 1,
+        };
+        // SAFETY: the cursor is in the live sparse bottom table `tab[0]`;
+        // `from` is at most the fan-out.
+        let (pos, idx, vals) = unsafe { self.tab[0].sparse_run::<V>(lv, from, rev) };
+        // The run holds the rest of the table: the cursor waits at its far
+        // word, from where its next step leaves the table, until `put_slot`
+        // gives it what the run did not yield.
+        self.word = if rev { 0 } else { lv.words - 1 };
+        (pos, self.base[0], RunVals::Sparse { idx, vals: vals.cast::<u8>() })
     }
 
     /// Gives back the bits [`take_run`](Self::take_run) handed out, less
@@ -388,6 +399,8 @@ impl Cursor {
         // A packed table's values are found by rank, not by offset: a null
         // `wvals` marks the form for `word_val` and `take_run`.
         // SAFETY: `tab[0]` is the live bottom table the cursor is in.
+        self.sparse = unsafe { self.tab[0].sparse(lv) };
+        // SAFETY: as above.
         self.wvals = if unsafe { self.tab[0].packed(lv) } {
             core::ptr::null_mut()
         } else {
@@ -572,8 +585,9 @@ impl Cursor {
                             return Some((Page::new(addr, 0, lv.shift), t.val::<V>(lv, i)));
                         }
                     }
-                    // SAFETY: `t` is the live bottom table, `word` one of its words.
-                    let Some(w) = (unsafe { next_word(t, lv, self.word, false) }) else {
+                    // SAFETY: `t` is the live bottom table, `word` one of its
+                    // words, sparse as `self.sparse` says.
+                    let Some(w) = (unsafe { next_word(t, lv, self.word, self.sparse, false) }) else {
                         break;
                     };
                     self.set_word::<V, G>(w);
@@ -700,7 +714,7 @@ impl Cursor {
                         }
                     }
                     // SAFETY: as forward.
-                    let Some(w) = (unsafe { next_word(t, lv, self.word, true) }) else {
+                    let Some(w) = (unsafe { next_word(t, lv, self.word, self.sparse, true) }) else {
                         break;
                     };
                     self.set_word::<V, G>(w);
@@ -820,12 +834,12 @@ impl Cursor {
 /// (`None`: no more).
 ///
 /// # Safety
-/// `t` is a live bottom table of `lv`, `w < lv.words`.
+/// `t` is a live bottom table of `lv`, sparse exactly when `sparse`, and
+/// `w < lv.words`.
 #[inline(always)]
-unsafe fn next_word(t: Tab, lv: &Lv, w: usize, rev: bool) -> Option<usize> {
-    // SAFETY: contract (both blocks).
-    if unsafe { t.sparse(lv) } {
-        // SAFETY: as above; the table is sparse.
+unsafe fn next_word(t: Tab, lv: &Lv, w: usize, sparse: bool, rev: bool) -> Option<usize> {
+    if sparse {
+        // SAFETY: contract; the table is sparse.
         return unsafe { t.sparse_next_word(lv, w, rev) };
     }
     if rev { w.checked_sub(1) } else { Some(w + 1).filter(|&w| w < lv.words) }
