@@ -56,7 +56,8 @@
 use core::ptr;
 
 use super::layout::{
-    Lv, SPARSE_IDX, SPARSE_MARKED, SPARSE_NK, SPARSE_NONE, SPARSE_PRESENT, sparse_lanes, sparse_vals,
+    Lv, MAX_SPARSE, SPARSE_IDX, SPARSE_MARKED, SPARSE_NK, SPARSE_NONE, SPARSE_PRESENT, sparse_lanes,
+    sparse_vals,
 };
 use super::node::Tab;
 
@@ -129,10 +130,10 @@ impl Tab {
             let ii = i as u64 * ONES;
             let lane = |w: u64| (!((w | TOPS) - ii) & TOPS) >> 15;
             let mut acc = lane(*words) + lane(*words.add(1));
-            if self.cap(lv) > 8 {
-                for k in 2..sparse_lanes(self.cap(lv)) / 4 {
-                    acc += lane(*words.add(k));
-                }
+            // At most `MAX_SPARSE` (16) rooms: two words more, or none.
+            const { assert!(MAX_SPARSE == 16) };
+            if sparse_lanes(self.cap(lv)) > 8 {
+                acc += lane(*words.add(2)) + lane(*words.add(3));
             }
             // The lanes' sum (at most 16) in the top lane.
             (acc.wrapping_mul(ONES) >> 48) as usize
@@ -167,7 +168,12 @@ impl Tab {
             if pm >> p & 1 == 0 || *self.indices().add(p) as usize != i {
                 return None;
             }
-            Some(self.sparse_vals::<V>(lv).add((pm & below(p)).count_ones() as usize))
+            // The rank: the position itself while every position in use is
+            // present (no removed slot waits for its mark to be reported),
+            // which saves the popcount.
+            let below_p = pm & below(p);
+            let r = if below_p == below(p) { p } else { below_p.count_ones() as usize };
+            Some(self.sparse_vals::<V>(lv).add(r))
         }
     }
 
