@@ -795,7 +795,7 @@ impl Cursor {
                     // SAFETY: `t` is the live bottom table the walk is in;
                     // `val` and `direct_val` are asked for occupied slots.
                     acc = unsafe {
-                        if t.sparse(lv) {
+                        if self.sparse {
                             // The indices in order: no map word is built.
                             let from = if bits != 0 {
                                 w * 64 + bits.trailing_zeros() as usize

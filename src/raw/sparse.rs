@@ -346,14 +346,14 @@ impl Tab {
         // SAFETY: contract; the ranks are at most `len`.
         unsafe {
             let (p, found) = self.position(lv, i);
-            let pm = *self.present_mask() as u64;
+            let pm = *self.present_mask();
             let (mask, rank) = if rev {
-                let mask = pm & ((1u64 << (p + found as usize)) - 1);
+                let mask = pm & below(p + found as usize);
                 (mask, (mask.count_ones() as usize).saturating_sub(1))
             } else {
-                (pm & !((1u64 << p) - 1), (pm & ((1u64 << p) - 1)).count_ones() as usize)
+                (pm & !below(p), (pm & below(p)).count_ones() as usize)
             };
-            (mask, self.indices(), self.sparse_vals::<V>(lv).add(rank))
+            (mask as u64, self.indices(), self.sparse_vals::<V>(lv).add(rank))
         }
     }
 
