@@ -20,6 +20,7 @@ impl<V, G: Geometry, B: Backend> MemTable<V, G, B> {
             Refusal::Declined => Error::new(ErrorKind::NotMergeable, addr, level, ()),
             Refusal::Larger(p) => Error::new(ErrorKind::ConflictLarger, p.addr(), p.level(), ()),
             Refusal::NoEntriesBelow(l) => Error::new(ErrorKind::NoEntriesAtLevel, addr, Level::new(l), ()),
+            Refusal::NoMemory(l) => Error::new(ErrorKind::OutOfNodes, addr, Level::new(l), ()),
         }
     }
 

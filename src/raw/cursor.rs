@@ -178,7 +178,7 @@ impl Cursor {
                     }
                     return Some((page, t.occupied(lv, i).then(|| t.val::<V>(lv, i))));
                 }
-                match t.slot(i) {
+                match t.slot(lv, i) {
                     Slot::Empty => {
                         if CLEAR {
                             t.unmark(lv, i);
@@ -249,7 +249,7 @@ impl Cursor {
             };
             self.pos[l] = i + 1;
             // SAFETY: slot `i` of the live upper table `t` is occupied.
-            if let Slot::Table(c) = unsafe { t.slot(i) } {
+            if let Slot::Table(c) = unsafe { t.slot(lv, i) } {
                 let a = self.base[l] + ((i as u64) << lv.shift);
                 if l == 1 {
                     // A bottom table: left as soon as it is found.
@@ -611,7 +611,7 @@ impl Cursor {
             let a = base + ((i as u64) << lv.shift);
             // SAFETY: slot `i` is occupied.
             unsafe {
-                match t.slot(i) {
+                match t.slot(lv, i) {
                     Slot::Large => {
                         if mark {
                             self.mark_yield::<V, G>(i, REV);
@@ -740,7 +740,7 @@ impl Cursor {
             let a = base + ((i as u64) << lv.shift);
             // SAFETY: slot `i` is occupied.
             unsafe {
-                match t.slot(i) {
+                match t.slot(lv, i) {
                     Slot::Large => {
                         if mark {
                             self.mark_yield::<V, G>(i, REV);
@@ -953,8 +953,16 @@ impl<V, G: Geometry, const CLEAR: bool> Leave for Unmark<V, G, CLEAR> {
             return;
         }
         // SAFETY: `parent` is a live table of level `l + 1` on the path, `i`
-        // its slot the walk came down through.
-        unsafe { bitmap::clear(parent.dirty(Info::<V, G>::lv(l + 1)), i) }
+        // its slot the walk came down through (which links the child, so
+        // in a links table it keeps its index).
+        unsafe {
+            let lv = Info::<V, G>::lv(l + 1);
+            if lv.packs {
+                parent.unmark(lv, i);
+            } else {
+                bitmap::clear(parent.dirty(lv), i);
+            }
+        }
     }
 }
 
@@ -983,7 +991,7 @@ mod tests {
         while let Some(x) = unsafe { cur.next_left::<u64, X86_4Level>() } {
             let lv = Info::<u64, X86_4Level>::lv(x.l + 1);
             // SAFETY: `parent` is a live upper table of `t`.
-            assert_eq!(unsafe { x.parent.slot(x.i) }, Slot::Table(x.child));
+            assert_eq!(unsafe { x.parent.slot(lv, x.i) }, Slot::Table(x.child));
             assert_eq!(lv.index(x.base), x.i);
             left.push((x.l, x.base));
         }

@@ -84,7 +84,9 @@ pub struct Lv {
     /// Bytes zeroed to make an empty table (of the direct form, at the
     /// bottom).
     pub header: usize,
-    /// The bottom level, with packed forms (see [`classes`](Self::classes)).
+    /// The level has packed forms: the bottom level's (see
+    /// [`classes`](Self::classes)), or level 1's links form
+    /// ([`links_bytes`](Self::links_bytes)), whose classes are all sparse.
     pub packs: bool,
     /// Packed forms of bottom tables: class `k` holds up to
     /// [`pack_cap(k)`](Self::pack_cap) values. Zero: bottom tables are
@@ -101,6 +103,9 @@ pub struct Lv {
     /// Bottom tables, packed: offset of value 0 (of the first occupied
     /// slot).
     pub off_pvals: usize,
+    /// Offset of upper slot 0's word: 8 at a level with a links form (its
+    /// count and capacity come first, as in a bottom table), else 0.
+    pub off_slots: usize,
     /// Bytes of one table.
     pub size: usize,
     /// Alignment of one table.
@@ -127,6 +132,7 @@ impl Lv {
         off_cap: 0,
         off_ranks: 0,
         off_pvals: 0,
+        off_slots: 0,
         size: 0,
         align: 1,
     };
@@ -155,6 +161,19 @@ impl Lv {
         let cap = self.pack_cap(k);
         let vals = if k < self.sparse { sparse_vals(cap, self.align) } else { self.off_pvals };
         align_up(vals + cap * self.stride, self.align)
+    }
+
+    /// Bytes of a level-1 table of links class `k`.
+    #[inline(always)]
+    pub const fn links_bytes(&self, k: usize) -> usize {
+        let cap = self.pack_cap(k);
+        align_up(sparse_vals(cap, self.align) + cap * WORD, self.align)
+    }
+
+    /// Whether this level has the links form.
+    #[inline(always)]
+    pub const fn has_links(&self) -> bool {
+        self.off_slots != 0
     }
 
     /// The largest capacity of a sparse class (zero: none).
@@ -265,20 +284,38 @@ pub const fn inline_offset(vsize: usize, valign: usize) -> Option<usize> {
     if off + vsize <= room || vsize == 0 { Some(off) } else { None }
 }
 
-/// The layout of one level, for values of `vsize` bytes aligned to `valign`.
-const fn level(level: u8, shift: u32, bits: u32, large: bool, vsize: usize, valign: usize) -> Lv {
+/// The classes of the links form of a level-1 table (see
+/// [`links`](super::links)): 4, 8 and 16 child links.
+pub const LINKS_CLASSES: usize = 3;
+
+/// Whether a level has the links form: level 1 below the top, with a
+/// fan-out the sorted indices can name and a direct form many times larger.
+pub const fn has_links(level: u8, top: bool, bits: u32) -> bool {
+    level == 1 && !top && bits >= 4 && (1usize << bits) <= MAX_SPARSE_FANOUT
+}
+
+/// The layout of one level, for values of `vsize` bytes aligned to `valign`;
+/// `top`: the level is the top one.
+const fn level(level: u8, top: bool, shift: u32, bits: u32, large: bool, vsize: usize, valign: usize) -> Lv {
     let fanout = 1usize << bits;
     let words = fanout.div_ceil(64);
+    let links = has_links(level, top, bits);
     // A bottom table's header starts with its count and `u16` capacity, so
     // that every form (the sparse one has no maps) reads them in one place;
-    // an upper table's count follows its slots and maps.
-    let (off_len, off_map) = if level == 0 { (0, 8) } else { (fanout * WORD + words * 16, fanout * WORD) };
+    // so does a table of a level with a links form, its slots after them;
+    // another upper table's count follows its slots and maps.
+    let off_slots = if links { 8 } else { 0 };
+    let (off_len, off_map) = match (level, links) {
+        (0, _) => (0, 8),
+        (_, true) => (0, off_slots + fanout * WORD),
+        _ => (fanout * WORD + words * 16, fanout * WORD),
+    };
     let off_dirty = off_map + words * 8;
     let off_cap = off_len + 4;
-    let header = if level == 0 { off_dirty + words * 8 } else { off_len + 4 };
+    let header = if level == 0 || links { off_dirty + words * 8 } else { off_len + 4 };
     let align = if valign > 8 { valign } else { 8 };
     let inline = match inline_offset(vsize, valign) {
-        Some(off) if level > 0 && large => Some(off),
+        Some(off) if level > 0 && large => Some(off_slots + off),
         _ => None,
     };
     let (off_vals, stride, end) = match inline {
@@ -312,6 +349,11 @@ const fn level(level: u8, shift: u32, bits: u32, large: bool, vsize: usize, vali
             classes += 1;
         }
     }
+    // The links form: sparse classes of link words.
+    if links {
+        classes = LINKS_CLASSES;
+        sparse = LINKS_CLASSES;
+    }
     Lv {
         shift,
         bits,
@@ -331,6 +373,7 @@ const fn level(level: u8, shift: u32, bits: u32, large: bool, vsize: usize, vali
         off_cap,
         off_ranks,
         off_pvals,
+        off_slots,
         size,
         align,
     }
@@ -347,6 +390,7 @@ impl<V, G: Geometry> Info<V, G> {
         while l < G::LEVELS && l < MAX_LEVELS {
             out[l] = level(
                 l as u8,
+                l + 1 == G::LEVELS,
                 G::Top::SHIFTS[l],
                 G::Top::WIDTHS[l],
                 G::ENTRY_LEVELS & (1 << l) != 0,
@@ -375,9 +419,14 @@ mod tests {
         let lv = Info::<u64, X86_4Level>::LV;
         // Bottom: count and capacity, then 64 + 64 map bytes, values from 136.
         assert_eq!((lv[0].off_len, lv[0].off_map, lv[0].off_vals, lv[0].size), (0, 8, 136, 136 + 4096));
-        // Level 1 holds 2 MiB entries: slots, bitmaps, len, then values.
-        assert_eq!(lv[1].off_map, 4096);
-        assert_eq!(lv[1].size, 4096 + 136 + 4096);
+        // Level 1 holds 2 MiB entries and has the links form: count and
+        // capacity, slots, bitmaps, then values; a links table is one line.
+        assert_eq!((lv[1].off_len, lv[1].off_cap, lv[1].off_slots, lv[1].off_map), (0, 4, 8, 4104));
+        assert_eq!(lv[1].size, 8 + 4096 + 128 + 4096);
+        let links: [usize; LINKS_CLASSES] = core::array::from_fn(|k| lv[1].links_bytes(k));
+        assert_eq!((links, lv[1].sparse_cap(), lv[1].has_links()), ([64, 96, 176], 16, true));
+        // The top level has none.
+        assert_eq!((lv[3].off_slots, lv[3].has_links(), lv[3].packs), (0, false, false));
         // Level 3 holds tables only: no value array.
         assert_eq!(lv[3].size, 4096 + 136);
         assert_eq!(lv[3].span_last(), (1u64 << 48) - 1);
@@ -406,16 +455,18 @@ mod tests {
         assert_eq!(lv.class_of(lv.pack_cap(3)), 3);
         // Upper levels have none; zero-sized values only the sparse ones.
         let unit = Info::<(), X86_4Level>::LV[0];
-        assert!(!Info::<u64, X86_4Level>::LV[1].packs && (unit.classes, unit.sparse) == (3, 3));
+        assert!(!Info::<u64, X86_4Level>::LV[2].packs && (unit.classes, unit.sparse) == (3, 3));
         assert_eq!([unit.pack_size(0), unit.pack_size(2), unit.size], [32, 48, 136]);
     }
 
     #[test]
     fn small_large_values_are_inline() {
         let lv = Info::<u32, X86_4Level>::LV;
-        // Level 1 holds entries, inline: no value array, values at byte 4.
-        assert!(lv[1].inline);
-        assert_eq!((lv[1].off_vals, lv[1].stride, lv[1].size), (4, 8, 4096 + 136));
+        // Level 1 holds entries, inline: no value array, values at byte 4
+        // of each slot word (after the 8-byte header of the links form).
+        assert!(lv[1].inline && lv[2].inline);
+        assert_eq!((lv[1].off_vals, lv[1].stride, lv[1].size), (12, 8, 8 + 4096 + 128));
+        assert_eq!((lv[2].off_vals, lv[2].stride, lv[2].size), (4, 8, 4096 + 136));
         // The bottom table keeps its array; level 3 holds no entries.
         assert!(!lv[0].inline && !lv[3].inline);
         assert_eq!((lv[0].off_vals, lv[0].stride), (136, 4));

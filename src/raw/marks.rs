@@ -47,9 +47,9 @@ impl<V, G: Geometry, B: Backend> RawTable<V, G, B> {
     /// What a walk that may have removed entries below slot `i` of `parent`
     /// does with the child `c` (level `l`, based at `base`) once it is done
     /// with it, also on unwind: marks the slot if the child has marks, frees
-    /// the child if it is empty, and otherwise (a bottom table) moves it to
-    /// a smaller form if it lost most of its entries
-    /// ([`shrink_bottom`](Self::shrink_bottom)).
+    /// the child if it is empty, and otherwise (a bottom table, or a level-1
+    /// one) moves it to a smaller form if it lost most of its entries
+    /// ([`shrink_bottom`](Self::shrink_bottom), [`narrow`](Self::narrow)).
     ///
     /// # Safety
     /// `parent` links the live table `c` in slot `i`, and no walk uses `c`
@@ -66,6 +66,8 @@ impl<V, G: Geometry, B: Backend> RawTable<V, G, B> {
                 self.free_emptied(l, c, base);
             } else if l == 0 {
                 self.shrink_bottom(parent, i, c, false);
+            } else if l == 1 {
+                self.narrow(parent, i, c);
             }
         }
     }

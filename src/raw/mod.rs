@@ -20,6 +20,7 @@ pub mod bitmap;
 pub mod cursor;
 pub mod forms;
 pub mod layout;
+pub mod links;
 pub mod marks;
 pub mod node;
 pub mod ranges;
@@ -84,6 +85,9 @@ pub struct RawTable<V, G: Geometry, B: Backend> {
     /// The stores of packed bottom tables, one per class (none where the
     /// backend or the layout has no packed forms).
     pub(crate) packs: alloc::boxed::Box<ArrayVec<B::Store, MAX_CLASSES>>,
+    /// The stores of level-1 tables in the links form, one per class (none
+    /// where the backend or the geometry has none; see [`links`]).
+    pub(crate) links: alloc::boxed::Box<ArrayVec<B::Store, { layout::LINKS_CLASSES }>>,
     pub(crate) len: usize,
     pub(crate) backend: B,
     /// Value-aware change tracking, when switched on.
@@ -163,7 +167,26 @@ impl<V, G: Geometry, B: Backend> RawTable<V, G, B> {
                 packs.push(backend.new_store(0, false, layout));
             }
         }
-        RawTable { root, stores, packs, len: 0, backend, track: None, _owns: PhantomData, _g: PhantomData }
+        let mut links = alloc::boxed::Box::new(ArrayVec::new());
+        if Self::LINKS {
+            let l1 = Self::lv(1);
+            for k in 0..layout::LINKS_CLASSES {
+                let layout =
+                    Layout::from_size_align(l1.links_bytes(k), l1.align).expect("mem-table: table layout");
+                links.push(backend.new_store(1, false, layout));
+            }
+        }
+        RawTable {
+            root,
+            stores,
+            packs,
+            links,
+            len: 0,
+            backend,
+            track: None,
+            _owns: PhantomData,
+            _g: PhantomData,
+        }
     }
 
     // ---- table memory ----------------------------------------------------
@@ -182,6 +205,11 @@ impl<V, G: Geometry, B: Backend> RawTable<V, G, B> {
                         p.ensure(n).map_err(|_| 0u8)?;
                     }
                 }
+                if l == 1 {
+                    for p in self.links.iter_mut() {
+                        p.ensure(n).map_err(|_| 1u8)?;
+                    }
+                }
             }
         }
         Ok(())
@@ -198,6 +226,11 @@ impl<V, G: Geometry, B: Backend> RawTable<V, G, B> {
                 if l == 0 {
                     for p in self.packs.iter_mut() {
                         p.ensure(total).map_err(|_| 0u8)?;
+                    }
+                }
+                if l == 1 {
+                    for p in self.links.iter_mut() {
+                        p.ensure(total).map_err(|_| 1u8)?;
                     }
                 }
             }
@@ -251,6 +284,12 @@ impl<V, G: Geometry, B: Backend> RawTable<V, G, B> {
                 return;
             }
         }
+        // SAFETY: `t` is a live table of level `l`.
+        if unsafe { Self::is_links(t, l) } {
+            // SAFETY: a links table came from its store.
+            unsafe { self.links[Self::lv(1).class_of(t.cap(Self::lv(1)))].free(t.0, s.credit) };
+            return;
+        }
         // SAFETY: `t` came from this store (type invariant) and is unlinked.
         unsafe { s.store.free(t.0, s.credit) };
     }
@@ -288,6 +327,10 @@ impl<V, G: Geometry, B: Backend> RawTable<V, G, B> {
         }
         let credit = self.stores[0].credit;
         for p in self.packs.iter_mut() {
+            p.shrink_to_fit(credit);
+        }
+        let credit = self.stores[1].credit;
+        for p in self.links.iter_mut() {
             p.shrink_to_fit(credit);
         }
     }
@@ -357,7 +400,7 @@ impl<V, G: Geometry, B: Backend> RawTable<V, G, B> {
                 return unsafe { t.occupied(lv, i).then(|| (page_at(addr, 0, lv.shift), t.val::<V>(lv, i))) };
             }
             // SAFETY: live upper table, masked index.
-            match unsafe { t.slot(i) } {
+            match unsafe { t.slot(lv, i) } {
                 Slot::Empty => return None,
                 // SAFETY: LARGE slots have their value initialized.
                 Slot::Large => return Some((page_at(addr, l as u8, lv.shift), unsafe { t.val::<V>(lv, i) })),
@@ -379,10 +422,10 @@ impl<V, G: Geometry, B: Backend> RawTable<V, G, B> {
 
     /// Marks every slot of `path` changed.
     ///
-    /// Upper tables are never sparse, so their marks are set in the change
-    /// map directly; only a bottom table's goes through the form-aware
-    /// [`Tab::mark`], with its level's layout known at compile time (a hot
-    /// path: every insert and `get_mut` takes it).
+    /// Upper tables above level 1 are never sparse, so their marks are set
+    /// in the change map directly; only a bottom or level-1 table's goes
+    /// through the form-aware [`Tab::mark`], with its level's layout known
+    /// at compile time (a hot path: every insert and `get_mut` takes it).
     #[inline]
     pub fn mark_path(path: &Path) {
         // Over the levels, not the path: a loop of a constant count, which
@@ -391,10 +434,10 @@ impl<V, G: Geometry, B: Backend> RawTable<V, G, B> {
             let k = Self::TOP - l;
             let Some(&(t, i)) = path.get(k) else { return };
             // SAFETY: the path was just walked; level of entry `k` is TOP - k,
-            // and only a bottom table may be sparse.
+            // and only a bottom or level-1 table may be sparse.
             unsafe {
-                if l == 0 {
-                    t.mark(Self::lv(0), i);
+                if l == 0 || (l == 1 && Self::LINKS) {
+                    t.mark(Self::lv(l), i);
                 } else {
                     bitmap::set(t.dirty(Self::lv(l)), i);
                 }
@@ -413,8 +456,15 @@ impl<V, G: Geometry, B: Backend> RawTable<V, G, B> {
             }
             let (t, i) = path[k];
             // SAFETY: the path was just walked; entry `k` is a slot of a
-            // live upper table of level `l`, never sparse.
-            unsafe { bitmap::set(t.dirty(Self::lv(l)), i) };
+            // live upper table of level `l`, sparse only at level 1 (a
+            // links table, where the slot has its index: it links a table).
+            unsafe {
+                if l == 1 && Self::LINKS {
+                    t.mark(Self::lv(1), i);
+                } else {
+                    bitmap::set(t.dirty(Self::lv(l)), i);
+                }
+            }
         }
     }
 
@@ -453,9 +503,10 @@ impl<V, G: Geometry, B: Backend> RawTable<V, G, B> {
             let lv = Self::lv(l);
             let i = lv.index(addr);
             if lv.inline {
-                // SAFETY: `t` is a live table of level `l` (type invariant),
-                // `i` is masked to its fan-out.
-                match unsafe { t.slot(i) } {
+                // SAFETY: `t` is a live direct table of level `l` (type
+                // invariant; not a links table, see above), `i` is masked
+                // to its fan-out.
+                match unsafe { t.direct_slot(lv, i) } {
                     Slot::Empty => return Err(None),
                     Slot::Large => {
                         // SAFETY: a large slot has its value initialized (invariant).
@@ -464,16 +515,20 @@ impl<V, G: Geometry, B: Backend> RawTable<V, G, B> {
                     }
                     Slot::Table(c) => {
                         // SAFETY: slot `i` links a table: a whole word.
-                        w = unsafe { t.word(i) };
+                        w = unsafe { t.word(lv, i) };
                         t = c;
                     }
+                }
+                if Self::LINKS && l == 2 && w.addr() & SPARSE_LINK != 0 {
+                    break;
                 }
                 l -= 1;
                 continue;
             }
-            // SAFETY: `t` is a live table of level `l` (type invariant), `i`
-            // is masked to its fan-out; no value is inline at this level.
-            w = unsafe { t.word(i) };
+            // SAFETY: `t` is a live direct table of level `l` (type
+            // invariant; see above), `i` is masked to its fan-out; no value
+            // is inline at this level.
+            w = unsafe { t.word(lv, i) };
             if w.addr() <= 1 {
                 if w.is_null() {
                     return Err(None);
@@ -481,13 +536,43 @@ impl<V, G: Geometry, B: Backend> RawTable<V, G, B> {
                 // SAFETY: a LARGE slot has its value initialized (invariant).
                 return Err(Some((page_at(addr, l as u8, lv.shift), unsafe { t.val::<V>(lv, i) })));
             }
+            if Self::LINKS && l == 2 && w.addr() & SPARSE_LINK != 0 {
+                break;
+            }
             // SAFETY: a slot word other than null and LARGE links a live
-            // child table (invariant); only a level-1 word (the last) may
-            // carry `PACKED_LINK` and `SPARSE_LINK`, which `Bottom` takes off.
+            // child table (invariant); only a level-1 word (the last) or a
+            // level-2 word that links a links table (which leaves the loop)
+            // carries `PACKED_LINK` and `SPARSE_LINK`, which `Bottom` takes
+            // off.
             t = Tab(unsafe { ptr::NonNull::new_unchecked(w) });
             l -= 1;
         }
+        if Self::LINKS && l == 2 {
+            // The loop left at a level-2 word that links a links table.
+            let c = w.map_addr(|a| a & !(PACKED_LINK | SPARSE_LINK));
+            // SAFETY: a tagged level-2 word links a live links table.
+            let b = Self::descend_links(Tab(unsafe { ptr::NonNull::new_unchecked(c) }), addr);
+            return if b.is_null() { Err(None) } else { Ok(Bottom(b)) };
+        }
         Ok(Bottom(w))
+    }
+
+    /// The end of [`descend`](Self::descend) in the links table `t`: the
+    /// link of `addr`'s slot, or null. Out of line, so that the direct
+    /// form's walk pays one test for it; a word, so that the walk's result
+    /// stays in registers.
+    #[inline(never)]
+    fn descend_links(t: Tab, addr: u64) -> *mut u8 {
+        let lv = Self::lv(1);
+        // SAFETY: `t` is a live links table (its link said so), the index
+        // masked to its fan-out; it holds links only, and a present slot's
+        // cell holds its link.
+        unsafe {
+            match t.sparse_get::<*mut u8>(lv, lv.index(addr)) {
+                Some(p) => *p,
+                None => ptr::null_mut(),
+            }
+        }
     }
 
     /// Looks up several addresses at once: first every walk down to its
@@ -570,7 +655,14 @@ impl<V, G: Geometry, B: Backend> RawTable<V, G, B> {
                 return Probe::Vacant;
             }
             // SAFETY: live upper table, masked index.
-            match (unsafe { t.slot(i) }, l == level) {
+            let slot = unsafe { t.slot(lv, i) };
+            if l == 1 && slot == Slot::Empty {
+                // A links table that cannot take the link or the large
+                // entry moves to the direct form.
+                // SAFETY: `t` is a live level-1 table.
+                need[1] += unsafe { Self::widen_need(t, i, level == 1) };
+            }
+            match (slot, l == level) {
                 (Slot::Empty, true) => return Probe::Vacant,
                 (Slot::Large, true) => return Probe::Occupied,
                 (Slot::Table(_), true) => return Probe::Smaller,
@@ -633,8 +725,12 @@ impl<V, G: Geometry, B: Backend> RawTable<V, G, B> {
                 }
             }
             // SAFETY: live upper table, masked index.
-            match (unsafe { t.slot(i) }, l == level) {
+            match (unsafe { t.slot(lv, i) }, l == level) {
                 (Slot::Table(c), false) => t = c,
+                // A links table takes no large entry: the planned path
+                // widens it.
+                // SAFETY: `t` is a live level-1 table.
+                (Slot::Empty, true) if l == 1 && unsafe { Self::is_links(t, 1) } => return None,
                 // SAFETY: the level holds entries (the caller checked the
                 // place); `src` (caller).
                 (Slot::Empty | Slot::Large, true) => unsafe {
@@ -661,14 +757,24 @@ impl<V, G: Geometry, B: Backend> RawTable<V, G, B> {
     /// writable and receives the value replaced (the result says whether).
     pub unsafe fn insert_planned(&mut self, addr: u64, level: usize, src: *const V, old: *mut V) -> bool {
         let mut t = self.root;
+        // The slot that links `t`, once below the root.
+        let mut up = None;
         for l in (level + 1..=Self::TOP).rev() {
             let lv = Self::lv(l);
             let i = lv.index(addr);
             // SAFETY: live upper table, masked index.
-            let mut c = match unsafe { t.slot(i) } {
+            let slot = unsafe { t.slot(lv, i) };
+            if let (1, Some((p, pi)), Slot::Empty) = (l, up, slot) {
+                t = self.widen_for(p, pi, t, i, false);
+            }
+            let mut c = match slot {
                 Slot::Table(c) => c,
-                // A bottom table made for one entry starts packed.
-                Slot::Empty => self.add_child(t, l, i, addr, Self::PACK.then_some(0)),
+                // A bottom table made for one entry starts packed; a
+                // level-1 table made for a link starts in the links form.
+                Slot::Empty => {
+                    let form = if l == 2 && level == 1 { None } else { Self::PACK.then_some(0) };
+                    self.add_child(t, l, i, addr, form)
+                }
                 Slot::Large => unreachable!("insert under a larger entry"),
             };
             if l == 1 && level == 0 {
@@ -682,10 +788,14 @@ impl<V, G: Geometry, B: Backend> RawTable<V, G, B> {
             }
             // SAFETY: as above.
             unsafe { t.mark(lv, i) };
+            up = Some((t, i));
             t = c;
         }
         let lv = Self::lv(level);
         let i = lv.index(addr);
+        if let (1, Some((p, pi))) = (level, up) {
+            t = self.widen_for(p, pi, t, i, true);
+        }
         // SAFETY: `t` is a live table of `level`, `i` masked; `src` (caller).
         let had = unsafe {
             self.keep_replaced(t, level, i, addr);
@@ -709,7 +819,7 @@ impl<V, G: Geometry, B: Backend> RawTable<V, G, B> {
         if let Some(tr) = &mut self.track {
             let lv = Self::lv(l);
             // SAFETY: caller.
-            let occupied = unsafe { if l == 0 { t.occupied(lv, i) } else { t.slot(i) == Slot::Large } };
+            let occupied = unsafe { if l == 0 { t.occupied(lv, i) } else { t.slot(lv, i) == Slot::Large } };
             let a = addr & !((1u64 << lv.shift) - 1);
             // SAFETY: `t.val` of an occupied slot is initialized.
             let v = if occupied { unsafe { t.val::<V>(lv, i) } } else { ptr::null_mut() };
@@ -723,7 +833,8 @@ impl<V, G: Geometry, B: Backend> RawTable<V, G, B> {
     /// entry or a table was removed there), every slot of the new table is
     /// marked too, so that the next report covers the whole region.
     /// A new bottom table has the form `form` (`None`: direct; ignored
-    /// without packed forms).
+    /// without packed forms); a new level-1 table (`l == 2`) has the links
+    /// form if `form` is `Some` (and the slot is not marked).
     pub fn add_child(&mut self, t: Tab, l: usize, i: usize, addr: u64, form: Option<usize>) -> Tab {
         let lv = Self::lv(l);
         if let Some(tr) = &mut self.track {
@@ -740,6 +851,7 @@ impl<V, G: Geometry, B: Backend> RawTable<V, G, B> {
                 _ => self.new_table(l - 1),
             },
             Some(k) if l == 1 && Self::PACK => self.new_packed(k),
+            Some(_) if l == 2 && Self::LINKS && !marked => self.new_links(0),
             _ => self.new_table(l - 1),
         };
         // SAFETY: `t` is a live table of level `l`, `c` a fresh one below.
@@ -768,13 +880,16 @@ impl<V, G: Geometry, B: Backend> RawTable<V, G, B> {
         self.len -= 1;
         // SAFETY: `t` is live.
         let left = l == 0 && depth >= 2 && unsafe { t.len(lv) } > 0;
-        // Free the tables left empty, bottom up.
+        // Free the tables left empty, bottom up; `kept`: the lowest level
+        // whose table on the path is left.
+        let mut kept = l;
         for (l, k) in (l..).zip((0..depth - 1).rev()) {
             let (child, _) = path[k + 1];
             // SAFETY: `child` is a live table of level `l`.
             if unsafe { child.len(Self::lv(l)) } != 0 {
                 break;
             }
+            kept = l + 1;
             let (parent, pi) = path[k];
             // SAFETY: `parent` links `child` in slot `pi`.
             unsafe { parent.set_word(Self::lv(l + 1), pi, ptr::null_mut()) };
@@ -785,6 +900,11 @@ impl<V, G: Geometry, B: Backend> RawTable<V, G, B> {
             // Nothing was freed: `t` still has entries.
             let (parent, pi) = path[depth - 2];
             self.shrink_bottom(parent, pi, t, false);
+        }
+        if Self::LINKS && kept == 1 {
+            // The level-1 table lost an entry or a child and is left.
+            let (parent, pi) = path[Self::TOP - 2];
+            self.narrow(parent, pi, path[Self::TOP - 1].0);
         }
         Some((page, v))
     }
@@ -802,7 +922,7 @@ impl<V, G: Geometry, B: Backend> RawTable<V, G, B> {
             let mut n = 0;
             let mut i = 0;
             while let Some(j) = t.next_occupied(lv, i, lv.fanout - 1) {
-                n += match t.slot(j) {
+                n += match t.slot(lv, j) {
                     Slot::Table(c) => Self::count(c, l - 1),
                     _ => 1,
                 };
@@ -841,7 +961,7 @@ impl<V, G: Geometry, B: Backend> RawTable<V, G, B> {
                 if l == 0 {
                     drop(t.take::<V>(lv, i));
                 } else {
-                    match t.slot(i) {
+                    match t.slot(lv, i) {
                         Slot::Large => drop(t.take_large::<V>(lv, i)),
                         Slot::Table(c) => {
                             t.set_word(lv, i, ptr::null_mut());
@@ -891,7 +1011,7 @@ impl<V, G: Geometry, B: Backend> RawTable<V, G, B> {
         while let Some(i) = unsafe { t.next_occupied(lv, from, lv.fanout - 1) } {
             from = i + 1;
             // SAFETY: as above.
-            if let Slot::Table(c) = unsafe { t.slot(i) } {
+            if let Slot::Table(c) = unsafe { t.slot(lv, i) } {
                 self.release_below(c, l - 1);
                 self.free_table(l - 1, c);
             }
@@ -941,7 +1061,7 @@ impl<V, G: Geometry, B: Backend> RawTable<V, G, B> {
         // live empty one of this table; each value is cloned before its slot
         // is marked occupied, so a panicking clone leaves `dst` consistent.
         unsafe {
-            if l == 0 {
+            if l == 0 || src.sparse(lv) {
                 // A sparse copy gives each marked slot its index as the
                 // slot is marked (in slot order, within the same capacity).
                 let mut i = 0;
@@ -961,7 +1081,7 @@ impl<V, G: Geometry, B: Backend> RawTable<V, G, B> {
                     dst.occupy(lv, j);
                     continue;
                 }
-                match src.slot(j) {
+                match src.slot(lv, j) {
                     Slot::Large => {
                         let mut stage = node::Stage::uninit();
                         let p = dst.stage::<V>(lv, j, &mut stage);
@@ -969,18 +1089,33 @@ impl<V, G: Geometry, B: Backend> RawTable<V, G, B> {
                         dst.commit_large(lv, j, p);
                     }
                     Slot::Table(c) => {
-                        self.prepare(&need_one(l - 1)).unwrap_or_else(|_| {
-                            alloc::alloc::handle_alloc_error(alloc_layout(Self::lv(l - 1)))
-                        });
-                        let d = match (l, Self::form(c)) {
-                            (1, Some(k)) => self.new_packed(k),
-                            _ => self.new_table(l - 1),
-                        };
+                        let d = self.new_like(c, l - 1);
                         dst.set_word(lv, j, d.link(Self::lv(l - 1)));
                         self.copy_from(c, d, l - 1);
                     }
                     Slot::Empty => unreachable!("occupied"),
                 }
+            }
+        }
+    }
+
+    /// A new empty table of level `l` in the form of `c` (a table of the
+    /// source of a clone), allocating it (aborting if that fails, as a
+    /// clone does). Out of line: the recursive copy keeps a small frame.
+    #[inline(never)]
+    fn new_like(&mut self, c: Tab, l: usize) -> Tab {
+        self.prepare(&need_one(l))
+            .unwrap_or_else(|_| alloc::alloc::handle_alloc_error(alloc_layout(Self::lv(l))));
+        // SAFETY: `c` is a live table of level `l`; its form is read only
+        // at the levels that have forms.
+        unsafe {
+            match l {
+                0 => match Self::form(c) {
+                    Some(k) => self.new_packed(k),
+                    None => self.new_table(0),
+                },
+                1 if Self::is_links(c, 1) => self.new_links(Self::lv(1).class_of(c.cap(Self::lv(1)))),
+                _ => self.new_table(l),
             }
         }
     }
@@ -995,12 +1130,20 @@ impl<V, G: Geometry, B: Backend> RawTable<V, G, B> {
             return Err(format!("len {} but {} entries reachable", self.len, entries));
         }
         for (l, s) in self.stores.iter().enumerate() {
-            let live = s.store.live() + if l == 0 { self.packs.iter().map(|p| p.live()).sum() } else { 0 };
+            let live = s.store.live()
+                + match l {
+                    0 => self.packs.iter().map(|p| p.live()).sum(),
+                    1 => self.links.iter().map(|p| p.live()).sum(),
+                    _ => 0,
+                };
             if live != tables[l] {
                 return Err(format!("level {l}: stores hold {live} tables, {} reachable", tables[l]));
             }
             if l == 0 && self.packs.iter().any(|p| p.available() < s.credit) {
                 return Err(format!("level 0: {} reserved but a packed store has fewer", s.credit));
+            }
+            if l == 1 && self.links.iter().any(|p| p.available() < s.credit) {
+                return Err(format!("level 1: {} reserved but a links store has fewer", s.credit));
             }
             if s.store.available() < s.credit {
                 return Err(format!(
@@ -1018,17 +1161,30 @@ impl<V, G: Geometry, B: Backend> RawTable<V, G, B> {
         let lv = Self::lv(l);
         // SAFETY: `t` is a live table of level `l`.
         unsafe {
+            let links = t.sparse(lv) && l > 0;
             if l == 0 && t.sparse(lv) {
                 Self::check_form(t)?;
                 return Ok(t.len(lv));
             }
-            let bits = bitmap::count(t.map(lv), lv.words);
-            if bits != t.len(lv) {
-                return Err(format!("level {l} table: len {} but {} bits set", t.len(lv), bits));
-            }
-            let past = |m: *const u64| lv.fanout % 64 != 0 && *m.add(lv.words - 1) >> (lv.fanout % 64) != 0;
-            if past(t.map(lv)) || past(t.dirty(lv)) {
-                return Err(format!("level {l} table: bits set past the fan-out"));
+            if links {
+                let k = lv.class_of(t.cap(lv));
+                if !Self::LINKS || l != 1 || k >= layout::LINKS_CLASSES || lv.pack_cap(k) != t.cap(lv) {
+                    return Err(format!("level {l} table: a links form of capacity {}", t.cap(lv)));
+                }
+                t.sparse_check(lv)?;
+            } else {
+                if l > 0 && t.cap(lv) != 0 {
+                    return Err(format!("level {l} table: direct, but capacity {}", t.cap(lv)));
+                }
+                let bits = bitmap::count(t.map(lv), lv.words);
+                if bits != t.len(lv) {
+                    return Err(format!("level {l} table: len {} but {} bits set", t.len(lv), bits));
+                }
+                let past =
+                    |m: *const u64| lv.fanout % 64 != 0 && *m.add(lv.words - 1) >> (lv.fanout % 64) != 0;
+                if past(t.map(lv)) || past(t.dirty(lv)) {
+                    return Err(format!("level {l} table: bits set past the fan-out"));
+                }
             }
             if l == 0 {
                 Self::check_form(t)?;
@@ -1036,28 +1192,27 @@ impl<V, G: Geometry, B: Backend> RawTable<V, G, B> {
             }
             let mut entries = 0;
             for i in 0..lv.fanout {
-                let slot = t.slot(i);
+                let slot = t.slot(lv, i);
                 if t.occupied(lv, i) == (slot == Slot::Empty) {
                     return Err(format!("level {l} table: occupancy bit {i} wrong"));
                 }
                 match slot {
                     Slot::Empty => {}
-                    Slot::Large if !lv.large => {
-                        return Err(format!("large entry at level {l}, which holds none"));
+                    Slot::Large if !lv.large || links => {
+                        return Err(format!("large entry at level {l}, in a table that holds none"));
                     }
                     Slot::Large => entries += 1,
                     Slot::Table(c) => {
-                        let word = (*t.ptr().cast::<*mut u8>().add(i)).addr();
+                        let word = t.link_word(lv, i).addr();
                         let (tagged, sparse) = (word & PACKED_LINK != 0, word & SPARSE_LINK != 0);
-                        let bottom = l == 1;
-                        if tagged != (bottom && c.packed(Self::lv(0)))
-                            || sparse != (bottom && c.sparse(Self::lv(0)))
-                        {
+                        let clv = Self::lv(l - 1);
+                        let formed = l == 1 || (l == 2 && Self::LINKS);
+                        if tagged != (formed && c.packed(clv)) || sparse != (formed && c.sparse(clv)) {
                             return Err(format!(
                                 "level {l} table: slot {i}'s link says packed {tagged}, sparse {sparse}, wrongly"
                             ));
                         }
-                        if c.len(Self::lv(l - 1)) == 0 {
+                        if c.len(clv) == 0 {
                             return Err(format!("empty table kept at level {}", l - 1));
                         }
                         entries += Self::check_table(c, l - 1, tables)?;

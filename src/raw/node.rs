@@ -76,6 +76,20 @@ pub const fn niche<V>() -> bool {
     size_of::<Option<V>>() == size_of::<V>()
 }
 
+/// Writes `None` into the `Option<V>` cell at `p`. Out of line in
+/// unoptimised builds, so that the frames of the callers that skip it (`V`
+/// without a niche) hold no `Option<V>` there, where a skipped branch keeps
+/// its temporaries; inline when optimised.
+///
+/// # Safety
+/// `p` is writable for one `Option<V>` and holds nothing to drop.
+#[cfg_attr(debug_assertions, inline(never))]
+#[cfg_attr(not(debug_assertions), inline(always))]
+unsafe fn write_none<V>(p: *mut V) {
+    // SAFETY: caller.
+    unsafe { p.cast::<Option<V>>().write(None) }
+}
+
 /// Room on the stack for a large value made before its slot says so, when
 /// the value lives inline (at most one word); see [`Tab::stage`].
 pub type Stage = MaybeUninit<usize>;
@@ -89,6 +103,17 @@ pub enum Slot {
     Large,
     /// A child table.
     Table(Tab),
+}
+
+impl Slot {
+    /// The slot a word that is null or a link (tag bits and all) makes.
+    #[inline(always)]
+    pub fn of_link(w: *mut u8) -> Slot {
+        match NonNull::new(w.map_addr(|a| a & !(PACKED_LINK | SPARSE_LINK))) {
+            None => Slot::Empty,
+            Some(p) => Slot::Table(Tab(p)),
+        }
+    }
 }
 
 /// A pointer to one table. Copy, like a raw pointer: the [`RawTable`]
@@ -166,42 +191,88 @@ impl Tab {
         unsafe { ptr::write_bytes(self.ptr(), 0, lv.header) }
     }
 
-    /// The place of upper slot `i`'s word.
+    /// The place of upper slot `i`'s word in the direct form.
     #[inline(always)]
-    fn word_ptr(self, i: usize) -> *mut *mut u8 {
-        self.ptr().cast::<*mut u8>().wrapping_add(i)
+    fn word_ptr(self, lv: &Lv, i: usize) -> *mut *mut u8 {
+        self.ptr().wrapping_add(lv.off_slots).cast::<*mut u8>().wrapping_add(i)
     }
 
     /// The word of upper slot `i`, read whole: the fast decode of a level
     /// whose large values are not inline (so every byte is initialized).
     ///
     /// # Safety
-    /// See above; `lv.level > 0`; `!lv.inline`, or slot `i` is not large.
+    /// See above; `lv.level > 0`; `!lv.inline`, or slot `i` is not large;
+    /// the table is direct.
     #[inline(always)]
-    pub unsafe fn word(self, i: usize) -> *mut u8 {
+    pub unsafe fn word(self, lv: &Lv, i: usize) -> *mut u8 {
         // SAFETY: slot `i` is inside the table (contract), and its bytes
         // are initialized (no inline value in it).
-        unsafe { *self.word_ptr(i) }
+        unsafe { *self.word_ptr(lv, i) }
+    }
+
+    /// The whole word of upper slot `i`, which links a table: from its
+    /// place in the direct form, or its link cell in the links form.
+    ///
+    /// # Safety
+    /// See above; `lv.level > 0`; slot `i` links a table.
+    #[inline]
+    pub unsafe fn link_word(self, lv: &Lv, i: usize) -> *mut u8 {
+        // SAFETY: contract; a link is a whole word.
+        unsafe {
+            match self.sparse(lv) {
+                true => *self.sparse_get::<*mut u8>(lv, i).expect("a linked slot"),
+                false => self.word(lv, i),
+            }
+        }
     }
 
     /// What upper slot `i` holds: its tag byte first, then (not large) the
-    /// whole word.
+    /// whole word; in the links form, the link at the slot's index, if any.
     ///
     /// # Safety
     /// See above; `lv.level > 0`.
     #[inline(always)]
-    pub unsafe fn slot(self, i: usize) -> Slot {
+    pub unsafe fn slot(self, lv: &Lv, i: usize) -> Slot {
+        // SAFETY: contract.
+        unsafe {
+            if self.sparse(lv) {
+                return self.links_slot(lv, i);
+            }
+            self.direct_slot(lv, i)
+        }
+    }
+
+    /// [`slot`](Self::slot) in a links table: out of line, so that the
+    /// walks that inline `slot` keep small frames (unoptimised builds on
+    /// small stacks).
+    ///
+    /// # Safety
+    /// See above; the table is a links table.
+    #[inline(never)]
+    unsafe fn links_slot(self, lv: &Lv, i: usize) -> Slot {
+        // SAFETY: contract; a links table holds only links.
+        unsafe {
+            match self.sparse_get::<*mut u8>(lv, i) {
+                Some(p) => Slot::of_link(*p),
+                None => Slot::Empty,
+            }
+        }
+    }
+
+    /// [`slot`](Self::slot) in a table known to be direct.
+    ///
+    /// # Safety
+    /// See above; `lv.level > 0`; the table is direct.
+    #[inline(always)]
+    pub unsafe fn direct_slot(self, lv: &Lv, i: usize) -> Slot {
         // SAFETY: slot `i` is inside the table (contract); its tag byte is
         // initialized in every slot, and a slot that is not large is a whole
         // word (null or a link) with every byte initialized.
         unsafe {
-            if *self.word_ptr(i).cast::<u8>().add(TAG_BYTE) & 1 != 0 {
+            if *self.word_ptr(lv, i).cast::<u8>().add(TAG_BYTE) & 1 != 0 {
                 return Slot::Large;
             }
-            match NonNull::new((*self.word_ptr(i)).map_addr(|a| a & !(PACKED_LINK | SPARSE_LINK))) {
-                None => Slot::Empty,
-                Some(p) => Slot::Table(Tab(p)),
-            }
+            Slot::of_link(*self.word_ptr(lv, i))
         }
     }
 
@@ -216,8 +287,11 @@ impl Tab {
         // table. The occupancy bit says whether the slot was empty (its word
         // may hold an inline value, not to be read whole).
         unsafe {
+            if self.sparse(lv) {
+                return self.links_set(lv, i, w);
+            }
             let was = bitmap::get(self.map(lv), i);
-            *self.word_ptr(i) = w;
+            *self.word_ptr(lv, i) = w;
             match (was, !w.is_null()) {
                 (false, true) => {
                     bitmap::set(self.map(lv), i);
@@ -419,7 +493,9 @@ impl Tab {
         // SAFETY: value `i` is inside the table; a packed table's rank is
         // below its capacity for an occupied slot, at most it otherwise.
         unsafe {
-            if self.packed(lv) {
+            // Values are packed only at the bottom (a links table holds
+            // no value): upper levels go straight to the value array.
+            if !lv.has_links() && self.packed(lv) {
                 return self.packed_val(lv, i);
             }
             self.ptr().add(lv.off_vals + i * lv.stride).cast::<V>()
@@ -670,7 +746,7 @@ impl Tab {
         if niche::<V>() {
             for i in 0..lv.fanout {
                 // SAFETY: cell `i` is inside the table.
-                unsafe { self.val::<V>(lv, i).cast::<Option<V>>().write(None) };
+                unsafe { write_none::<V>(self.val::<V>(lv, i)) };
             }
         }
     }
@@ -683,7 +759,7 @@ impl Tab {
     unsafe fn vacate<V>(self, lv: &Lv, i: usize) {
         if niche::<V>() {
             // SAFETY: cell `i` is inside the table; its value is gone.
-            unsafe { self.val::<V>(lv, i).cast::<Option<V>>().write(None) };
+            unsafe { write_none::<V>(self.val::<V>(lv, i)) };
         }
     }
 
@@ -867,7 +943,7 @@ impl Tab {
     pub unsafe fn put_large<V>(self, lv: &Lv, i: usize, v: V) {
         // SAFETY: contract; `commit_large` writes the value and the tag.
         unsafe {
-            debug_assert!(self.slot(i) == Slot::Empty);
+            debug_assert!(self.slot(lv, i) == Slot::Empty);
             let mut stage = Stage::uninit();
             let p = self.stage::<V>(lv, i, &mut stage);
             p.write(v);
@@ -885,7 +961,7 @@ impl Tab {
         // SAFETY: contract; the value is read out before the slot is emptied
         // (an inline value lives in the word), and nothing runs in between.
         unsafe {
-            debug_assert!(self.slot(i) == Slot::Large);
+            debug_assert!(self.slot(lv, i) == Slot::Large);
             let v = self.val::<V>(lv, i).read();
             self.set_word(lv, i, ptr::null_mut());
             v

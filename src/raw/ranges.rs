@@ -65,6 +65,9 @@ pub enum Refusal {
     NoEntriesBelow(u8),
     /// The consumer's merge declined.
     Declined,
+    /// The level that ran out of memory for a table the operation needs
+    /// (a merge into a level-1 table in the links form widens it).
+    NoMemory(u8),
 }
 
 /// What a range walk does with one slot.
@@ -275,7 +278,7 @@ impl<V, G: Geometry, B: Backend> RawTable<V, G, B> {
         for l in (level..=Self::TOP).rev() {
             let lv = Self::lv(l);
             // SAFETY: live upper table (level >= 1), masked index.
-            match (unsafe { t.slot(lv.index(addr)) }, l == level) {
+            match (unsafe { t.slot(lv, lv.index(addr)) }, l == level) {
                 (Slot::Large, true) if Self::lv(l - 1).large => return Ok(()),
                 (Slot::Large, true) => return Err(Refusal::NoEntriesBelow(l as u8 - 1)),
                 (Slot::Large, false) => return Err(Refusal::Larger(page_at(addr, l as u8, lv.shift))),
@@ -297,7 +300,7 @@ impl<V, G: Geometry, B: Backend> RawTable<V, G, B> {
             let i = lv.index(addr);
             path.push((t, i));
             // SAFETY: the probe walked this path.
-            match unsafe { t.slot(i) } {
+            match unsafe { t.slot(lv, i) } {
                 Slot::Table(c) => t = c,
                 _ => unreachable!("split without a probe"),
             }
@@ -343,7 +346,7 @@ impl<V, G: Geometry, B: Backend> RawTable<V, G, B> {
         // `c` is a fresh table of level `l - 1`, which holds entries (the
         // probe checked), filled one value at a time.
         unsafe {
-            debug_assert!(t.slot(i) == Slot::Large);
+            debug_assert!(t.slot(lv, i) == Slot::Large);
             let v = &*t.val::<V>(lv, i);
             for j in 0..clv.fanout {
                 let sub = page_at(page.addr() + ((j as u64) << clv.shift), l as u8 - 1, clv.shift);
@@ -405,7 +408,7 @@ impl<V, G: Geometry, B: Backend> RawTable<V, G, B> {
         // every value, a full upper one is checked to hold only large
         // entries; `dst` (caller).
         unsafe {
-            if c.len(lv) != lv.fanout || (l > 0 && (0..lv.fanout).any(|j| c.slot(j) != Slot::Large)) {
+            if c.len(lv) != lv.fanout || (l > 0 && (0..lv.fanout).any(|j| c.slot(lv, j) != Slot::Large)) {
                 return Err(Refusal::Nothing);
             }
             let mut values = (0..lv.fanout).map(|j| &*c.val::<V>(lv, j));
@@ -462,8 +465,13 @@ impl<V, G: Geometry, B: Backend> RawTable<V, G, B> {
             let i = lv.index(addr);
             path.push((t, i));
             // SAFETY: live upper table, masked index.
-            match (unsafe { t.slot(i) }, l == level) {
+            match (unsafe { t.slot(lv, i) }, l == level) {
                 (Slot::Table(c), true) => {
+                    // SAFETY: `t` is a live table of level `l`.
+                    if l == 1 && unsafe { Self::is_links(t, 1) } {
+                        let (p, pi) = path[path.len() - 2];
+                        return self.merge_into_links(&mut path, p, pi, t, i, c, addr, ops);
+                    }
                     let mut stage = Stage::uninit();
                     // SAFETY: the level holds entries; the staged place of a
                     // slot that links a table holds no value.
@@ -485,6 +493,79 @@ impl<V, G: Geometry, B: Backend> RawTable<V, G, B> {
             }
         }
         Err(Refusal::Nothing)
+    }
+
+    /// [`merge_at`](Self::merge_at) where the table `t` to hold the entry
+    /// is a links table (linked from slot `pi` of `p`; `path` ends at slot
+    /// `i` of `t`, which links the bottom table `c`): the merged value is
+    /// made in a heap cell of its own first, so that nothing changes (and
+    /// no table is allocated) if the merge is refused or unwinds; then `t`
+    /// widens and takes the entry.
+    #[allow(clippy::too_many_arguments)] // the walk's state at the merge
+    fn merge_into_links<O: PageOps<V>>(
+        &mut self,
+        path: &mut super::Path,
+        p: Tab,
+        pi: usize,
+        t: Tab,
+        i: usize,
+        c: Tab,
+        addr: u64,
+        ops: &mut O,
+    ) -> Result<(), Refusal> {
+        /// A heap cell for one value, given back when dropped (the value
+        /// in it is not dropped).
+        struct Cell<V>(*mut V);
+        impl<V> Drop for Cell<V> {
+            fn drop(&mut self) {
+                let layout = core::alloc::Layout::new::<V>();
+                if layout.size() != 0 {
+                    // SAFETY: allocated below with this layout.
+                    unsafe { alloc::alloc::dealloc(self.0.cast(), layout) };
+                }
+            }
+        }
+        let lv = Self::lv(1);
+        // SAFETY: `c` is a live bottom table.
+        if unsafe { c.len(Self::lv(0)) } != Self::lv(0).fanout {
+            return Err(Refusal::Nothing);
+        }
+        let layout = core::alloc::Layout::new::<V>();
+        let cell = if layout.size() == 0 {
+            Cell(ptr::NonNull::<V>::dangling().as_ptr())
+        } else {
+            // SAFETY: a layout of non-zero size.
+            let q = unsafe { alloc::alloc::alloc(layout) }.cast::<V>();
+            if q.is_null() {
+                return Err(Refusal::NoMemory(1));
+            }
+            Cell(q)
+        };
+        // SAFETY: the cell is writable for one value and holds none.
+        let changed = unsafe { self.merge_into(c, 0, page_at(addr, 1, lv.shift), ops, cell.0) }?;
+        if let Err(l) = self.prepare_widen() {
+            // SAFETY: the merged value is in the cell, and dropped once.
+            unsafe { ptr::drop_in_place(cell.0) };
+            return Err(Refusal::NoMemory(l));
+        }
+        let d = self.new_table(1);
+        self.move_links(p, pi, t, d);
+        let k = path.len() - 1;
+        path[k] = (d, i);
+        if changed {
+            Self::mark_path(path);
+        }
+        let mut stage = Stage::uninit();
+        // SAFETY: `d` is a live direct level-1 table whose slot `i` links
+        // `c`; its staged place holds no value; the value moves out of the
+        // cell by a byte copy (the cell is then only given back).
+        unsafe {
+            let dst = d.stage::<V>(lv, i, &mut stage);
+            ptr::copy_nonoverlapping(cell.0, dst, 1);
+            drop(cell);
+            self.merge_slot(d, 1, i, c, changed, dst);
+        }
+        Ok(())
     }
 
     /// Merges, bottom up, every table that `ops` agrees to merge, wherever
@@ -509,7 +590,19 @@ impl<V, G: Geometry, B: Backend> RawTable<V, G, B> {
             Prune(&mut *walk.raw).leave(t, i, c, l, a);
             let lv = Self::lv(l + 1);
             // SAFETY: `t` is live (on the cursor's path), `i` in its fan-out.
-            let Slot::Table(c) = (unsafe { t.slot(i) }) else { continue };
+            let Slot::Table(c) = (unsafe { t.slot(lv, i) }) else { continue };
+            // The bottom tables of a links table merge when the links table
+            // itself is left (it is then off the cursor's path and may
+            // widen); a links table is never full, so it merges no further.
+            // SAFETY: `c` and `t` are live tables of levels `l`, `l + 1`.
+            if unsafe { Self::is_links(c, l) } {
+                merges += walk.raw.compact_links(t, i, c, a, ops);
+                continue;
+            }
+            // SAFETY: as above.
+            if unsafe { Self::is_links(t, l + 1) } {
+                continue;
+            }
             if lv.large {
                 let mut stage = Stage::uninit();
                 // SAFETY: as in `merge_at`.
@@ -524,6 +617,73 @@ impl<V, G: Geometry, B: Backend> RawTable<V, G, B> {
             }
         }
         merges
+    }
+
+    /// Merges the bottom tables of the links table `c` (linked from slot
+    /// `pi` of the level-2 table `p`, based at `base`) that `ops` agrees to
+    /// merge, for [`compact`](Self::compact): widens `c` first if a child is
+    /// full, and skips the merges if there is no memory for that. Narrows
+    /// the table again if nothing merged. Returns the number of merges.
+    fn compact_links<O: PageOps<V>>(&mut self, p: Tab, pi: usize, c: Tab, base: u64, ops: &mut O) -> usize {
+        let (lv, blv) = (Self::lv(1), Self::lv(0));
+        let full = |t: Tab| {
+            let mut from = 0;
+            // SAFETY: `t` is a live level-1 table; its children live
+            // bottom tables.
+            unsafe {
+                while let Some(j) = t.next_occupied(lv, from, lv.fanout - 1) {
+                    from = j + 1;
+                    if let Slot::Table(b) = t.slot(lv, j) {
+                        if b.len(blv) == blv.fanout {
+                            return Some(j);
+                        }
+                    }
+                }
+            }
+            None
+        };
+        if !lv.large || full(c).is_none() || self.prepare_widen().is_err() {
+            return 0;
+        }
+        let t = self.widen(p, pi, c);
+        let mut merges = 0;
+        let mut from = 0;
+        // SAFETY: `t` is a live direct level-1 table; each merge changes
+        // only the slot it merges.
+        unsafe {
+            while let Some(j) = t.next_occupied(lv, from, lv.fanout - 1) {
+                from = j + 1;
+                let Slot::Table(b) = t.slot(lv, j) else { continue };
+                let mut stage = Stage::uninit();
+                let dst = t.stage::<V>(lv, j, &mut stage);
+                let a = base + ((j as u64) << lv.shift);
+                if let Ok(changed) = self.merge_into(b, 0, page_at(a, 1, lv.shift), ops, dst) {
+                    self.merge_slot(t, 1, j, b, changed, dst);
+                    merges += 1;
+                }
+            }
+        }
+        if merges == 0 {
+            self.narrow(p, pi, t);
+        }
+        merges
+    }
+
+    /// The form a range insert over `lo..=last` moves the level-1 table
+    /// `c` (based at `base`) to first (see
+    /// [`links_target`](Self::links_target)): a links table moves to the
+    /// direct form if the range puts a large entry in it, and to a larger
+    /// class (or the direct form) if it may link more tables than it has
+    /// indices for.
+    fn range_widens(c: Tab, base: u64, lo: u64, last: u64) -> Option<Option<usize>> {
+        let lv = Self::lv(1);
+        let (start, end) = span(lv, base, lo, last);
+        let inside = |i: usize| {
+            let a = base + ((i as u64) << lv.shift);
+            lo <= a && a + ((1u64 << lv.shift) - 1) <= last
+        };
+        // SAFETY: `c` is a live level-1 table (caller).
+        unsafe { Self::links_target(c, end - start + 1, lv.large && (start..=end).any(inside)) }
     }
 
     /// Plans a range operation (`set`: insert, else remove) over
@@ -551,7 +711,7 @@ impl<V, G: Geometry, B: Backend> RawTable<V, G, B> {
             let inside = lo <= a && a + ((1u64 << lv.shift) - 1) <= last;
             let (state, child) = match view {
                 // SAFETY: a real table of level `l`, `i` in its fan-out.
-                View::Real(t) => match unsafe { t.slot(i) } {
+                View::Real(t) => match unsafe { t.slot(lv, i) } {
                     Slot::Empty => (State::Empty, View::Empty),
                     Slot::Large => (State::Large, View::Split),
                     Slot::Table(c) => (State::Table, View::Real(c)),
@@ -567,6 +727,10 @@ impl<V, G: Geometry, B: Backend> RawTable<V, G, B> {
                     if let (true, 1, View::Real(c)) = (set, l, child) {
                         let (s, e) = span(Self::lv(0), a, lo, last);
                         need[0] += Self::range_form(c, s, e).is_some() as usize;
+                    }
+                    // So does a links table (see `range_widens`).
+                    if let (true, 2, View::Real(c)) = (set, l, child) {
+                        need[1] += Self::range_widens(c, a, lo, last).is_some() as usize;
                     }
                     self.plan_range(child, l - 1, a, lo, last, set, need)?
                 }
@@ -601,7 +765,7 @@ impl<V, G: Geometry, B: Backend> RawTable<V, G, B> {
             let inside = lo <= a && a + ((1u64 << lv.shift) - 1) <= last;
             // SAFETY: `t` is a live table of level `l`, `i` in its fan-out.
             let slot = unsafe {
-                if l == 0 { if t.occupied(lv, i) { Slot::Large } else { Slot::Empty } } else { t.slot(i) }
+                if l == 0 { if t.occupied(lv, i) { Slot::Large } else { Slot::Empty } } else { t.slot(lv, i) }
             };
             let state = match slot {
                 Slot::Empty => State::Empty,
@@ -619,6 +783,12 @@ impl<V, G: Geometry, B: Backend> RawTable<V, G, B> {
                             let (s, e) = span(Self::lv(0), a, lo, last);
                             match Self::range_form(c, s, e) {
                                 Some(to) => self.reform(t, i, c, to),
+                                None => c,
+                            }
+                        }
+                        Slot::Table(c) if l == 2 && value.is_some() => {
+                            match Self::range_widens(c, a, lo, last) {
+                                Some(to) => self.relink(t, i, c, to),
                                 None => c,
                             }
                         }

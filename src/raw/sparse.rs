@@ -627,7 +627,32 @@ impl Tab {
             } else {
                 return Ok(());
             };
-            Err(alloc::format!("sparse bottom table: {err} ({n} indices, cap {cap}, masks {pm:#x} {mm:#x})"))
+            Err(alloc::format!("sparse table: {err} ({n} indices, cap {cap}, masks {pm:#x} {mm:#x})"))
+        }
+    }
+
+    // The links form of a level-1 table: the same header, indices and
+    // masks, and link words for values.
+
+    /// [`set_word`](Tab::set_word) in the links form: writes, adds or (a
+    /// null word) empties the link of slot `i`; an emptied slot keeps its
+    /// index while it is marked.
+    ///
+    /// # Safety
+    /// See above, with link words for values; `w` is null or a link; a new
+    /// link's slot has an index, or fewer than `cap` are in use.
+    pub unsafe fn links_set(self, lv: &Lv, i: usize, w: *mut u8) {
+        // SAFETY: contract; a present slot's link is at its rank.
+        unsafe {
+            match (self.sparse_get::<*mut u8>(lv, i), w.is_null()) {
+                (Some(p), false) => *p = w,
+                (Some(_), true) => self.sparse_unoccupy::<*mut u8>(lv, i),
+                (None, false) => {
+                    self.sparse_open::<*mut u8>(lv, i).write(w);
+                    self.sparse_occupy(lv, i);
+                }
+                (None, true) => {}
+            }
         }
     }
 }

@@ -213,7 +213,7 @@ unsafe fn walk<V, G: Geometry, B: Backend>(t: Tab, l: usize, acc: &mut [Walked; 
     while let Some(j) = unsafe { t.next_occupied(lv, i, lv.fanout - 1) } {
         // SAFETY: as above; `j < fanout`, from the occupancy bitmap, and
         // `l > 0`, so the table has upper slots.
-        match unsafe { t.slot(j) } {
+        match unsafe { t.slot(lv, j) } {
             // SAFETY: a child link of a live table of level `l` points to a
             // live table of level `l - 1` (the raw layer's invariants), under
             // the same borrow.
@@ -271,6 +271,11 @@ impl<V, G: Geometry, B: Backend> MemTable<V, G, B> {
         for p in self.raw.pack_stores() {
             levels[0].nodes += p.live();
             levels[0].bytes += p.bytes();
+        }
+        // So do level-1 tables in the links form.
+        for p in self.raw.links.iter() {
+            levels[1].nodes += p.live();
+            levels[1].bytes += p.bytes();
         }
         levels[G::LEVELS - 1].capacity = Some(1);
         Stats { levels }
