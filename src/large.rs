@@ -208,7 +208,10 @@ impl<V, G: Geometry, B: Backend> MemTable<V, G, B> {
     /// itself a table; [`ConflictLarger`](ErrorKind::ConflictLarger),
     /// [`NoEntriesAtLevel`](ErrorKind::NoEntriesAtLevel),
     /// [`Misaligned`](ErrorKind::Misaligned),
-    /// [`OutOfReach`](ErrorKind::OutOfReach).
+    /// [`OutOfReach`](ErrorKind::OutOfReach),
+    /// [`OutOfNodes`](ErrorKind::OutOfNodes) if the level-1 table that is to
+    /// hold a 2 MiB entry is in its compact form for a few children and no
+    /// memory can be had for its full form.
     ///
     /// ```text
     ///  level 1 slot -> level 0 table           level 1 slot
@@ -217,7 +220,9 @@ impl<V, G: Geometry, B: Backend> MemTable<V, G, B> {
     /// +-----------+    +---+---+-----+---+    +-----------+
     /// ```
     ///
-    /// O(fan-out); never allocates.
+    /// O(fan-out). Allocates only to give a level-1 table of a sparse
+    /// region (at most 16 children, kept in a compact form) its full form,
+    /// once the merge is agreed.
     ///
     /// ```
     /// use mem_table::{ErrorKind, Level, MemTable};
@@ -366,7 +371,10 @@ impl<V, G: Geometry, B: Backend> MemTable<V, G, B> {
 
     /// Merges, bottom up, every full table of equal entries into one larger
     /// entry, wherever the level above holds entries. Returns the number of
-    /// merges. Never allocates.
+    /// merges. Allocates only to give a level-1 table of a sparse region
+    /// (kept in a compact form for at most 16 children) its full form when
+    /// one of its children is full; if that memory cannot be had, that
+    /// table's children are not merged.
     ///
     /// O(tables).
     ///

@@ -18,6 +18,13 @@
 //!  +----------------------------+ size entries, values aside)
 //! ```
 //!
+//! At a level with the links form (level 1 below the top, see
+//! [`links`](super::links)), the upper table starts with the bottom
+//! table's count and `u16` capacity (zero: direct) instead, its slots at
+//! [`off_slots`](Lv::off_slots)` = 8`, then the maps: so a walk tells the
+//! forms apart from the table alone. The links classes are
+//! [`links_bytes`](Lv::links_bytes) long.
+//!
 //! A bottom table may also be packed (see [`forms`](super::forms)): the same
 //! header, its capacity in the `cap` field (zero in the direct form), then
 //! a `u16` rank per map word (`off_ranks`) and its values in slot order

@@ -5,19 +5,35 @@
 //! # Glossary
 //! - **links table**: a level-1 table in the links form: the header,
 //!   indices and masks of a sparse bottom table (see [`sparse`](super::sparse)),
-//!   with child links for values; at most [`LINKS_CAP`] of them, no large
-//!   entry.
-//! - **widen**: move a links table into the direct form, when a slot it
-//!   cannot take arrives (a fifth child, a large entry, every slot marked).
-//! - **narrow**: move a direct level-1 table that removals left with few
-//!   children back to the links form.
+//!   with child links for values; classes of 4, 8 and 16 indices
+//!   ([`LINKS_CLASSES`]); no large entry.
+//! - **widen**: move a links table to a larger class, or to the direct
+//!   form, when a slot it cannot take arrives (a link past its capacity, a
+//!   large entry).
+//! - **narrow**: move a level-1 table that removals left with few children
+//!   to a smaller links class.
 //!
 //! # Forms of a level-1 table
 //!
 //! | form | layout | holds | bytes (x86, `u64`) |
 //! |---|---|---|---|
 //! | direct | count and capacity (zero), slot words, maps, large values | links and large entries, any number | 8,328 |
-//! | links | count and capacity (4), indices, masks, link words | up to 4 links, no large entry | 64 |
+//! | links, class 0 / 1 / 2 | count and capacity (4, 8, 16), indices in use, two `u32` masks, sorted `u16` indices, link words | up to 4 / 8 / 16 links, no large entry | 64 / 96 / 176 |
+//!
+//! ```text
+//!  level 2 slot: link | PACKED | SPARSE          level 1, links form (cap 4)
+//!  +---------------------------------+           +-----------------------------+ 0
+//!  | address of the table    | 1 | 1 | ------->  | len u32 | cap u16 | nk u16  |
+//!  +---------------------------------+           | present u32 | marked u32    | 8
+//!                                                | 8 index rooms (u16, sorted) | 16
+//!                                                | 4 link words (bottom tables,| 32
+//!                                                |   tags and all)             |
+//!                                                +-----------------------------+ 64
+//! ```
+//!
+//! The direct form starts with the same count and capacity (zero), so
+//! [`Tab::sparse`] tells the forms apart from the table alone; its slot
+//! words follow at offset 8 ([`Lv::off_slots`](super::layout::Lv::off_slots)).
 //!
 //! A level-2 slot that links a links table carries [`PACKED_LINK`] and
 //! [`SPARSE_LINK`], as a level-1 slot does for a sparse bottom table, so
@@ -26,24 +42,35 @@
 //! capacity sits at the same offset in both forms.
 //!
 //! # Thresholds
-//! - A level-1 table made for an insert below it starts in the links form,
-//!   unless its slot was marked (every slot of the new table is then
-//!   marked, which only the direct form can say).
-//! - It widens when a link would need a fifth index, or a large entry
-//!   comes: [`probe`](RawTable::probe) and the range plan count the direct
-//!   table, so running out of memory leaves the table as it was. `merge`
-//!   reserves it; `compact` skips the merge if there is no memory.
-//! - A direct level-1 table narrows when a removal leaves it with at most
-//!   two children, no large entry, and at most four slots linked or
-//!   marked: half the capacity, so that one insert and one remove at the
-//!   boundary do not move it back and forth. The narrow allocates beyond
-//!   every reservation, and keeps the form if that fails.
+//! - A level-1 table made for an insert below it starts in the smallest
+//!   links class, unless its slot was marked (every slot of the new table
+//!   is then marked, which only the direct form can say) or the insert
+//!   is a large entry at level 1. Range inserts, splits and clones make
+//!   direct tables, but for a clone of a links table.
+//! - It widens when a link would need an index past its capacity (to the
+//!   next class that holds it; past 16, to the direct form), or a large
+//!   entry comes (direct): [`probe`](RawTable::probe) and the range plan
+//!   count the table, so running out of memory leaves the table as it
+//!   was. A marked removed slot keeps its index until a report takes the
+//!   mark, and counts. `merge` makes the merged value first and allocates
+//!   only when the merge happens; `compact` skips a merge if there is no
+//!   memory.
+//! - A table narrows after a removal below it when its children are at
+//!   most half the capacity of the next smaller form (8 for the direct
+//!   form, 4 for class 2, 2 for class 1), it holds no large entry, and its
+//!   linked and marked slots fit the new class: so one insert and one
+//!   remove at a boundary do not move it back and forth. The narrow
+//!   allocates beyond every reservation, and keeps the form if that fails.
 //!
 //! # Costs
-//! A lookup through a links table compares at most 8 indices (one word's
-//! lanes, as in a sparse bottom table) and reads the link beside them in
-//! the same line. Widening and narrowing move at most 4 links and their
-//! marks.
+//! A lookup through a links table compares the indices a word at a time
+//! (8 or 16 of them, as in a sparse bottom table) and reads the link
+//! beside them, in the first line or the next two; the direct form's walk
+//! pays one test of the level-2 word for it. Widening and narrowing move
+//! at most 16 links and their marks. Other walks read a links table
+//! through the same accessors as a direct one ([`Tab::slot`],
+//! [`Tab::set_word`], [`Tab::occ_word`], the mark accessors), which ask the
+//! table its form.
 //!
 //! [`PACKED_LINK`]: super::node::PACKED_LINK
 //! [`SPARSE_LINK`]: super::node::SPARSE_LINK

@@ -10,6 +10,8 @@
 //! | [`cursor`] | the one walk engine: ordered traversal both ways, change maps, and the table walk under `compact` |
 //! | [`ranges`] | split, merge, the range walker (plan and apply) and compact |
 //! | [`marks`] | change reports and `retain` |
+//! | [`forms`], [`sparse`] | the packed and sparse forms of bottom tables |
+//! | [`links`] | the links form of level-1 tables: a few child links in one to three lines |
 //!
 //! Everything that is not generic over the level lives in [`node`] and
 //! [`bitmap`]; per-level facts are the constants of [`layout::Info`], which
@@ -446,9 +448,10 @@ impl<V, G: Geometry, B: Backend> RawTable<V, G, B> {
     }
 
     /// Marks the slots of `path` above its last (the slots that lead to the
-    /// last entry's table), as [`mark_path`](Self::mark_path) does.
+    /// last entry's table), as [`mark_path`](Self::mark_path) does;
+    /// `links`: the path's level-1 table is a links table.
     #[inline]
-    fn mark_above(path: &Path) {
+    fn mark_above(path: &Path, links: bool) {
         for l in (1..=Self::TOP).rev() {
             let k = Self::TOP - l;
             if k + 1 >= path.len() {
@@ -459,7 +462,7 @@ impl<V, G: Geometry, B: Backend> RawTable<V, G, B> {
             // live upper table of level `l`, sparse only at level 1 (a
             // links table, where the slot has its index: it links a table).
             unsafe {
-                if l == 1 && Self::LINKS {
+                if l == 1 && links {
                     t.mark(Self::lv(1), i);
                 } else {
                     bitmap::set(t.dirty(Self::lv(l)), i);
@@ -697,6 +700,8 @@ impl<V, G: Geometry, B: Backend> RawTable<V, G, B> {
         let mut path = Path::new();
         let mut t = self.root;
         let mut l = Self::TOP;
+        // Whether the level-1 table on the path is a links table.
+        let mut links = false;
         let had = loop {
             let lv = Self::lv(l);
             let i = lv.index(addr);
@@ -724,13 +729,21 @@ impl<V, G: Geometry, B: Backend> RawTable<V, G, B> {
                     break had;
                 }
             }
-            // SAFETY: live upper table, masked index.
-            match (unsafe { t.slot(lv, i) }, l == level) {
-                (Slot::Table(c), false) => t = c,
+            // SAFETY: live upper table, masked index; a level-1 table is a
+            // links table exactly when its level-2 word said so.
+            let slot = unsafe { if l == 1 && links { t.links_slot(lv, i) } else { t.direct_slot(lv, i) } };
+            match (slot, l == level) {
+                (Slot::Table(c), false) => {
+                    if Self::LINKS && l == 2 {
+                        // SAFETY: slot `i` of the direct level-2 table
+                        // links a table: a whole word.
+                        links = unsafe { t.word(lv, i) }.addr() & SPARSE_LINK != 0;
+                    }
+                    t = c;
+                }
                 // A links table takes no large entry: the planned path
                 // widens it.
-                // SAFETY: `t` is a live level-1 table.
-                (Slot::Empty, true) if l == 1 && unsafe { Self::is_links(t, 1) } => return None,
+                (Slot::Empty, true) if l == 1 && links => return None,
                 // SAFETY: the level holds entries (the caller checked the
                 // place); `src` (caller).
                 (Slot::Empty | Slot::Large, true) => unsafe {
@@ -743,7 +756,7 @@ impl<V, G: Geometry, B: Backend> RawTable<V, G, B> {
             l -= 1;
         };
         // The entry's own slot is marked above, where its form is known.
-        Self::mark_above(&path);
+        Self::mark_above(&path, links);
         self.len += !had as usize;
         Some(had)
     }

@@ -14,6 +14,8 @@
 //! | bottom, packed (see [`forms`](super::forms)) | empty / a base entry | the slot's bit in `present`; the value at the slot's rank (the occupied slots before it) among the packed values, `Option` cells or not |
 //! | level 1, linking a packed bottom table | a child table | the child's address with [`PACKED_LINK`] set (and [`SPARSE_LINK`], sparse) |
 //! | bottom, sparse (see [`sparse`](super::sparse)) | empty / a base entry | the slot's index among the sorted indices, present in the present mask; the value at its rank among the present ones |
+//! | level 1, links form (see [`links`](super::links)) | empty / a child table | as a sparse bottom table, the child's link word (with its own tags) for the value; no large entry |
+//! | level 2, linking a links table | a child table | the child's address with [`PACKED_LINK`] and [`SPARSE_LINK`] set |
 //!
 //! A slot's tag byte ([`TAG_BYTE`], the word's low-order byte) is
 //! initialized in every slot, so [`Tab::slot`] reads it first: bit 0 set
@@ -37,8 +39,9 @@
 //!   first `len` packed values are initialized, in slot order, and each
 //!   rank word counts the bits before its word; the level-1 word that links
 //!   a bottom table has [`PACKED_LINK`] set exactly when the table is
-//!   packed, and [`SPARSE_LINK`] exactly when it is sparse (no other link
-//!   has them);
+//!   packed, and [`SPARSE_LINK`] exactly when it is sparse; the level-2
+//!   word that links a level-1 table has both exactly when it is in the
+//!   links form (no other link has them);
 //! - an upper slot is large (tag bit set) only at a level that holds
 //!   entries, and then value `i` is initialized; a child link points to a
 //!   live table of the level below that no other slot links to;
@@ -249,7 +252,7 @@ impl Tab {
     /// # Safety
     /// See above; the table is a links table.
     #[inline(never)]
-    unsafe fn links_slot(self, lv: &Lv, i: usize) -> Slot {
+    pub unsafe fn links_slot(self, lv: &Lv, i: usize) -> Slot {
         // SAFETY: contract; a links table holds only links.
         unsafe {
             match self.sparse_get::<*mut u8>(lv, i) {
