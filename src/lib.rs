@@ -182,9 +182,11 @@
 //!
 //! All three run the same code and give identical results (apart from a
 //! pool running out); a link is an address on each, so lookups cost the
-//! same. `Heap` and `Arena` keep sparse bottom tables packed (a store per
-//! packed size); a `Pool` keeps every table direct, since its promise is a
-//! fixed number of tables per level, sized up front. `Heap` returns a table's memory the moment it empties; `Arena`
+//! same. `Heap` and `Arena` keep sparse bottom tables packed, and level-1
+//! tables of at most 16 children in a links form of 64 to 176 bytes (a
+//! store per packed size); a `Pool` keeps every table direct, since its
+//! promise is a fixed number of tables per level, sized up front. `Heap`
+//! returns a table's memory the moment it empties; `Arena`
 //! packs neighbouring tables into shared pages and releases a chunk when its
 //! tables are all freed; the pool never grows and reports
 //! [`ErrorKind::OutOfNodes`] instead. Measured bytes per entry are in the
