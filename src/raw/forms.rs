@@ -305,12 +305,7 @@ impl<V, G: Geometry, B: Backend> RawTable<V, G, B> {
         if sparse_only && k >= lv.sparse {
             return;
         }
-        let credit = self.stores[0].credit;
-        let store = &mut self.packs[k];
-        if store.ensure(credit + 1).is_err() {
-            return;
-        }
-        let d = Tab(store.alloc().expect("ensured"));
+        let Some(d) = Self::alloc_beyond(&mut self.packs[k], self.stores[0].credit) else { return };
         // SAFETY: fresh memory of class `k`'s layout.
         unsafe { d.init_packed(lv, k) };
         self.move_into(parent, pi, c, d);

@@ -240,15 +240,17 @@ impl<V, G: Geometry, B: Backend> RawTable<V, G, B> {
             }
             k
         };
-        let credit = self.stores[1].credit;
-        let store = &mut self.links[k];
-        if store.ensure(credit + 1).is_err() {
-            return;
-        }
-        let d = Tab(store.alloc().expect("ensured"));
+        let Some(d) = Self::alloc_beyond(&mut self.links[k], self.stores[1].credit) else { return };
         // SAFETY: fresh memory of class `k`'s layout.
         unsafe { d.sparse_init(lv, lv.pack_cap(k)) };
         self.move_links(parent, pi, c, d);
+    }
+
+    /// A table from `store` beyond the `credit` reserved in it, for a move
+    /// to a smaller form that may fail (the form is then kept).
+    pub fn alloc_beyond(store: &mut B::Store, credit: usize) -> Option<Tab> {
+        store.ensure(credit + 1).ok()?;
+        Some(Tab(store.alloc().expect("ensured")))
     }
 
     /// Makes one level-1 table available for a widen outside an insert's
